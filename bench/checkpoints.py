@@ -1,0 +1,77 @@
+"""Finding checkpoint files and naming them by content (sha256).
+
+A checkpoint is looked for, in order: an explicit path; $GENAU_BENCH_CHECKPOINTS/<file>;
+~/.cache/genau-bench/checkpoints/<file>. Downloading is left to the user (or to the
+owning loader when it knows an official URL and the user is online); a missing file is
+a clear error naming the file and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GENAU_BENCH_CACHE", Path.home() / ".cache" / "genau-bench"))
+
+
+def checkpoint_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("GENAU_BENCH_CHECKPOINTS"):
+        dirs.append(Path(os.environ["GENAU_BENCH_CHECKPOINTS"]))
+    dirs.append(cache_root() / "checkpoints")
+    return dirs
+
+
+class CheckpointNotFound(FileNotFoundError):
+    pass
+
+
+def find_checkpoint(filename: str, explicit: str | Path | None = None, *, what: str = "", source: str = "") -> Path:
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not p.exists():
+            raise CheckpointNotFound(f"{p}: checkpoint file not found{f' ({what})' if what else ''}")
+        return p
+    for d in checkpoint_dirs():
+        if (d / filename).exists():
+            return d / filename
+    where = " or ".join(str(d / filename) for d in checkpoint_dirs())
+    hint = f" Get it from {source}." if source else ""
+    raise CheckpointNotFound(
+        f"{what or 'checkpoint'} {filename!r} not found. Put it at {where}, or pass its path "
+        f"(e.g. --checkpoint NAME=PATH).{hint}"
+    )
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 22) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) so multi-GB checkpoints hash once."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo_file = cache_root() / "sha256-memo.json"
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    memo: dict = {}
+    if memo_file.exists():
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    memo[key] = digest
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, memo_file)
+    except OSError:
+        pass
+    return digest

@@ -1,0 +1,1 @@
+"""Metric suite: pure metric math over arrays, streaming wrappers, backbones, cache, scoring."""

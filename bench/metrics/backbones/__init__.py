@@ -1,0 +1,24 @@
+"""Embedding backbones behind one interface (see base.py), found by name."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from bench.metrics.backbones.base import AudioBackbone, BackboneIdentity, TextAudioBackbone
+
+BACKBONES: dict[str, str] = {
+    "panns-cnn14-16k": "bench.metrics.backbones.panns:Cnn14Backbone",
+    "vggish": "bench.metrics.backbones.vggish:VGGishBackbone",
+}
+
+__all__ = ["AudioBackbone", "BackboneIdentity", "TextAudioBackbone", "BACKBONES", "backbone_class"]
+
+
+def backbone_class(name: str) -> type[AudioBackbone]:
+    if name not in BACKBONES:
+        close = difflib.get_close_matches(name, list(BACKBONES), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise KeyError(f"unknown backbone {name!r}.{hint} Known: {', '.join(BACKBONES)}")
+    module, _, attr = BACKBONES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

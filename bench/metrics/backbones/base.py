@@ -1,0 +1,80 @@
+"""One small interface per embedding network (after fadtk's ModelLoader).
+
+A backbone knows its name, sample rate and output dimensions, how to load its official
+checkpoint (published key layout) and how to embed a batch of mono float32 waveforms that
+are already at `sample_rate`. Decoding, resampling and caching are done centrally
+(bench.audio, bench.metrics.cache), never inside a backbone.
+
+Weights are labelled honestly: `weights` is "official" only when an official checkpoint
+file was loaded; "random" (fixed seed) or "tiny-trained" otherwise, and results computed
+with such weights say so everywhere they appear.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    name: str
+    sample_rate: int
+    checkpoint_id: str  # "sha256:<hex>" of the loaded file, or "random:seed=<n>"
+    weights: str  # "official" | "random" | "tiny-trained"
+    source: str  # file path, hub id, or "in-process"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class AudioBackbone(ABC):
+    name: ClassVar[str]
+    sample_rate: ClassVar[int]
+    embedding_dim: ClassVar[int]
+    # What `embed` returns per clip: e.g. ("embedding", "logits") or ("frames",).
+    outputs: ClassVar[tuple[str, ...]] = ("embedding",)
+    # Official checkpoint file name and where users get it (shown when it is missing).
+    checkpoint_filename: ClassVar[str] = ""
+    checkpoint_source: ClassVar[str] = ""
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model: torch.nn.Module | None = None
+        self.identity: BackboneIdentity | None = None
+
+    # -- weights ---------------------------------------------------------------------
+    @abstractmethod
+    def load(self, checkpoint: str | Path | None = None) -> "AudioBackbone":
+        """Load the official checkpoint (path, or found in the checkpoint dirs). Returns self."""
+
+    @abstractmethod
+    def init_random(self, seed: int = 0) -> "AudioBackbone":
+        """Build the full architecture with fixed-seed random weights (tests, demo). Returns self."""
+
+    # -- inference -------------------------------------------------------------------
+    @abstractmethod
+    def embed(self, waveforms: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """One dict per clip with the keys in `outputs` (float32 numpy arrays)."""
+
+    @property
+    def checkpoint_id(self) -> str:
+        self._require_loaded()
+        return self.identity.checkpoint_id
+
+    def _require_loaded(self) -> None:
+        if self.model is None or self.identity is None:
+            raise RuntimeError(f"backbone {self.name}: call load(checkpoint) or init_random(seed) first")
+
+
+class TextAudioBackbone(AudioBackbone):
+    """A contrastive model (CLAP) that also embeds text into the audio embedding space."""
+
+    @abstractmethod
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, embedding_dim) float32 text embeddings (not necessarily normalised)."""

@@ -1,0 +1,177 @@
+"""AudioLDM-L (diffusers `AudioLDMPipeline`, hub id cvssp/audioldm-l-full) and its offline tiny twin."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bench.plugins._hub import folder_identity, resolve_model_dir
+from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
+
+
+def _audioldm_pipeline_class():
+    from diffusers import AudioLDMPipeline  # kept importable under diffusers' pipelines/deprecated
+
+    return AudioLDMPipeline
+
+
+class _DiffusersAudioPlugin(TextToAudioPlugin):
+    """Shared generation path for diffusers text-to-audio pipelines."""
+
+    pipe = None
+
+    def parameter_count(self) -> int:
+        self._ensure_loaded()
+        total = 0
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2", "vocoder", "projection_model", "language_model"):
+            module = getattr(self.pipe, name, None)
+            if isinstance(module, torch.nn.Module):
+                total += sum(p.numel() for p in module.parameters())
+        return total
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
+        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        out = self.pipe(
+            prompt=list(prompts),
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            audio_length_in_s=duration_s,
+            num_waveforms_per_prompt=1,  # protocol: one candidate, no CLAP re-ranking
+            generator=generators,
+            output_type="np",
+        )
+        return [np.asarray(a, dtype=np.float32) for a in out.audios]
+
+
+class AudioLDMLarge(_DiffusersAudioPlugin):
+    info = PluginInfo(
+        name="audioldm-l",
+        family="audioldm",
+        native_sample_rate=16_000,
+        defaults=InferenceSettings(sampler="DDIM", steps=200, guidance=2.5, duration_s=10.0),
+        training_data="AudioSet, AudioCaps, Freesound, BBC Sound Effects (AudioLDM paper)",
+        text_encoder="LAION-CLAP (RoBERTa) text branch",
+        source="hf:cvssp/audioldm-l-full (diffusers AudioLDMPipeline)",
+        paper_params="739M",
+        notes="Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no re-ranking.",
+    )
+    repo_id = "cvssp/audioldm-l-full"
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
+        return folder is not None, status
+
+    def checkpoint_identity(self) -> str:
+        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
+        if folder is None:
+            raise FileNotFoundError(f"{self.name}: {status}")
+        return folder_identity(folder)
+
+    def load(self) -> None:
+        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
+        if folder is None:
+            raise FileNotFoundError(f"{self.name}: {status}")
+        self.pipe = _audioldm_pipeline_class().from_pretrained(str(folder)).to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+
+
+def build_tiny_audioldm_components(seed: int = 0) -> dict:
+    """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import ClapTextConfig, ClapTextModelWithProjection, SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    from bench.plugins._tiny_text import roberta_style_tokenizer
+
+    tokenizer = roberta_style_tokenizer()
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(16, 32),
+        attention_head_dim=4,
+        norm_num_groups=8,
+        class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=16,
+        class_embeddings_concat=True,
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=[8, 16],
+        in_channels=1,
+        out_channels=1,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=8,
+    )
+    torch.manual_seed(seed)
+    text_encoder = ClapTextModelWithProjection(
+        ClapTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            pad_token_id=1,
+            hidden_size=16,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            vocab_size=len(tokenizer),
+            projection_dim=16,
+            max_position_embeddings=80,
+        )
+    )
+    torch.manual_seed(seed)
+    vocoder = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=16,
+            sampling_rate=16_000,
+            upsample_initial_channel=16,
+            upsample_rates=[10, 4, 4],
+            upsample_kernel_sizes=[20, 8, 8],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            normalize_before=False,
+        )
+    )
+    with torch.no_grad():  # random HiFi-GAN output is ~1e-7; scale it to an audible level (~0.1 peak)
+        vocoder.conv_post.weight.mul_(6e5)
+    scheduler = DDIMScheduler(
+        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+    )
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)
+
+
+class AudioLDMTiny(_DiffusersAudioPlugin):
+    info = PluginInfo(
+        name="audioldm-l-tiny",
+        family="audioldm",
+        native_sample_rate=16_000,
+        defaults=InferenceSettings(sampler="DDIM", steps=10, guidance=2.5, duration_s=10.0),
+        training_data="none (random weights, seed 0)",
+        text_encoder="tiny CLAP text branch, in-process BPE tokenizer",
+        source="in-process (diffusers AudioLDMPipeline with tiny components)",
+        tiny=True,
+        notes="Offline twin of audioldm-l: same pipeline code, tiny random components, 10 DDIM steps.",
+    )
+    seed = 0
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        return True, "built in-process (random weights, seed 0)"
+
+    def checkpoint_identity(self) -> str:
+        return f"random:seed={self.seed}"
+
+    def load(self) -> None:
+        self.pipe = _audioldm_pipeline_class()(**build_tiny_audioldm_components(self.seed)).to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,173 @@
+"""The one interface every text-to-audio model implements (the harness knows nothing else).
+
+A plugin is described by class attributes (name, native sample rate, default inference
+settings from the model's paper / official code, training-data note, source) and does two
+things: `load()` its weights and `generate(...)` waveforms. The protocol (one candidate per
+prompt, no CLAP re-ranking, 10 s, 16 kHz output) is applied here for every model: plugins
+implement `_generate` at their native rate; `generate` resamples to the protocol rate with
+the protocol's named resampler and records that it did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from bench.audio import resample
+from bench.protocol import PROTOCOL
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    sampler: str
+    steps: int
+    guidance: float
+    duration_s: float = 10.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Static facts shown by `bench models` and copied into every manifest / leaderboard row."""
+
+    name: str
+    family: str
+    native_sample_rate: int
+    defaults: InferenceSettings
+    training_data: str
+    text_encoder: str
+    source: str
+    paper_params: str = ""
+    tiny: bool = False
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["defaults"] = self.defaults.to_dict()
+        return d
+
+
+@dataclass
+class GenerationRecord:
+    """What actually happened in one `generate` call, for the run manifest."""
+
+    native_sample_rate: int
+    output_sample_rate: int
+    resampled: bool
+    resampler: str | None
+    extra: dict = field(default_factory=dict)
+
+
+def clip_seed(base_seed: int, clip_id: str) -> int:
+    """Per-clip seed that depends only on the run seed and the clip id.
+
+    Generation is then independent of sharding and of which clips an earlier,
+    interrupted run already finished.
+    """
+    digest = hashlib.sha256(f"{base_seed}:{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class TextToAudioPlugin(ABC):
+    info: ClassVar[PluginInfo]
+
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu"):
+        self.checkpoint = checkpoint
+        self.device = device
+        self._loaded = False
+        self.last_record: GenerationRecord | None = None
+
+    # -- identity --------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def output_sample_rate(self) -> int:
+        return PROTOCOL.sample_rate
+
+    @abstractmethod
+    def checkpoint_status(self) -> tuple[bool, str]:
+        """(available, where it is or what is missing and how to get it); cheap, loads nothing."""
+
+    @abstractmethod
+    def checkpoint_identity(self) -> str:
+        """File sha256 ("sha256:...") or hub revision ("hub:<id>@<rev>") or "random:seed=N" (tiny)."""
+
+    @property
+    def weights(self) -> str:
+        """'official' for released checkpoints, 'random' / 'tiny-trained' for the offline twins."""
+        return "random" if self.info.tiny else "official"
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Parameters of the loaded model (all components that run at inference)."""
+
+    # -- work ------------------------------------------------------------------------
+    @abstractmethod
+    def load(self) -> None:
+        """Build / load the weights. Raises a clear error naming missing files."""
+
+    @abstractmethod
+    def _generate(
+        self, prompts: Sequence[str], *, seeds: Sequence[int], steps: int, guidance: float, duration_s: float
+    ) -> list[np.ndarray]:
+        """One mono float32 waveform per prompt at `info.native_sample_rate`; one candidate each."""
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        seed: int | Sequence[int],
+        steps: int | None = None,
+        guidance: float | None = None,
+        duration: float | None = None,
+        batch_size: int = 8,
+    ) -> list[np.ndarray]:
+        """Waveforms at the protocol rate (16 kHz), exactly `duration` seconds each.
+
+        `seed` is one int (prompt i gets seed + i) or one seed per prompt.
+        """
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+        d = self.info.defaults
+        steps = d.steps if steps is None else steps
+        guidance = d.guidance if guidance is None else guidance
+        duration = d.duration_s if duration is None else duration
+        seeds = [seed + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        out: list[np.ndarray] = []
+        for start in range(0, len(prompts), batch_size):
+            waves = self._generate(
+                list(prompts[start : start + batch_size]),
+                seeds=seeds[start : start + batch_size],
+                steps=steps,
+                guidance=guidance,
+                duration_s=duration,
+            )
+            out.extend(waves)
+        native, target = self.info.native_sample_rate, PROTOCOL.sample_rate
+        n = int(round(duration * target))
+        result = [_fit_length(resample(np.asarray(w, np.float32).reshape(-1), native, target, PROTOCOL.resampler), n) for w in out]
+        self.last_record = GenerationRecord(
+            native_sample_rate=native,
+            output_sample_rate=target,
+            resampled=native != target,
+            resampler=PROTOCOL.resampler if native != target else None,
+        )
+        return result
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Pad with zeros or cut so every clip is exactly the requested duration."""
+    if len(x) >= n:
+        return np.ascontiguousarray(x[:n])
+    return np.concatenate([x, np.zeros(n - len(x), np.float32)])
