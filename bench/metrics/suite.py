@@ -177,7 +177,7 @@ class _Embedder:
                 need = [f for f, names in todo.items() if name in names and f in decoded]
                 if not need:
                     continue
-                waves = [resample(decoded[f][0], decoded[f][1], bb.sample_rate, self.config.resampler) for f in need]
+                waves = [bb.prepare(resample(decoded[f][0], decoded[f][1], bb.sample_rate, self.config.resampler)) for f in need]
                 for f, emb in zip(need, bb.embed(waves)):
                     emb = {k: np.asarray(v, dtype=np.float32) for k, v in emb.items()}
                     self.cache.put(self._digest[f], name, bb.checkpoint_id, bb.sample_rate, self.config.resampler, emb)

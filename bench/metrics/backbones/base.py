@@ -58,6 +58,11 @@ class AudioBackbone(ABC):
         """Build the full architecture with fixed-seed random weights (tests, demo). Returns self."""
 
     # -- inference -------------------------------------------------------------------
+    def prepare(self, waveform: np.ndarray) -> np.ndarray:
+        """Per-clip conditioning that is part of the metric's definition (applied by the suite
+        after central resampling, before `embed`). Identity unless a backbone overrides it."""
+        return waveform
+
     @abstractmethod
     def embed(self, waveforms: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """One dict per clip with the keys in `outputs` (float32 numpy arrays)."""
@@ -70,6 +75,16 @@ class AudioBackbone(ABC):
     def _require_loaded(self) -> None:
         if self.model is None or self.identity is None:
             raise RuntimeError(f"backbone {self.name}: call load(checkpoint) or init_random(seed) first")
+
+
+def audioldm_eval_prepare(waveform: np.ndarray, min_samples: int = 32_000) -> np.ndarray:
+    """audioldm_eval's loader conditioning for PANNs / VGGish: remove the clip's mean (DC),
+    then zero-pad at the end to at least 2 s at 16 kHz. Part of FD / IS / KL / FAD's definition."""
+    x = np.asarray(waveform, dtype=np.float32)
+    x = x - x.mean(dtype=np.float64).astype(np.float32)
+    if len(x) < min_samples:
+        x = np.concatenate([x, np.zeros(min_samples - len(x), np.float32)])
+    return x
 
 
 class TextAudioBackbone(AudioBackbone):

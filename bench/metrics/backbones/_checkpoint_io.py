@@ -1,0 +1,119 @@
+"""Reading official PyTorch checkpoint files and checking converted state dicts.
+
+Shared by the CLAP backbones: every failure is a `CheckpointFormatError` whose message
+starts with the file (or "state dict" when no file is involved) and says what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint that does not hold the expected network; the message names the file."""
+
+
+def _numpy_safe_globals() -> list:
+    """numpy reconstructors that training scripts pickle next to tensors (epoch counters,
+    sampler state), under numpy 1 and numpy 2 module paths."""
+    try:
+        import numpy._core.multiarray as multiarray
+    except ImportError:  # numpy < 2
+        import numpy.core.multiarray as multiarray
+    allowed: list = [np.ndarray, np.dtype]
+    for fn_name in ("_reconstruct", "scalar"):
+        fn = getattr(multiarray, fn_name)
+        allowed += [(fn, f"numpy.core.multiarray.{fn_name}"), (fn, f"numpy._core.multiarray.{fn_name}")]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    return allowed
+
+
+def read_state_dict(
+    path: str | Path, containers: Iterable[str], *, what: str, allow_pickle: bool = False
+) -> dict[str, torch.Tensor]:
+    """The state dict inside a `torch.save`d file: the first of `containers` present as a key
+    of the saved dict (e.g. "state_dict", "model"), else the saved dict itself when all its
+    values are tensors. Loads with `weights_only=True` (no code from the file is run) unless
+    `allow_pickle` is set, for a file you trust that also pickles other Python objects."""
+    path = Path(path)
+    try:
+        if allow_pickle:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for foreign / corrupt / unsafe files
+        hint = "" if allow_pickle else " (if the file is trusted and pickles other objects, pass allow_pickle=True)"
+        raise CheckpointFormatError(
+            f"{path}: cannot read as a PyTorch checkpoint of {what} ({type(e).__name__}: {e}){hint}"
+        ) from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointFormatError(f"{path}: not a {what} checkpoint: holds a {type(obj).__name__}, not a dict")
+    containers = tuple(containers)
+    for key in containers:
+        if key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    state = dict(obj)
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointFormatError(
+            f"{path}: not a {what} checkpoint: expected a state dict (or a dict holding one under "
+            f"{' / '.join(repr(c) for c in containers)}), found keys {sorted(map(str, obj))[:8]}"
+        )
+    return state
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str, *, source: str) -> dict[str, torch.Tensor]:
+    """Remove `prefix` (e.g. DistributedDataParallel's "module.") when every key has it."""
+    keys = list(state)
+    n = sum(k.startswith(prefix) for k in keys)
+    if n == 0:
+        return dict(state)
+    if n != len(keys):
+        odd = [k for k in keys if not k.startswith(prefix)][:5]
+        raise CheckpointFormatError(f"{source}: some keys start with {prefix!r} and some do not, e.g. {odd}")
+    return {k[len(prefix) :]: v for k, v in state.items()}
+
+
+def expected_state(model_factory: Callable[[], nn.Module]) -> dict[str, torch.Size]:
+    """Key -> shape of the module the factory builds, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = model_factory()
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def check_complete(
+    converted: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Size],
+    *,
+    unknown: list[str],
+    source: str,
+    what: str,
+) -> None:
+    """Raise if any source key was not understood, any expected key is missing, a key is
+    not expected, or a shape differs; list a few of each."""
+    problems = []
+    if unknown:
+        problems.append(f"{len(unknown)} unknown keys, e.g. {sorted(unknown)[:6]}")
+    missing = [k for k in expected if k not in converted]
+    if missing:
+        problems.append(f"{len(missing)} missing weights, e.g. {missing[:6]}")
+    extra = [k for k in converted if k not in expected]
+    if extra:
+        problems.append(f"{len(extra)} keys this configuration does not have, e.g. {extra[:6]}")
+    shapes = [
+        f"{k}: {tuple(converted[k].shape)} vs expected {tuple(expected[k])}"
+        for k in expected
+        if k in converted and tuple(converted[k].shape) != tuple(expected[k])
+    ]
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches, e.g. {shapes[:4]}")
+    if problems:
+        raise CheckpointFormatError(f"{source}: not a {what} checkpoint: " + "; ".join(problems))
