@@ -275,7 +275,7 @@ def cmd_leaderboard(args) -> int:
     except FileNotFoundError as e:
         raise SystemExit(f"error: {e}") from None
     csv_path, png_path = write_leaderboard(df, args.out, args.split)
-    show = [c for c in df.columns if c in ("rank", "model", "weights") or (("@" in c) and not c.endswith(("_ci95", "_missing_reason")))]
+    show = [c for c in df.columns if c in ("rank", "model", "weights") or (("@" in c) and not c.endswith(("_ci95_low", "_ci95_high", "_missing_reason")))]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.float_format", "{:.4g}".format):
         print(df[show].to_string(index=False))
     print(f"\nleaderboard: {csv_path}\nchart:       {png_path}")

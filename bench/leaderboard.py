@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.runs.store import RunStore
 
+SUFFIXES = ("_ci95_low", "_ci95_high", "_missing_reason")
 LOWER_IS_BETTER = ("FD", "FAD", "KL_softmax", "KL_sigmoid", "KAD")
 CHART_METRICS = ("FD", "FAD", "IS", "KL_softmax", "KAD", "CLAP_LAION", "CLAP_MS")
 
@@ -67,9 +68,8 @@ def record_row(rec: dict) -> dict:
     }
     for m in rec["metrics"]:
         row[m["column"]] = m["value"]
-        row[m["column"] + "_ci95"] = (
-            f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if not (math.isnan(m["ci_low"]) or math.isnan(m["ci_high"])) else ""
-        )
+        row[m["column"] + "_ci95_low"] = m["ci_low"]
+        row[m["column"] + "_ci95_high"] = m["ci_high"]
         if math.isnan(m["value"]) and m.get("reason"):
             row[m["column"] + "_missing_reason"] = m["reason"]
     row.update(
@@ -110,7 +110,7 @@ def build_leaderboard(root: str | Path, split: str, *, rank_by: str = "FD", with
         raise FileNotFoundError(f"no scored runs for split {split!r} under {root}; run `bench run --split {split} ...` first")
     rows = [record_row(r) for r in records]
     df = pd.DataFrame(rows)
-    metric_columns = {metric_name(c): c for c in df.columns if metric_name(c) != c and not c.endswith(("_ci95", "_missing_reason"))}
+    metric_columns = {metric_name(c): c for c in df.columns if metric_name(c) != c and not c.endswith(SUFFIXES)}
     if with_paper if with_paper is not None else split == "audiocaps":
         df = pd.concat([df, pd.DataFrame(paper_rows(metric_columns))], ignore_index=True)
     df.insert(0, "rank", pd.NA)
@@ -145,17 +145,21 @@ def plot_leaderboard(df: pd.DataFrame, path: Path, split: str) -> None:
     import matplotlib.pyplot as plt
 
     ours = df[df["source"] == "this benchmark"]
-    cols = [c for c in ours.columns if metric_name(c) in CHART_METRICS and metric_name(c) != c and not c.endswith(("_ci95", "_missing_reason"))]
+    cols = [c for c in ours.columns if metric_name(c) in CHART_METRICS and metric_name(c) != c and not c.endswith(SUFFIXES)]
     cols = [c for c in cols if ours[c].notna().any()]
     n = max(len(cols), 1)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
     labels = [f"{m}{'' if c else ' *'}" for m, c in zip(ours["model"], ours["comparable"])]
     for ax, col in zip(axes[0], cols):
         vals = ours[col].astype(float)
-        ax.bar(range(len(vals)), vals, color=["tab:blue" if c else "tab:gray" for c in ours["comparable"]])
+        low, high = ours.get(col + "_ci95_low"), ours.get(col + "_ci95_high")
+        yerr = None
+        if low is not None and high is not None:
+            yerr = [(vals - low.astype(float)).clip(lower=0).fillna(0), (high.astype(float) - vals).clip(lower=0).fillna(0)]
+        ax.bar(range(len(vals)), vals, yerr=yerr, capsize=3, color=["tab:blue" if c else "tab:gray" for c in ours["comparable"]])
         ax.set_xticks(range(len(vals)), labels, rotation=45, ha="right", fontsize=7)
         arrow = "lower is better" if metric_name(col) in LOWER_IS_BETTER else "higher is better"
-        ax.set_title(f"{col}\n({arrow})", fontsize=8)
+        ax.set_title(f"{col}\n({arrow}; bars: 95% bootstrap CI)", fontsize=8)
     title = f"genau-bench leaderboard: {split}"
     if not ours["comparable"].all():
         title += "\n* random / tiny weights (model or backbones): NOT comparable to published numbers"
