@@ -247,6 +247,8 @@ def cmd_score(args) -> int:
     result = score(gen, ref, texts, _score_config(args, cfg_file), EmbeddingCache(enabled=not args.no_cache))
     rec = {
         "protocol_version": PROTOCOL.version,
+        "model": f"folder {args.gen}",
+        "split": args.split or f"references in {args.ref}",
         "gen_dir": str(args.gen),
         "ref": str(args.ref or args.split),
         "n_missing_reference": len(set(gen) - set(ref)),

@@ -117,3 +117,19 @@ def test_same_seed_same_audio_different_seed_different(tmp_path, toy_plugin_path
     a, _ = sf.read(r1.clip_path("demo-01"))
     b, _ = sf.read(r3.clip_path("demo-01"))
     assert np.abs(a - b).max() > 1e-3
+
+
+def test_torchrun_two_processes_split_the_prompts(tmp_path, toy_plugin_path):
+    """Launched by torchrun (RANK / WORLD_SIZE set), each process takes every other batch;
+    the result equals a single-process run."""
+    args = ["--split", "demo", "--models", "toy-sine", "--no-score", "--batch-size", "2", "--duration", "1"]
+    single = _run_cli(["run", *args, "--out", str(tmp_path / "single")], {}, toy_plugin_path)
+    assert single.wait(120) == 0
+    env = {**os.environ, "PYTHONPATH": f"{toy_plugin_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+         "-m", "bench.cli", "run", *args, "--out", str(tmp_path / "multi")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _clips(tmp_path / "multi") == _clips(tmp_path / "single")

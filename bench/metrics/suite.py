@@ -10,7 +10,7 @@ computed is NaN with its reason, never -1 or 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -123,11 +123,28 @@ class ScoreResult:
         }
 
 
+def _in_process_tokenizer(official_name: str):
+    """Random-weight text towers never touch the hub: they get an in-process tokenizer of the
+    same family (the numbers are labelled random anyway)."""
+    from bench.metrics.backbones import _tokenizers as T
+
+    builders = {"roberta": T.build_test_roberta_tokenizer, "gpt2": T.build_test_gpt2_tokenizer, "bert": T.build_test_bert_tokenizer}
+    for family, build in builders.items():
+        if family in official_name:
+            return build()
+    raise ValueError(f"no in-process tokenizer for {official_name!r}")
+
+
 def build_backbone(name: str, config: ScoreConfig) -> AudioBackbone:
-    bb = backbone_class(name)(device=config.device)
-    if config.weights == "random":
-        return bb.init_random(config.random_seed)
-    return bb.load(config.checkpoints.get(name))
+    cls = backbone_class(name)
+    if config.weights == "official":
+        return cls(device=config.device).load(config.checkpoints.get(name))
+    official_tokenizer = getattr(getattr(cls, "default_config", None), "tokenizer", None)
+    if issubclass(cls, TextAudioBackbone) and official_tokenizer:
+        bb = cls(device=config.device, tokenizer=_in_process_tokenizer(official_tokenizer)).init_random(config.random_seed)
+        bb.identity = replace(bb.identity, checkpoint_id=f"{bb.identity.checkpoint_id}+in-process-tokenizer", source=f"in-process (random weights; tokenizer stands in for {official_tokenizer})")
+        return bb
+    return cls(device=config.device).init_random(config.random_seed)
 
 
 class _Embedder:

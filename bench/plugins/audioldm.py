@@ -149,6 +149,8 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
     scheduler = DDIMScheduler(
         beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
     )
+    for module in (unet, vae, text_encoder, vocoder):
+        module.eval()  # dropout off: the same seed must give the same clip
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)
 
 

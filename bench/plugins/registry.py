@@ -22,10 +22,24 @@ ENTRY_POINT_GROUP = "genau_bench.plugins"
 BUILTIN_PLUGINS: dict[str, str] = {
     "audioldm-l": "bench.plugins.audioldm:AudioLDMLarge",
     "audioldm-l-tiny": "bench.plugins.audioldm:AudioLDMTiny",
+    "audioldm2-l": "bench.plugins.audioldm2:AudioLDM2Large",
+    "audioldm2-l-tiny": "bench.plugins.audioldm2:AudioLDM2Tiny",
+    "tango": "bench.plugins.tango:Tango",
+    "tango-tiny": "bench.plugins.tango:TangoTiny",
+    "tango2": "bench.plugins.tango:Tango2",
+    "tango2-tiny": "bench.plugins.tango:Tango2Tiny",
+    "genau-tiny": "bench.plugins.genau:GenAuTiny",
+    "genau-s": "bench.plugins.genau:GenAuSmall",
+    "genau-l": "bench.plugins.genau:GenAuLarge",
 }
 
 # Named by the protocol, implemented in their own issues; listed so users see what is coming.
-PLANNED_PLUGINS: dict[str, str] = {}
+PLANNED_PLUGINS: dict[str, str] = {
+    "make-an-audio": "architecture + key mapping still to be written (issue 7)",
+    "make-an-audio-tiny": "tiny twin of make-an-audio (issue 7)",
+    "make-an-audio-2": "architecture + key mapping still to be written (issue 7); structured captions are parsed already",
+    "make-an-audio-2-tiny": "tiny twin of make-an-audio-2 (issue 7)",
+}
 
 
 class UnknownModelError(KeyError):

@@ -10,6 +10,10 @@ from bench.metrics.backbones.base import AudioBackbone, BackboneIdentity, TextAu
 BACKBONES: dict[str, str] = {
     "panns-cnn14-16k": "bench.metrics.backbones.panns:Cnn14Backbone",
     "vggish": "bench.metrics.backbones.vggish:VGGishBackbone",
+    "laion-clap-htsat-base": "bench.metrics.backbones.laion_clap:LaionClapHtsatBase",
+    "laion-clap-htsat-tiny": "bench.metrics.backbones.laion_clap:LaionClapHtsatTiny",
+    "ms-clap-2022": "bench.metrics.backbones.ms_clap:MsClap2022",
+    "ms-clap-2023": "bench.metrics.backbones.ms_clap:MsClap2023",
 }
 
 __all__ = ["AudioBackbone", "BackboneIdentity", "TextAudioBackbone", "BACKBONES", "backbone_class"]

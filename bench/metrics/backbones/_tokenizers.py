@@ -1,0 +1,118 @@
+"""Tiny tokenizers built in-process, for tests and demos without a model hub.
+
+Each builder trains a small subword model with the `tokenizers` library on a fixed corpus and
+wraps it in the transformers tokenizer class the real model uses, with the real model's
+special-token conventions:
+
+- RoBERTa (LAION-CLAP): byte-level BPE, `<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, `<mask>` last;
+  `<s> ... </s>` added around each text (RobertaProcessing).
+- BERT uncased (MS-CLAP 2022): WordPiece, `[PAD]`=0, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`,
+  lower-casing; `[CLS] ... [SEP]`.
+- GPT-2 (MS-CLAP 2023): byte-level BPE, `!`=0 as in GPT-2 (msclap pads with `!` and takes id 0
+  for padding), `<|endoftext|>` the last id (never 0), no special tokens added around texts.
+
+The same call returns the same vocabulary every time (BPE training on a fixed corpus; the
+WordPiece vocabulary is built directly).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+DEFAULT_CORPUS: tuple[str, ...] = (
+    "a dog barks loudly in the distance",
+    "rain falls on a metal roof while thunder rumbles",
+    "a man speaks and a crowd laughs",
+    "birds chirp and a car passes by",
+    "water runs from a faucet into a sink",
+    "an engine idles then revs up",
+    "a woman sings softly with a guitar",
+    "footsteps on gravel and wind blowing",
+    "a baby cries while people talk",
+    "the bell rings twice and a door closes",
+    "Some punctuation! Numbers 1 2 3, and CAPITALS.",
+)
+
+
+def check_texts(texts: Sequence[str], name: str) -> list[str]:
+    """The texts given to a backbone's `embed_text` as a list of str, or a TypeError naming it."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name}: embed_text takes a sequence of strings, not one string")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}: text {i} is a {type(t).__name__}, not a str")
+    return texts
+
+
+def _corpus(corpus: Iterable[str] | None) -> list[str]:
+    texts = list(DEFAULT_CORPUS if corpus is None else corpus)
+    if not texts:
+        raise ValueError("tokenizer corpus is empty")
+    # Repeat so every pair is frequent enough to be merged: the vocabulary fills up.
+    return texts * 4
+
+
+def _train_byte_level_bpe(corpus: Sequence[str], n_merged: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Vocabulary (byte alphabet first, so '!' is id 0) and merges of a byte-level BPE."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=len(alphabet) + n_merged,
+        initial_alphabet=alphabet,
+        special_tokens=[],
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    import json
+
+    model = json.loads(tok.to_str())["model"]
+    vocab = dict(model["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return vocab, merges
+
+
+def build_test_roberta_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
+    """A RobertaTokenizer (byte-level BPE) with RoBERTa's special ids; vocab size is
+    256 byte symbols + `n_merged` merges + 5 specials."""
+    from transformers import RobertaTokenizer
+
+    bpe_vocab, merges = _train_byte_level_bpe(_corpus(corpus), n_merged)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for piece, _ in sorted(bpe_vocab.items(), key=lambda kv: kv[1]):
+        vocab.setdefault(piece, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    tok = RobertaTokenizer(vocab=vocab, merges=merges)
+    assert tok.pad_token_id == 1 and tok.cls_token_id == 0 and tok.sep_token_id == 2
+    return tok
+
+
+def build_test_gpt2_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
+    """A GPT2Tokenizer (byte-level BPE): '!' is id 0 as in GPT-2, `<|endoftext|>` is the last id."""
+    from transformers import GPT2Tokenizer
+
+    vocab, merges = _train_byte_level_bpe(_corpus(corpus), n_merged)
+    if vocab.get("!") != 0:
+        raise RuntimeError("byte-level BPE training did not put '!' at id 0 (GPT-2 convention)")
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = GPT2Tokenizer(vocab=vocab, merges=merges)
+    assert tok.eos_token_id == len(vocab) - 1 and tok.eos_token_id != 0
+    return tok
+
+
+def build_test_bert_tokenizer(corpus: Iterable[str] | None = None):
+    """A BertTokenizer (uncased WordPiece) with `[PAD]`=0. The vocabulary is built, not
+    trained (WordPiece training breaks frequency ties differently from run to run): the
+    specials, every character alone and as a `##` continuation, then every whole word."""
+    from transformers import BertTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    words = sorted({w for t in _corpus(corpus) for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(t))})
+    chars = sorted({c for w in words for c in w})
+    pieces = specials + chars + [f"##{c}" for c in chars] + [w for w in words if len(w) > 1]
+    return BertTokenizer(vocab={p: i for i, p in enumerate(pieces)}, do_lower_case=True)

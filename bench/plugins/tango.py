@@ -1,0 +1,805 @@
+"""Tango and Tango 2 (declare-lab), loaded from their released files, plus offline tiny twins.
+
+What the official code does (declare-lab/tango, `tango.py` / `models.py`, same for `tango2/`):
+- `snapshot_download("declare-lab/tango")` gives `main_config.json`, `vae_config.json`,
+  `stft_config.json`, `pytorch_model_main.bin`, `pytorch_model_vae.bin`, `pytorch_model_stft.bin`.
+- `AudioDiffusion(**main_config)`: FLAN-T5-large encoder (`T5EncoderModel`, tokenizer from the
+  hub id `google/flan-t5-large`) + a diffusers `UNet2DConditionModel` built from the repo's
+  `configs/diffusion_model_config.json` (8 latent channels, cross-attention 1024, linear
+  projections, upcast attention). Its state dict is `pytorch_model_main.bin` with the prefixes
+  `text_encoder.` and `unet.`.
+- AudioLDM's KL-VAE (`audioldm.variational_autoencoder.AutoencoderKL`, LDM layout: `encoder.down.N.block.M`,
+  `mid.attn_1.q` ...) with AudioLDM's 16 kHz / 64-mel HiFi-GAN inside it as `vocoder.*` (weight
+  norm already removed): `pytorch_model_vae.bin`. The STFT file is only used for training.
+- Sampling: `DDPMScheduler` with Stable Diffusion 2.1's scheduler config (v-prediction,
+  scaled-linear betas 0.00085..0.012), latents (B, 8, 256, 16) = 10.24 s, classifier-free
+  guidance against the empty prompt, T5 attention masks passed to the UNet, decode with
+  `latents / scale_factor`, vocoder; defaults in the paper's evaluation: 200 steps, guidance 3.
+
+Our implementation uses maintained library modules with explicit key mappings:
+`T5EncoderModel` and `UNet2DConditionModel` take the main file's keys after stripping the
+prefix; the LDM VAE maps onto diffusers' `AutoencoderKL` and the HiFi-GAN onto transformers'
+`SpeechT5HifiGan` (same computations; `map_ldm_vae_state_dict`, `map_hifigan_state_dict`).
+
+Deliberate differences, all recorded in the plugin notes:
+- One torch.Generator per prompt drives its initial latents and every DDPM noise draw, and each
+  prompt is text-encoded alone (T5 states zero-padded and masked to the batch length), so a clip
+  does not depend on its batch. The official code draws from the global RNG.
+- The official `vocoder_infer` returns int16 (x32768, truncated); we return the float waveform.
+- Official inference used diffusers 0.18, whose DDPM `set_timesteps` ignored `steps_offset`;
+  we set `steps_offset=0` so the timesteps are the same (995, 990, ..., 0 for 200 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bench.plugins._hub import cached_snapshot, folder_identity, resolve_model_dir
+from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+
+# declare-lab/tango configs/diffusion_model_config.json (the file main_config.json points to)
+TANGO_UNET_CONFIG: dict = dict(
+    act_fn="silu",
+    attention_head_dim=(5, 10, 20, 20),
+    block_out_channels=(320, 640, 1280, 1280),
+    center_input_sample=False,
+    cross_attention_dim=1024,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    downsample_padding=1,
+    dual_cross_attention=False,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    in_channels=8,
+    layers_per_block=2,
+    mid_block_scale_factor=1,
+    norm_eps=1e-5,
+    norm_num_groups=32,
+    num_class_embeds=None,
+    only_cross_attention=False,
+    out_channels=8,
+    sample_size=(32, 2),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    use_linear_projection=True,
+    upcast_attention=True,
+)
+OFFICIAL_UNET_CONFIG_PATHS = ("configs/diffusion_model_config.json",)
+
+# google/flan-t5-large, encoder half (the weights come from pytorch_model_main.bin)
+FLAN_T5_LARGE_CONFIG: dict = dict(
+    vocab_size=32128,
+    d_model=1024,
+    d_kv=64,
+    d_ff=2816,
+    num_layers=24,
+    num_heads=16,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    dropout_rate=0.1,
+    layer_norm_epsilon=1e-6,
+    feed_forward_proj="gated-gelu",
+    tie_word_embeddings=False,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+)
+
+# stabilityai/stable-diffusion-2-1 scheduler/scheduler_config.json, read by the official code as a
+# DDPMScheduler; steps_offset=0 reproduces diffusers 0.18's DDPM timesteps (see module docstring).
+SD21_DDPM_SCHEDULER_CONFIG: dict = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="v_prediction",
+    clip_sample=False,
+    variance_type="fixed_small",
+    timestep_spacing="leading",
+    steps_offset=0,
+)
+
+
+@dataclass(frozen=True)
+class LdmVaeConfig:
+    """AudioLDM's KL-VAE hyper-parameters, as in the official `vae_config.json`."""
+
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 8
+    embed_dim: int = 8
+    in_channels: int = 1
+    out_ch: int = 1
+    scale_factor: float = 0.9227914214134216
+    norm_num_groups: int = 32  # fixed at 32 in the official LDM code; tiny configs use fewer
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @classmethod
+    def from_official_json(cls, d: Mapping) -> "LdmVaeConfig":
+        dd = d["ddconfig"]
+        unsupported = []
+        if not dd.get("double_z", True):
+            unsupported.append("double_z=false")
+        if dd.get("attn_resolutions"):
+            unsupported.append(f"attn_resolutions={dd['attn_resolutions']}")
+        if int(d.get("subband", 1)) != 1:
+            unsupported.append(f"subband={d['subband']}")
+        if dd.get("downsample_time_stride4_levels"):
+            unsupported.append("downsample_time_stride4_levels")
+        if int(dd["z_channels"]) != int(d["embed_dim"]):
+            unsupported.append(f"z_channels={dd['z_channels']} != embed_dim={d['embed_dim']}")
+        if unsupported:
+            raise ValueError(f"vae_config.json: unsupported AudioLDM VAE settings: {', '.join(unsupported)}")
+        return cls(
+            ch=int(dd["ch"]),
+            ch_mult=tuple(int(m) for m in dd["ch_mult"]),
+            num_res_blocks=int(dd["num_res_blocks"]),
+            z_channels=int(dd["z_channels"]),
+            embed_dim=int(d["embed_dim"]),
+            in_channels=int(dd["in_channels"]),
+            out_ch=int(dd["out_ch"]),
+            scale_factor=float(d.get("scale_factor", 1.0)),
+        )
+
+    def to_official_json(self) -> dict:
+        """The official `vae_config.json` layout (used to write test fixtures)."""
+        return {
+            "image_key": "fbank",
+            "subband": 1,
+            "embed_dim": self.embed_dim,
+            "time_shuffle": 1,
+            "ddconfig": {
+                "double_z": True,
+                "z_channels": self.z_channels,
+                "resolution": 256,
+                "downsample_time": False,
+                "in_channels": self.in_channels,
+                "out_ch": self.out_ch,
+                "ch": self.ch,
+                "ch_mult": list(self.ch_mult),
+                "num_res_blocks": self.num_res_blocks,
+                "attn_resolutions": [],
+                "dropout": 0.0,
+            },
+            "scale_factor": self.scale_factor,
+        }
+
+
+@dataclass(frozen=True)
+class HifiGanConfig:
+    """AudioLDM's HiFi-GAN (resblock type 1); defaults are its 16 kHz / 64-mel vocoder."""
+
+    num_mels: int = 64
+    upsample_rates: tuple[int, ...] = (5, 4, 2, 2, 2)
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 8, 4, 4)
+    upsample_initial_channel: int = 1024
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    sampling_rate: int = 16_000
+
+    @property
+    def hop_length(self) -> int:
+        return int(np.prod(self.upsample_rates))
+
+
+@dataclass(frozen=True)
+class TangoConfig:
+    t5: dict = field(default_factory=lambda: dict(FLAN_T5_LARGE_CONFIG))
+    unet: dict = field(default_factory=lambda: dict(TANGO_UNET_CONFIG))
+    vae: LdmVaeConfig = LdmVaeConfig()
+    vocoder: HifiGanConfig = HifiGanConfig()
+    scheduler: dict = field(default_factory=lambda: dict(SD21_DDPM_SCHEDULER_CONFIG))
+    tokenizer_max_length: int = 512  # google/flan-t5-large model_max_length
+    text_encoder_hub_id: str = "google/flan-t5-large"
+
+    @property
+    def unet_downsample(self) -> int:
+        return 2 ** (len(self.unet["block_out_channels"]) - 1)
+
+    def latent_shape(self, duration_s: float) -> tuple[int, int, int]:
+        """(channels, time, freq). 10 s -> 256 time steps (10.24 s), the released Tango shape."""
+        frames = math.ceil(duration_s * self.vocoder.sampling_rate / self.vocoder.hop_length)
+        t = math.ceil(frames / self.vae.downsample / self.unet_downsample) * self.unet_downsample
+        return self.vae.embed_dim, t, self.vocoder.num_mels // self.vae.downsample
+
+
+TANGO_CONFIG = TangoConfig()
+
+# ---------------------------------------------------------------------------------------
+# building the modules
+# ---------------------------------------------------------------------------------------
+
+
+def build_text_encoder(cfg: TangoConfig):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(**cfg.t5))
+
+
+def build_unet(cfg: TangoConfig):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**cfg.unet)
+
+
+def build_vae(cfg: LdmVaeConfig):
+    from diffusers import AutoencoderKL
+
+    n = len(cfg.ch_mult)
+    return AutoencoderKL(
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_ch,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.ch * m for m in cfg.ch_mult),
+        layers_per_block=cfg.num_res_blocks,
+        latent_channels=cfg.embed_dim,
+        norm_num_groups=cfg.norm_num_groups,
+        scaling_factor=cfg.scale_factor,
+    )
+
+
+def build_vocoder(cfg: HifiGanConfig):
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    return SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=cfg.num_mels,
+            sampling_rate=cfg.sampling_rate,
+            upsample_initial_channel=cfg.upsample_initial_channel,
+            upsample_rates=list(cfg.upsample_rates),
+            upsample_kernel_sizes=list(cfg.upsample_kernel_sizes),
+            resblock_kernel_sizes=list(cfg.resblock_kernel_sizes),
+            resblock_dilation_sizes=[list(d) for d in cfg.resblock_dilation_sizes],
+            leaky_relu_slope=0.1,
+            normalize_before=False,
+        )
+    )
+
+
+def build_scheduler(cfg: TangoConfig):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**cfg.scheduler)
+
+
+# ---------------------------------------------------------------------------------------
+# key mappings from the official files
+# ---------------------------------------------------------------------------------------
+
+
+class CheckpointMappingError(ValueError):
+    """Official keys that map nowhere, or model keys that no official key fills."""
+
+
+def map_tango_main_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
+    """`pytorch_model_main.bin` -> (T5EncoderModel state dict, UNet2DConditionModel state dict)."""
+    t5, unet, unknown = {}, {}, []
+    for key, value in sd.items():
+        if key.startswith("text_encoder."):
+            t5[key[len("text_encoder.") :]] = value
+        elif key.startswith("unet."):
+            unet[key[len("unet.") :]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointMappingError(
+            f"pytorch_model_main.bin: {len(unknown)} keys outside text_encoder./unet. "
+            f"(e.g. {unknown[:5]}); a UNet initialised from Stable Diffusion (group_in/group_out) is not supported"
+        )
+    return t5, unet
+
+
+def _ldm_resnet(src: str, dst: str) -> dict[str, str]:
+    names = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
+    return {f"{src}.{a}": f"{dst}.{b}" for a, b in names.items()}
+
+
+def _ldm_vae_prefix_table(cfg: LdmVaeConfig) -> dict[str, str]:
+    """Official LDM module prefixes -> diffusers AutoencoderKL prefixes (resnets and conv layers)."""
+    n = len(cfg.ch_mult)
+    table = {
+        "encoder.conv_in": "encoder.conv_in",
+        "encoder.norm_out": "encoder.conv_norm_out",
+        "encoder.conv_out": "encoder.conv_out",
+        "decoder.conv_in": "decoder.conv_in",
+        "decoder.norm_out": "decoder.conv_norm_out",
+        "decoder.conv_out": "decoder.conv_out",
+        "quant_conv": "quant_conv",
+        "post_quant_conv": "post_quant_conv",
+    }
+    for part in ("encoder", "decoder"):
+        table.update(_ldm_resnet(f"{part}.mid.block_1", f"{part}.mid_block.resnets.0"))
+        table.update(_ldm_resnet(f"{part}.mid.block_2", f"{part}.mid_block.resnets.1"))
+        table[f"{part}.mid.attn_1.norm"] = f"{part}.mid_block.attentions.0.group_norm"
+    for level in range(n):
+        for j in range(cfg.num_res_blocks):
+            table.update(_ldm_resnet(f"encoder.down.{level}.block.{j}", f"encoder.down_blocks.{level}.resnets.{j}"))
+        if level != n - 1:
+            table[f"encoder.down.{level}.downsample.conv"] = f"encoder.down_blocks.{level}.downsamplers.0.conv"
+        # the official decoder stores `up` by resolution level (prepended); diffusers runs deepest first
+        up = n - 1 - level
+        for j in range(cfg.num_res_blocks + 1):
+            table.update(_ldm_resnet(f"decoder.up.{level}.block.{j}", f"decoder.up_blocks.{up}.resnets.{j}"))
+        if level != 0:
+            table[f"decoder.up.{level}.upsample.conv"] = f"decoder.up_blocks.{up}.upsamplers.0.conv"
+    return table
+
+
+_ATTN_1X1 = {"q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
+
+
+def map_ldm_vae_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig) -> tuple[dict, dict]:
+    """`pytorch_model_vae.bin` -> (diffusers AutoencoderKL state dict, official HiFi-GAN state dict under `vocoder.`)."""
+    table = _ldm_vae_prefix_table(cfg)
+    vae, vocoder, unknown = {}, {}, []
+    for key, value in sd.items():
+        if key.startswith("vocoder."):
+            vocoder[key[len("vocoder.") :]] = value
+            continue
+        module, _, param = key.rpartition(".")
+        m = re.fullmatch(r"(encoder|decoder)\.mid\.attn_1\.(q|k|v|proj_out)", module)
+        if m:  # 1x1 Conv2d -> Linear
+            target = f"{m.group(1)}.mid_block.attentions.0.{_ATTN_1X1[m.group(2)]}.{param}"
+            vae[target] = value.reshape(value.shape[0], -1) if param == "weight" else value
+        elif module in table:
+            vae[f"{table[module]}.{param}"] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointMappingError(f"pytorch_model_vae.bin: {len(unknown)} unmapped keys (e.g. {unknown[:5]})")
+    return vae, vocoder
+
+
+_WEIGHT_NORM_SUFFIXES = (
+    (".weight_g", "g"),
+    (".weight_v", "v"),
+    (".parametrizations.weight.original0", "g"),
+    (".parametrizations.weight.original1", "v"),
+)
+
+
+def _fuse_weight_norm(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """weight_g/weight_v (torch weight_norm) or parametrizations.weight.original0/1 -> plain weight."""
+    out: dict[str, torch.Tensor] = {}
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in sd.items():
+        for suffix, slot in _WEIGHT_NORM_SUFFIXES:
+            if key.endswith(suffix):
+                pairs.setdefault(key[: -len(suffix)], {})[slot] = value
+                break
+        else:
+            out[key] = value
+    for prefix, gv in pairs.items():
+        if set(gv) != {"g", "v"}:
+            raise CheckpointMappingError(f"vocoder: incomplete weight-norm pair for {prefix}")
+        v = gv["v"]
+        norm = v.flatten(1).norm(dim=1).reshape(-1, *([1] * (v.dim() - 1)))
+        out[f"{prefix}.weight"] = gv["g"] * v / norm
+    return out
+
+
+def map_hifigan_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """AudioLDM HiFi-GAN (`conv_pre`, `ups.i`, `resblocks.k.convs{1,2}.j`, `conv_post`) -> SpeechT5HifiGan."""
+    out, unknown = {}, []
+    for key, value in _fuse_weight_norm(sd).items():
+        if re.fullmatch(r"conv_(pre|post)\.(weight|bias)", key) or re.fullmatch(r"resblocks\.\d+\.convs[12]\.\d+\.(weight|bias)", key):
+            out[key] = value
+        elif re.fullmatch(r"ups\.\d+\.(weight|bias)", key):
+            out["upsampler." + key[len("ups.") :]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointMappingError(f"vocoder: {len(unknown)} unmapped keys (e.g. {unknown[:5]})")
+    return out
+
+
+def _load_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str, *, allow_missing: Sequence[str] = ()) -> None:
+    own = module.state_dict()
+    missing = sorted(k for k in own if k not in sd and k not in allow_missing)
+    unexpected = sorted(k for k in sd if k not in own)
+    wrong = sorted(k for k in sd if k in own and tuple(sd[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or wrong:
+        raise CheckpointMappingError(
+            f"{what}: {len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
+            f"{len(wrong)} with wrong shape {[(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}"
+        )
+    module.load_state_dict({**{k: own[k] for k in allow_missing if k in own and k not in sd}, **sd}, strict=True)
+
+
+# ---------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TangoModel:
+    config: TangoConfig
+    tokenizer: object
+    text_encoder: torch.nn.Module
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    vocoder: torch.nn.Module
+
+    @classmethod
+    def build(cls, config: TangoConfig, tokenizer) -> "TangoModel":
+        return cls(
+            config=config,
+            tokenizer=tokenizer,
+            text_encoder=build_text_encoder(config),
+            unet=build_unet(config),
+            vae=build_vae(config.vae),
+            vocoder=build_vocoder(config.vocoder),
+        )
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return dict(text_encoder=self.text_encoder, unet=self.unet, vae=self.vae, vocoder=self.vocoder)
+
+    def to(self, device) -> "TangoModel":
+        for m in self.modules().values():
+            m.to(device).eval()
+        return self
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for m in self.modules().values() for p in m.parameters())
+
+    def load_official_state_dicts(self, main_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor]) -> None:
+        """Load `pytorch_model_main.bin` and `pytorch_model_vae.bin` contents; strict, with a clear report."""
+        t5_sd, unet_sd = map_tango_main_state_dict(main_sd)
+        vae_mapped, vocoder_sd = map_ldm_vae_state_dict(vae_sd, self.config.vae)
+        # transformers ties encoder.embed_tokens to shared; older checkpoints store both copies
+        _load_strict(self.text_encoder, t5_sd, "text_encoder (pytorch_model_main.bin)", allow_missing=("encoder.embed_tokens.weight",))
+        _load_strict(self.unet, unet_sd, "unet (pytorch_model_main.bin)")
+        _load_strict(self.vae, vae_mapped, "vae (pytorch_model_vae.bin)")
+        # mean/scale are SpeechT5HifiGan's input normalisation buffers, unused (normalize_before=False)
+        _load_strict(self.vocoder, map_hifigan_state_dict(vocoder_sd), "vocoder (pytorch_model_vae.bin)", allow_missing=("mean", "scale"))
+
+    # -- inference -----------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.tokenizer(
+            [text], max_length=self.config.tokenizer_max_length, padding=True, truncation=True, return_tensors="pt"
+        )
+        ids, mask = batch.input_ids.to(self._device()), batch.attention_mask.to(self._device())
+        states = self.text_encoder(input_ids=ids, attention_mask=mask)[0]
+        return states, mask
+
+    @torch.no_grad()
+    def sample(
+        self, prompts: Sequence[str], generators: Sequence[torch.Generator], *, steps: int, guidance: float, duration_s: float
+    ) -> torch.Tensor:
+        """Waveforms (B, samples) at the vocoder rate; one generator per prompt."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        cfg = guidance > 1.0
+        pos = [self._encode(p) for p in prompts]
+        # the official negative is "" padded to the prompt's length; per prompt here (see module docstring)
+        neg = [self._encode_padded("", s.shape[1]) for s, _ in pos] if cfg else []
+        length = max(s.shape[1] for s, _ in pos)
+
+        def pad(items):
+            states = torch.cat([torch.nn.functional.pad(s, (0, 0, 0, length - s.shape[1])) for s, _ in items])
+            masks = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in items])
+            return states, masks
+
+        states, masks = pad(neg + pos)
+        masks = masks == 1
+        scheduler = build_scheduler(self.config)
+        scheduler.set_timesteps(steps, device=self._device())
+        c, t, f = self.config.latent_shape(duration_s)
+        gens = list(generators)
+        latents = randn_tensor((len(prompts), c, t, f), generator=gens, device=self._device(), dtype=states.dtype)
+        latents = latents * scheduler.init_noise_sigma
+        for timestep in scheduler.timesteps:
+            model_in = torch.cat([latents] * 2) if cfg else latents
+            model_in = scheduler.scale_model_input(model_in, timestep)
+            out = self.unet(model_in, timestep, encoder_hidden_states=states, encoder_attention_mask=masks).sample
+            if cfg:
+                uncond, cond = out.chunk(2)
+                out = uncond + guidance * (cond - uncond)
+            latents = scheduler.step(out, timestep, latents, generator=gens).prev_sample
+        mel = self.vae.decode(latents / self.config.vae.scale_factor).sample  # (B, 1, T, mels)
+        return self.vocoder(mel.squeeze(1)).float().cpu()
+
+    def _encode_padded(self, text: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.tokenizer([text], max_length=length, padding="max_length", truncation=True, return_tensors="pt")
+        ids, mask = batch.input_ids.to(self._device()), batch.attention_mask.to(self._device())
+        return self.text_encoder(input_ids=ids, attention_mask=mask)[0], mask
+
+
+# ---------------------------------------------------------------------------------------
+# loading the released folders
+# ---------------------------------------------------------------------------------------
+
+REQUIRED_FILES = ("main_config.json", "vae_config.json", "pytorch_model_main.bin", "pytorch_model_vae.bin")
+TOKENIZER_FILES = ("spiece.model", "tokenizer.json")
+
+
+def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
+    for candidate in (folder / "tokenizer", folder):
+        if any((candidate / f).is_file() for f in TOKENIZER_FILES):
+            return candidate, f"tokenizer from {candidate}"
+    snap = cached_snapshot(hub_id)
+    if snap is not None and any((snap / f).is_file() for f in TOKENIZER_FILES):
+        return snap, f"tokenizer from hub cache {hub_id}"
+    return None, (
+        f"FLAN-T5 tokenizer not found: the official code loads it from {hub_id}; download it "
+        f"(`huggingface-cli download {hub_id} spiece.model tokenizer.json tokenizer_config.json special_tokens_map.json`) "
+        f"or copy those files into {folder / 'tokenizer'}"
+    )
+
+
+def locate_tango_folder(checkpoint: str | None, repo_id: str, hub_id: str) -> tuple[Path | None, Path | None, str]:
+    """(checkpoint folder, tokenizer folder, status); folders are None when something is missing."""
+    folder, status = resolve_model_dir(checkpoint, repo_id)
+    if folder is None:
+        return None, None, status + f" (needs {', '.join(REQUIRED_FILES)})"
+    missing = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
+    if missing:
+        return None, None, f"{folder}: missing {', '.join(missing)} (the files of hf:{repo_id})"
+    tok, tok_status = _tokenizer_dir(folder, hub_id)
+    if tok is None:
+        return None, None, f"{status}; {tok_status}"
+    return folder, tok, f"{status}; {tok_status}"
+
+
+def load_tango_folder(folder: Path, tokenizer_dir: Path, base: TangoConfig = TANGO_CONFIG) -> TangoModel:
+    from transformers import AutoTokenizer
+
+    main_cfg = json.loads((folder / "main_config.json").read_text())
+    unet_path = main_cfg.get("unet_model_config_path")
+    if main_cfg.get("unet_model_name") or unet_path not in OFFICIAL_UNET_CONFIG_PATHS:
+        raise ValueError(
+            f"{folder / 'main_config.json'}: UNet {unet_path or main_cfg.get('unet_model_name')!r} is not the released "
+            f"Tango UNet ({OFFICIAL_UNET_CONFIG_PATHS[0]}); only that layout is supported"
+        )
+    vae_cfg = LdmVaeConfig.from_official_json(json.loads((folder / "vae_config.json").read_text()))
+    config = replace(base, vae=replace(vae_cfg, norm_num_groups=base.vae.norm_num_groups))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), model_max_length=config.tokenizer_max_length)
+    model = TangoModel.build(config, tokenizer)
+    main_sd = torch.load(folder / "pytorch_model_main.bin", map_location="cpu", weights_only=True)
+    vae_sd = torch.load(folder / "pytorch_model_vae.bin", map_location="cpu", weights_only=True)
+    model.load_official_state_dicts(main_sd, vae_sd)
+    return model
+
+
+def save_official_tango_folder(folder: Path, main_sd: Mapping, vae_sd: Mapping, vae_cfg: LdmVaeConfig, tokenizer=None) -> None:
+    """Write a folder in the released layout (used by tests with tiny official-keyed weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "main_config.json").write_text(
+        json.dumps(
+            {
+                "text_encoder_name": "google/flan-t5-large",
+                "scheduler_name": "stabilityai/stable-diffusion-2-1",
+                "unet_model_name": None,
+                "unet_model_config_path": OFFICIAL_UNET_CONFIG_PATHS[0],
+                "snr_gamma": 5.0,
+            }
+        )
+    )
+    (folder / "vae_config.json").write_text(json.dumps(vae_cfg.to_official_json()))
+    torch.save(dict(main_sd), folder / "pytorch_model_main.bin")
+    torch.save(dict(vae_sd), folder / "pytorch_model_vae.bin")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder / "tokenizer"))
+
+
+# ---------------------------------------------------------------------------------------
+# plugins
+# ---------------------------------------------------------------------------------------
+
+
+class _TangoPlugin(TextToAudioPlugin):
+    model: TangoModel | None = None
+
+    def parameter_count(self) -> int:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+        return self.model.parameter_count()
+
+    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
+        # CPU generators (as the diffusers plugins): the same noise whatever device runs the model
+        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        waves = self.model.sample(list(prompts), generators, steps=steps, guidance=guidance, duration_s=duration_s)
+        return [w.numpy().astype(np.float32) for w in waves]
+
+
+_TANGO_NOTES = (
+    "Generates 10.24 s (256 latent frames, as released); the protocol keeps the first 10 s. "
+    "One generator per prompt for the initial latents and every DDPM noise draw (official: global RNG); "
+    "each prompt text-encoded alone; float output (official: int16). DDPM timesteps as in diffusers 0.18."
+)
+
+
+class Tango(_TangoPlugin):
+    info = PluginInfo(
+        name="tango",
+        family="tango",
+        native_sample_rate=16_000,
+        defaults=InferenceSettings(sampler="DDPM (v-prediction)", steps=200, guidance=3.0, duration_s=10.0),
+        training_data="AudioCaps (Tango paper)",
+        text_encoder="FLAN-T5-large (frozen)",
+        source="hf:declare-lab/tango (pytorch_model_main.bin, pytorch_model_vae.bin) + tokenizer google/flan-t5-large",
+        paper_params="866M",
+        notes=_TANGO_NOTES,
+    )
+    repo_id = "declare-lab/tango"
+    config: TangoConfig = TANGO_CONFIG
+
+    def _locate(self) -> tuple[Path | None, Path | None, str]:
+        return locate_tango_folder(self.checkpoint, self.repo_id, self.config.text_encoder_hub_id)
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        folder, _, status = self._locate()
+        return folder is not None, status
+
+    def checkpoint_identity(self) -> str:
+        folder, _, status = self._locate()
+        if folder is None:
+            raise FileNotFoundError(f"{self.name}: {status}")
+        return folder_identity(folder)
+
+    def load(self) -> None:
+        folder, tok, status = self._locate()
+        if folder is None:
+            raise FileNotFoundError(f"{self.name}: {status}")
+        self.model = load_tango_folder(folder, tok, self.config).to(self.device)
+
+
+class Tango2(Tango):
+    info = replace(
+        Tango.info,
+        name="tango2",
+        training_data="AudioCaps, then DPO on Audio-alpaca preference pairs (Tango 2 paper)",
+        source="hf:declare-lab/tango2 (pytorch_model_main.bin, pytorch_model_vae.bin) + tokenizer google/flan-t5-large",
+        notes="Same architecture and loader as tango. " + _TANGO_NOTES,
+    )
+    repo_id = "declare-lab/tango2"
+
+
+# --- tiny twins ---------------------------------------------------------------------------
+
+TANGO_TINY_CONFIG = TangoConfig(
+    t5=dict(
+        vocab_size=120,
+        d_model=32,
+        d_kv=8,
+        d_ff=48,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=32,
+        dropout_rate=0.1,
+        layer_norm_epsilon=1e-6,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    ),
+    unet=dict(
+        TANGO_UNET_CONFIG,
+        attention_head_dim=(2, 4),
+        block_out_channels=(16, 32),
+        cross_attention_dim=32,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+    ),
+    vae=LdmVaeConfig(
+        ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4, embed_dim=4, scale_factor=0.9227914214134216, norm_num_groups=8
+    ),
+    vocoder=HifiGanConfig(
+        num_mels=16,
+        upsample_rates=(10, 4, 4),
+        upsample_kernel_sizes=(20, 8, 8),
+        upsample_initial_channel=32,
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1, 3, 5),),
+    ),
+    tokenizer_max_length=32,
+    text_encoder_hub_id="in-process tiny T5 tokenizer",
+)
+
+
+def build_tiny_tango(seed: int = 0) -> TangoModel:
+    """Tiny Tango (same code path, hop 160 @ 16 kHz, 16 mels), random weights from `seed`, eval mode."""
+    from bench.plugins.audioldm2 import t5_style_tokenizer
+
+    cfg = TANGO_TINY_CONFIG
+    tokenizer = t5_style_tokenizer(vocab_size=cfg.t5["vocab_size"], model_max_length=cfg.tokenizer_max_length)
+    torch.manual_seed(seed)
+    text_encoder = build_text_encoder(cfg)
+    torch.manual_seed(seed)
+    unet = build_unet(cfg)
+    torch.manual_seed(seed)
+    vae = build_vae(cfg.vae)
+    torch.manual_seed(seed)
+    vocoder = build_vocoder(cfg.vocoder)
+    with torch.no_grad():  # random HiFi-GAN output is ~1e-6; scale it to an audible level
+        vocoder.conv_post.weight.mul_(1e5)
+    model = TangoModel(cfg, tokenizer, text_encoder, unet, vae, vocoder)
+    return model.to("cpu")
+
+
+class _TangoTiny(_TangoPlugin):
+    seed: int = 0
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        return True, f"built in-process (random weights, seed {self.seed})"
+
+    def checkpoint_identity(self) -> str:
+        return f"random:seed={self.seed}"
+
+    def load(self) -> None:
+        self.model = build_tiny_tango(self.seed).to(self.device)
+
+
+_TINY_DEFAULTS = InferenceSettings(sampler="DDPM (v-prediction)", steps=10, guidance=3.0, duration_s=10.0)
+
+
+class TangoTiny(_TangoTiny):
+    info = PluginInfo(
+        name="tango-tiny",
+        family="tango",
+        native_sample_rate=16_000,
+        defaults=_TINY_DEFAULTS,
+        training_data="none (random weights, seed 0)",
+        text_encoder="tiny T5 encoder, in-process Unigram tokenizer",
+        source="in-process (bench.plugins.tango.build_tiny_tango)",
+        tiny=True,
+        notes="Offline twin of tango: same sampler, key mapping and decode path, tiny random modules (seed 0), "
+        "10 DDPM steps instead of 200.",
+    )
+    seed = 0
+
+
+class Tango2Tiny(_TangoTiny):
+    info = replace(
+        TangoTiny.info,
+        name="tango2-tiny",
+        training_data="none (random weights, seed 1)",
+        notes="Offline twin of tango2. Tango 2 differs from Tango only in its weights (DPO fine-tuning), so this "
+        "twin is tango-tiny's builder with another seed (1): same architecture and code path, different random weights.",
+    )
+    seed = 1
+
+
+__all__ = [
+    "TANGO_CONFIG",
+    "TANGO_TINY_CONFIG",
+    "HifiGanConfig",
+    "LdmVaeConfig",
+    "TangoConfig",
+    "TangoModel",
+    "Tango",
+    "Tango2",
+    "TangoTiny",
+    "Tango2Tiny",
+    "build_tiny_tango",
+    "load_tango_folder",
+    "map_hifigan_state_dict",
+    "map_ldm_vae_state_dict",
+    "map_tango_main_state_dict",
+    "save_official_tango_folder",
+]

@@ -1,0 +1,15 @@
+"""Audio front end (16 kHz log-mel) and HiFi-GAN vocoder shared by GenAu."""
+
+from genau_core.audio.hifigan import TINY_HIFIGAN, HiFiGANConfig, HiFiGANGenerator, load_hifigan
+from genau_core.audio.mel import MelConfig, MelSpectrogram, fit_frames, prepare_waveform
+
+__all__ = [
+    "HiFiGANConfig",
+    "HiFiGANGenerator",
+    "MelConfig",
+    "MelSpectrogram",
+    "TINY_HIFIGAN",
+    "fit_frames",
+    "load_hifigan",
+    "prepare_waveform",
+]
