@@ -22,11 +22,13 @@ class _Spectral(AudioBackbone):
     sample_rate = 16000
     embedding_dim = 16
     outputs = ("embedding", "logits", "frames")
+    checkpoint_filename = "fake.pth"
 
     def load(self, checkpoint=None):
         raise FileNotFoundError("fake-spectral: no official checkpoint 'fake.pth'")
 
     def init_random(self, seed=0):
+        CALLS.append((self.name + ":build", 0))
         self.model = object()
         self.identity = BackboneIdentity(self.name, self.sample_rate, f"random:seed={seed}", "random", "in-process")
         return self
@@ -109,12 +111,13 @@ def test_decode_once_per_file_and_rate_and_cache(fake_backbones, clips, tmp_path
     score(g, r, texts, fake_backbones, cache)
     # fake-spectral (16k) embeds 10 gen + 10 ref; fake-clap (48k) only gen: no file embedded twice per backbone
     assert sum(n for name, n in CALLS if name == "fake-spectral") == 20
+    assert [name for name, _ in CALLS if name.endswith(":build")] == ["fake-spectral:build", "fake-clap:build"]
     assert sum(n for name, n in CALLS if name == "fake-clap") == 10
     CALLS.clear()
     warm = EmbeddingCache(tmp_path / "cache")
     first = score(g, r, texts, fake_backbones, EmbeddingCache(tmp_path / "cache"))
     again = score(g, r, texts, fake_backbones, warm)
-    assert CALLS == [] and warm.misses == 0 and warm.hits == 30  # warm: nothing recomputed
+    assert CALLS == [] and warm.misses == 0  # no embedding and no model built and warm.hits == 30 + 10  # 30 audio + 10 prompt embeddings: nothing recomputed
     assert first.table() == again.table()
     # changed content -> exactly that file recomputed
     _tone(Path(g["c0"]), 999)
@@ -173,7 +176,7 @@ def test_missing_backbone_checkpoint_gives_nan_with_reason(fake_backbones, clips
     fake_backbones.weights = "official"
     res = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
     for m in res.metrics:
-        assert np.isnan(m.value) and "no official checkpoint 'fake.pth'" in m.reason
+        assert np.isnan(m.value) and "'fake.pth' not found" in m.reason
 
 
 def test_missing_references_leave_kl_on_pairs_only(fake_backbones, clips):

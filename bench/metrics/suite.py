@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from bench.audio import AudioError, read_audio, resample
 from bench.metrics import functional as F
-from bench.metrics.backbones import AudioBackbone, TextAudioBackbone, backbone_class
+from bench.checkpoints import find_checkpoint, sha256_file
+from bench.metrics.backbones import AudioBackbone, BackboneIdentity, TextAudioBackbone, backbone_class
 from bench.metrics.cache import EmbeddingCache, content_hash
 from bench.protocol import PROTOCOL
 
@@ -135,22 +136,90 @@ def _in_process_tokenizer(official_name: str):
     raise ValueError(f"no in-process tokenizer for {official_name!r}")
 
 
+def _random_tokenizer_note(cls) -> str | None:
+    official = getattr(getattr(cls, "default_config", None), "tokenizer", None)
+    return official if issubclass(cls, TextAudioBackbone) and official else None
+
+
 def build_backbone(name: str, config: ScoreConfig) -> AudioBackbone:
     cls = backbone_class(name)
     if config.weights == "official":
         return cls(device=config.device).load(config.checkpoints.get(name))
-    official_tokenizer = getattr(getattr(cls, "default_config", None), "tokenizer", None)
-    if issubclass(cls, TextAudioBackbone) and official_tokenizer:
+    official_tokenizer = _random_tokenizer_note(cls)
+    if official_tokenizer:
         bb = cls(device=config.device, tokenizer=_in_process_tokenizer(official_tokenizer)).init_random(config.random_seed)
         bb.identity = replace(bb.identity, checkpoint_id=f"{bb.identity.checkpoint_id}+in-process-tokenizer", source=f"in-process (random weights; tokenizer stands in for {official_tokenizer})")
         return bb
     return cls(device=config.device).init_random(config.random_seed)
 
 
+class LazyBackbone:
+    """A backbone whose identity (the cache key) is known before its weights are loaded.
+
+    Official: the checkpoint file is found and hashed (memoised), nothing is built; random:
+    the identity is the seed. The network is built on the first cache miss only, so a fully
+    cached re-score loads no model at all.
+    """
+
+    def __init__(self, name: str, config: ScoreConfig):
+        self.name, self.config = name, config
+        self.cls = backbone_class(name)
+        self.sample_rate = self.cls.sample_rate
+        self._shell = self.cls(device=config.device)  # constructors build no network
+        self._built: AudioBackbone | None = None
+        if config.weights == "official":
+            filename = getattr(self._shell, "checkpoint_filename", self.cls.checkpoint_filename)
+            path = find_checkpoint(filename, config.checkpoints.get(name), what=f"{name} checkpoint", source=self.cls.checkpoint_source)
+            self.identity = BackboneIdentity(name, self.sample_rate, f"sha256:{sha256_file(path)}", "official", str(path))
+        else:
+            suffix = "+in-process-tokenizer" if _random_tokenizer_note(self.cls) else ""
+            self.identity = BackboneIdentity(name, self.sample_rate, f"random:seed={config.random_seed}{suffix}", "random", "in-process")
+
+    @property
+    def checkpoint_id(self) -> str:
+        return self.identity.checkpoint_id
+
+    @property
+    def backbone(self) -> AudioBackbone:
+        if self._built is None:
+            bb = build_backbone(self.name, self.config)
+            if bb.identity.checkpoint_id != self.identity.checkpoint_id:
+                raise RuntimeError(f"{self.name}: loaded {bb.identity.checkpoint_id}, expected {self.identity.checkpoint_id}")
+            self.identity = bb.identity
+            self._built = bb
+        return self._built
+
+    def prepare(self, waveform: np.ndarray) -> np.ndarray:
+        return self._shell.prepare(waveform)
+
+    def embed(self, waveforms):
+        return self.backbone.embed(waveforms)
+
+    def embed_text(self, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
+        """Text embeddings through the same cache (key: sha256 of the text)."""
+        import hashlib
+
+        out: list[np.ndarray | None] = []
+        for t in texts:
+            digest = hashlib.sha256(("text:" + t).encode()).hexdigest()
+            hit = cache.get(digest, self.name, self.checkpoint_id, 0, "text", variant="text")
+            out.append(None if hit is None else hit["embedding"])
+        todo = [i for i, e in enumerate(out) if e is None]
+        if todo:
+            model = self.backbone
+            assert isinstance(model, TextAudioBackbone)
+            fresh = np.asarray(model.embed_text([texts[i] for i in todo]), dtype=np.float32)
+            for i, e in zip(todo, fresh):
+                digest = hashlib.sha256(("text:" + texts[i]).encode()).hexdigest()
+                cache.put(digest, self.name, self.checkpoint_id, 0, "text", {"embedding": e}, variant="text")
+                out[i] = e
+        return np.stack(out)
+
+
 class _Embedder:
     """Embeds files with several backbones, decoding each file once and resampling once per rate."""
 
-    def __init__(self, backbones: dict[str, AudioBackbone], config: ScoreConfig, cache: EmbeddingCache):
+    def __init__(self, backbones: dict[str, LazyBackbone], config: ScoreConfig, cache: EmbeddingCache):
         self.backbones, self.config, self.cache = backbones, config, cache
         self.failures: dict[str, str] = {}
         self._digest: dict[str, str] = {}
@@ -232,19 +301,16 @@ def score(
     ref = {k: str(v) for k, v in ref.items()}
 
     roles = {METRICS[m] for m in config.metrics}
-    backbones: dict[str, AudioBackbone] = {}
+    backbones: dict[str, LazyBackbone] = {}
     identities: dict[str, dict] = {}
     role_error: dict[str, str] = {}
     for role in sorted(roles):
         name = config.backbones[role]
         try:
-            bb = build_backbone(name, config)
+            backbones[name] = LazyBackbone(name, config)
         except (FileNotFoundError, KeyError, ImportError, RuntimeError, ValueError) as e:
             role_error[role] = f"backbone {name} unavailable: {e}"
             identities[name] = {"error": str(e)}
-            continue
-        backbones[name] = bb
-        identities[name] = bb.identity.to_dict()
 
     audio_roles_gen = {r for r in roles if r not in role_error}
     audio_roles_ref = {r for r in audio_roles_gen if r in ("panns", "vggish")}
@@ -273,10 +339,12 @@ def score(
             results.append(_nan(metric, column, name, role_error[role]))
             continue
         try:
-            results.append(_compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, backbones[name], rows, config, rng_seed))
+            results.append(_compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, backbones[name], rows, config, rng_seed, cache))
         except ValueError as e:
             results.append(_nan(metric, column, name, str(e)))
 
+    for name, bb in backbones.items():
+        identities[name] = bb.identity.to_dict()
     failures = [
         {"file": f, "side": "generated" if f in set(gen.values()) else "reference", "reason": r}
         for f, r in sorted(embedder.failures.items())
@@ -295,7 +363,7 @@ def score(
     )
 
 
-def _compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, bb, rows, config, seed) -> MetricResult:
+def _compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, bb, rows, config, seed, cache) -> MetricResult:
     boot = dict(n_resamples=config.bootstrap, confidence=config.confidence, seed=seed)
     if metric in ("FD", "KAD"):
         _, x = rows(name, gen, gen_emb, "embedding")
@@ -338,12 +406,13 @@ def _compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, bb, rows, 
         per = F.kl_divergence_per_clip(p, q, kind=kind)
         return _with_ci(metric, column, name, F.kl_divergence(p, q, kind=kind), len(ids), lambda: F.bootstrap_ci(np.mean, per, **boot), config)
     if metric.startswith("CLAP_"):
-        assert isinstance(bb, TextAudioBackbone)
+        if not issubclass(bb.cls, TextAudioBackbone):
+            raise ValueError(f"{name} has no text tower")
         ids = [c for c in sorted(gen) if gen[c] in gen_emb[name] and c in texts]
         if not ids:
             raise ValueError("no generated clip has a prompt")
         a = np.stack([gen_emb[name][gen[c]]["embedding"] for c in ids])
-        t = np.asarray(bb.embed_text([texts[c] for c in ids]), dtype=np.float32)
+        t = bb.embed_text([texts[c] for c in ids], cache)
         per = F.clap_score_per_pair(t, a)
         return _with_ci(metric, column, name, F.clap_score(t, a), len(ids), lambda: F.bootstrap_ci(np.mean, per, **boot), config)
     raise ValueError(f"unknown metric {metric}")
