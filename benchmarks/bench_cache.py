@@ -1,0 +1,59 @@
+"""Warm-cache re-score vs cold score, side by side in one run (goal: >= 50x faster).
+
+Cold: empty embedding cache, every backbone built and run on every clip. Warm: the same
+clips scored again with the filled cache (no model is built, no audio decoded). All six
+paper metrics + KAD, random-weight backbones of full size, bootstrap off in both runs so
+the ratio measures the embedding work the cache saves (the metric math is identical).
+
+    python benchmarks/bench_cache.py --clips 32 [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _clips import make_clips, prompts_for  # noqa: E402
+
+from bench.metrics.cache import EmbeddingCache  # noqa: E402
+from bench.metrics.suite import ScoreConfig, score  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=32)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        gen = make_clips(tmp / "gen", args.clips, seed=1)
+        ref = make_clips(tmp / "ref", args.clips, seed=2)
+        ref = {k: v for k, v in ref.items()}
+        texts = prompts_for(gen)
+        cfg = ScoreConfig(weights="random", bootstrap=0, progress=False)
+        cache_dir = tmp / "cache"
+        t0 = time.perf_counter()
+        cold = score(gen, ref, texts, cfg, EmbeddingCache(cache_dir))
+        t_cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm_cache = EmbeddingCache(cache_dir)
+        warm = score(gen, ref, texts, cfg, warm_cache)
+        t_warm = time.perf_counter() - t0
+        assert warm.table() == cold.table() or all(
+            (a != a and b != b) or a == b for a, b in zip(warm.table().values(), cold.table().values())
+        ), "warm and cold results differ"
+        assert warm_cache.misses == 0
+    ratio = t_cold / t_warm
+    print(f"clips per side: {args.clips}; metrics: {', '.join(cold.table())}")
+    print(f"cold {t_cold:.2f} s, warm {t_warm:.3f} s, speed-up {ratio:.1f}x (cache hits {warm_cache.hits}, misses {warm_cache.misses})")
+    if args.markdown:
+        print(f"| {args.clips} | {t_cold:.2f} | {t_warm:.3f} | {ratio:.0f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

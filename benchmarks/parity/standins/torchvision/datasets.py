@@ -1,0 +1,3 @@
+from ._refuse import refused
+
+ImageFolder = refused("ImageFolder")

@@ -1,0 +1,3 @@
+from .._refuse import refused
+
+FrozenBatchNorm2d = refused("FrozenBatchNorm2d")
