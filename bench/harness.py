@@ -116,6 +116,7 @@ def generate_run(plugin: TextToAudioPlugin, split: Split, cfg: GenerationConfig,
     run = store.run_dir(split.name, plugin.name, settings_hash(settings.audio_settings()))
     items = split.items[: cfg.limit] if cfg.limit else split.items
     seeds = {it.id: clip_seed(settings.seed, it.id) for it in items}
+    facts = plugin.prompt_records([it.prompt for it in items])  # e.g. Make-An-Audio 2's structured caption + source
     manifest = {
         "manifest_version": 1,
         "created": _now(),
@@ -125,7 +126,7 @@ def generate_run(plugin: TextToAudioPlugin, split: Split, cfg: GenerationConfig,
         "settings": settings.__dict__,
         "settings_hash": run.path.name,
         "packages": package_versions(),
-        "clips": {it.id: {"prompt": it.prompt, "seed": seeds[it.id]} for it in items},
+        "clips": {it.id: {"prompt": it.prompt, "seed": seeds[it.id], **f} for it, f in zip(items, facts)},
     }
     run.write_manifest(manifest)
     _remove_stale_temp_files(run)
@@ -154,12 +155,7 @@ def generate_run(plugin: TextToAudioPlugin, split: Split, cfg: GenerationConfig,
         rec = plugin.last_record
         m = run.manifest()
         m["parameter_count"] = plugin.parameter_count()
-        m["generation"] = {
-            "native_sample_rate": rec.native_sample_rate,
-            "output_sample_rate": rec.output_sample_rate,
-            "resampled": rec.resampled,
-            "resampler": rec.resampler,
-        }
+        m["generation"] = rec.to_manifest()
         run.write_manifest(m)
     return run
 

@@ -80,6 +80,10 @@ def test_shards_merge_into_the_same_result(tmp_path, toy_plugin_path):
     assert manifest["settings"]["overrides"] == {"duration_s": 1.5}
     assert manifest["generation"]["resampler"] == "soxr-hq"
     assert manifest["protocol"]["version"] == "gb-1"
+    # a rerun with nothing left to generate keeps what the first run recorded
+    again = generate_run(plugin, split, GenerationConfig(batch_size=3, duration_s=1.5, progress=False), sharded_store).manifest()
+    assert again["generation"] == manifest["generation"] and again["parameter_count"] == manifest["parameter_count"]
+    assert again["created"] == manifest["created"]
 
 
 def test_malformed_manifest_is_a_clear_error(tmp_path, toy_plugin_path):

@@ -61,7 +61,20 @@ class GenerationRecord:
     output_sample_rate: int
     resampled: bool
     resampler: str | None
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # run-level facts a plugin reports (`generation_extra`)
+    prompts: list[dict] = field(default_factory=list)  # one dict per prompt of the call (`prompt_records`)
+
+    def to_manifest(self) -> dict:
+        """The run-level part (per-prompt records go to the manifest's clips)."""
+        d = {
+            "native_sample_rate": self.native_sample_rate,
+            "output_sample_rate": self.output_sample_rate,
+            "resampled": self.resampled,
+            "resampler": self.resampler,
+        }
+        if self.extra:
+            d["extra"] = dict(self.extra)
+        return d
 
 
 def clip_seed(base_seed: int, clip_id: str) -> int:
@@ -110,6 +123,18 @@ class TextToAudioPlugin(ABC):
         """Parameters of the loaded model (all components that run at inference)."""
 
     # -- work ------------------------------------------------------------------------
+    def prompt_records(self, prompts: Sequence[str]) -> list[dict]:
+        """Per-prompt facts to record with each clip (e.g. conditioning derived from the prompt).
+
+        Must be deterministic in the prompt and must not need the weights (callable before `load`,
+        so a run manifest can list them before generating). `generate` puts them in
+        `last_record.prompts`. Default: nothing."""
+        return [{} for _ in prompts]
+
+    def generation_extra(self) -> dict:
+        """Run-level facts to record (e.g. which auxiliary input file was used). Default: nothing."""
+        return {}
+
     @abstractmethod
     def load(self) -> None:
         """Build / load the weights. Raises a clear error naming missing files."""
@@ -144,6 +169,9 @@ class TextToAudioPlugin(ABC):
         seeds = [seed + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        records = self.prompt_records(list(prompts))
+        if len(records) != len(prompts):
+            raise ValueError(f"{self.name}: prompt_records gave {len(records)} records for {len(prompts)} prompts")
         out: list[np.ndarray] = []
         for start in range(0, len(prompts), batch_size):
             waves = self._generate(
@@ -162,6 +190,8 @@ class TextToAudioPlugin(ABC):
             output_sample_rate=target,
             resampled=native != target,
             resampler=PROTOCOL.resampler if native != target else None,
+            extra=self.generation_extra(),
+            prompts=records,
         )
         return result
 

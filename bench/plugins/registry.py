@@ -28,18 +28,17 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "tango-tiny": "bench.plugins.tango:TangoTiny",
     "tango2": "bench.plugins.tango:Tango2",
     "tango2-tiny": "bench.plugins.tango:Tango2Tiny",
+    "make-an-audio": "bench.plugins.make_an_audio:MakeAnAudio",
+    "make-an-audio-tiny": "bench.plugins.make_an_audio:MakeAnAudioTiny",
+    "make-an-audio-2": "bench.plugins.make_an_audio_2:MakeAnAudio2",
+    "make-an-audio-2-tiny": "bench.plugins.make_an_audio_2:MakeAnAudio2Tiny",
     "genau-tiny": "bench.plugins.genau:GenAuTiny",
     "genau-s": "bench.plugins.genau:GenAuSmall",
     "genau-l": "bench.plugins.genau:GenAuLarge",
 }
 
 # Named by the protocol, implemented in their own issues; listed so users see what is coming.
-PLANNED_PLUGINS: dict[str, str] = {
-    "make-an-audio": "architecture + key mapping still to be written (issue 7)",
-    "make-an-audio-tiny": "tiny twin of make-an-audio (issue 7)",
-    "make-an-audio-2": "architecture + key mapping still to be written (issue 7); structured captions are parsed already",
-    "make-an-audio-2-tiny": "tiny twin of make-an-audio-2 (issue 7)",
-}
+PLANNED_PLUGINS: dict[str, str] = {}
 
 
 class UnknownModelError(KeyError):

@@ -98,7 +98,8 @@ class RunDir:
                         f"{rec}; use another --out folder or remove the old run"
                     )
                 clips[cid] = rec
-            manifest = {**manifest, "clips": clips, "created": old.get("created", manifest.get("created"))}
+            # keys written after generation (parameter_count, generation) survive a rerun
+            manifest = {**old, **manifest, "clips": clips, "created": old.get("created", manifest.get("created"))}
         atomic_write_json(self.manifest_path, manifest)
 
     def results(self) -> list[dict]:
