@@ -1,0 +1,62 @@
+"""Peak memory of scoring against the number of clips (goal: flat, i.e. streaming).
+
+Each size is scored in a fresh subprocess (cache off, bootstrap off) and its peak RSS is
+read from the OS; the audio of only one batch of files is in memory at a time, embeddings
+are a few KB per clip. Backbones: PANNs Cnn14 + VGGish + LAION-CLAP (random weights, full
+size), i.e. the 16 kHz and 48 kHz paths.
+
+    python benchmarks/bench_memory.py --sizes 8 32 96 [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {here!r})
+from pathlib import Path
+from _clips import make_clips, prompts_for
+from bench.metrics.cache import EmbeddingCache
+from bench.metrics.suite import ScoreConfig, score
+tmp = Path({tmp!r})
+gen = make_clips(tmp / "gen", {n}, seed=1)
+ref = make_clips(tmp / "ref", {n}, seed=2)
+cfg = ScoreConfig(metrics=["FD", "IS", "KL_softmax", "FAD", "CLAP_LAION"], weights="random", bootstrap=0, progress=False)
+t = time.perf_counter()
+res = score(gen, ref, prompts_for(gen), cfg, EmbeddingCache(enabled=False))
+print(json.dumps({{"n": {n}, "seconds": time.perf_counter() - t, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 96])
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), tmp=tmp, n=n)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"{n:5d} clips/side: peak RSS {rows[-1]['peak_rss_mb']:.0f} MB, {rows[-1]['seconds']:.1f} s", flush=True)
+    growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
+    per_clip = growth / max(rows[-1]["n"] - rows[0]["n"], 1)
+    print(f"growth {growth:.0f} MB from {rows[0]['n']} to {rows[-1]['n']} clips ({per_clip:.2f} MB per extra clip; one 10 s clip at 48 kHz is 1.9 MB)")
+    if args.markdown:
+        print("| clips per side | peak RSS (MB) | time (s) |\n|---|---|---|")
+        for r in rows:
+            print(f"| {r['n']} | {r['peak_rss_mb']:.0f} | {r['seconds']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

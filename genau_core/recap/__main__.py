@@ -1,0 +1,5 @@
+import sys
+
+from genau_core.recap.cli import main
+
+sys.exit(main())
