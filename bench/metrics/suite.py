@@ -315,8 +315,8 @@ def score(
     audio_roles_gen = {r for r in roles if r not in role_error}
     audio_roles_ref = {r for r in audio_roles_gen if r in ("panns", "vggish")}
     embedder = _Embedder(backbones, config, cache)
-    gen_bbs = {config.backbones[r]: backbones[config.backbones[r]] for r in audio_roles_gen}
-    ref_bbs = {config.backbones[r]: backbones[config.backbones[r]] for r in audio_roles_ref}
+    gen_bbs = {config.backbones[r]: backbones[config.backbones[r]] for r in sorted(audio_roles_gen)}
+    ref_bbs = {config.backbones[r]: backbones[config.backbones[r]] for r in sorted(audio_roles_ref)}
     embedder.backbones = gen_bbs
     gen_emb = embedder.embed(sorted(gen.values()), "embedding generated clips")
     embedder.backbones = ref_bbs

@@ -72,6 +72,20 @@ class AudioBackbone(ABC):
         self._require_loaded()
         return self.identity.checkpoint_id
 
+    def _official_identity(self, path: Path) -> BackboneIdentity:
+        from bench.checkpoints import sha256_file
+
+        return BackboneIdentity(self.name, self.sample_rate, f"sha256:{sha256_file(path)}", "official", str(path))
+
+    def _random_identity(self, seed: int) -> BackboneIdentity:
+        return BackboneIdentity(self.name, self.sample_rate, f"random:seed={seed}", "random", "in-process")
+
+    def _install(self, net: torch.nn.Module, identity: BackboneIdentity):
+        """Put the network in eval mode, float32, on the device, and record where it came from."""
+        self.model = net.to(device=self.device, dtype=torch.float32).eval()
+        self.identity = identity
+        return self
+
     def _require_loaded(self) -> None:
         if self.model is None or self.identity is None:
             raise RuntimeError(f"backbone {self.name}: call load(checkpoint) or init_random(seed) first")

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.checkpoints import find_checkpoint, sha256_file
+from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
     check_complete,
@@ -74,7 +74,7 @@ from bench.metrics.backbones._stft import (
     slaney_mel_matrix,
 )
 from bench.metrics.backbones._tokenizers import check_texts
-from bench.metrics.backbones.base import BackboneIdentity, TextAudioBackbone
+from bench.metrics.backbones.base import TextAudioBackbone
 
 FRONTEND_TOLERANCE = 1e-4
 
@@ -605,32 +605,13 @@ class MsClapBackbone(TextAudioBackbone):
         net = MsClapNet(self.config)
         net.load_state_dict(converted, strict=True)
         self.frontend_deviation = deviation
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"sha256:{sha256_file(path)}",
-            weights="official",
-            source=str(path),
-        )
-        return self._install(net, identity)
+        return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "MsClapBackbone":
         torch.manual_seed(seed)
         net = MsClapNet(self.config)
         self.frontend_deviation = {}
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"random:seed={seed}",
-            weights="random",
-            source="in-process",
-        )
-        return self._install(net, identity)
-
-    def _install(self, net: MsClapNet, identity: BackboneIdentity) -> "MsClapBackbone":
-        self.model = net.to(device=self.device, dtype=torch.float32).eval()
-        self.identity = identity
-        return self
+        return self._install(net, self._random_identity(seed))
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:
         self._require_loaded()

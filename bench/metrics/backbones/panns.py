@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.checkpoints import find_checkpoint, sha256_file
+from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, read_state_dict
 from bench.metrics.backbones._stft import (
     LogMelFilterBank,
@@ -43,7 +43,7 @@ from bench.metrics.backbones._stft import (
     frontend_deviation,
     group_by_length,
 )
-from bench.metrics.backbones.base import AudioBackbone, BackboneIdentity, audioldm_eval_prepare
+from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
 
 
 @dataclass(frozen=True)
@@ -212,31 +212,12 @@ class Cnn14Backbone(AudioBackbone):
         check_panns_frontend(state, self.config, path)
         net = Cnn14Net(self.config)
         load_state_dict_exact(net, state, path, "PANNs Cnn14 16 kHz")
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"sha256:{sha256_file(path)}",
-            weights="official",
-            source=str(path),
-        )
-        return self._install(net, identity)
+        return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "Cnn14Backbone":
         torch.manual_seed(seed)
         net = Cnn14Net(self.config)
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"random:seed={seed}",
-            weights="random",
-            source="in-process",
-        )
-        return self._install(net, identity)
-
-    def _install(self, net: Cnn14Net, identity: BackboneIdentity) -> "Cnn14Backbone":
-        self.model = net.to(device=self.device, dtype=torch.float32).eval()
-        self.identity = identity
-        return self
+        return self._install(net, self._random_identity(seed))
 
     def state_dict_official(self) -> "OrderedDict[str, torch.Tensor]":
         """The weights under the official audioset_tagging_cnn key names (CPU tensors)."""

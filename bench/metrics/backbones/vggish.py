@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.checkpoints import find_checkpoint, sha256_file
+from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import read_state_dict
 from bench.metrics.backbones._stft import as_mono_float32
-from bench.metrics.backbones.base import AudioBackbone, BackboneIdentity, audioldm_eval_prepare
+from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
 from bench.metrics.backbones.panns import load_state_dict_exact
 
 
@@ -189,31 +189,12 @@ class VGGishBackbone(AudioBackbone):
         state = read_vggish_state_dict(path)
         net = VGGishNet()
         load_state_dict_exact(net, state, path, "torchvggish VGGish")
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"sha256:{sha256_file(path)}",
-            weights="official",
-            source=str(path),
-        )
-        return self._install(net, identity)
+        return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "VGGishBackbone":
         torch.manual_seed(seed)
         net = VGGishNet()  # PyTorch default initialisation, drawn under the seed
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"random:seed={seed}",
-            weights="random",
-            source="in-process",
-        )
-        return self._install(net, identity)
-
-    def _install(self, net: VGGishNet, identity: BackboneIdentity) -> "VGGishBackbone":
-        self.model = net.to(device=self.device, dtype=torch.float32).eval()
-        self.identity = identity
-        return self
+        return self._install(net, self._random_identity(seed))
 
     def state_dict_official(self) -> "OrderedDict[str, torch.Tensor]":
         """The weights under torchvggish's key names (CPU tensors)."""
