@@ -117,3 +117,19 @@ def check_complete(
         problems.append(f"{len(shapes)} shape mismatches, e.g. {shapes[:4]}")
     if problems:
         raise CheckpointFormatError(f"{source}: not a {what} checkpoint: " + "; ".join(problems))
+
+
+def load_state_dict_exact(net: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    """Load with strict key and shape matching; any mismatch is an error naming the file.
+    (torch's own loader, so BatchNorm's legacy handling of `num_batches_tracked` applies.)"""
+    try:
+        result = net.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches; torch's message spans several lines
+        raise CheckpointFormatError(f"{path}: not a {what} checkpoint: {' '.join(str(e).split())}") from None
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"{len(result.missing_keys)} missing keys, e.g. {result.missing_keys[:5]}")
+        if result.unexpected_keys:
+            parts.append(f"{len(result.unexpected_keys)} unexpected keys, e.g. {result.unexpected_keys[:5]}")
+        raise CheckpointFormatError(f"{path}: not a {what} checkpoint: " + "; ".join(parts))

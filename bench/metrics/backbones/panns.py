@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, read_state_dict
+from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, load_state_dict_exact, read_state_dict
 from bench.metrics.backbones._stft import (
     LogMelFilterBank,
     PowerSpectrogram,
@@ -137,22 +137,6 @@ def read_panns_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of an audioset_tagging_cnn checkpoint: {"model": state_dict, ...} (the
     published files also pickle numpy training state, which weights-only loading accepts)."""
     return read_state_dict(path, ("model",), what="PANNs Cnn14 16 kHz")
-
-
-def load_state_dict_exact(net: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
-    """Load with strict key and shape matching; any mismatch is an error naming the file.
-    (torch's own loader, so BatchNorm's legacy handling of `num_batches_tracked` applies.)"""
-    try:
-        result = net.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches; torch's message spans several lines
-        raise CheckpointFormatError(f"{path}: not a {what} checkpoint: {' '.join(str(e).split())}") from None
-    if result.missing_keys or result.unexpected_keys:
-        parts = []
-        if result.missing_keys:
-            parts.append(f"{len(result.missing_keys)} missing keys, e.g. {result.missing_keys[:5]}")
-        if result.unexpected_keys:
-            parts.append(f"{len(result.unexpected_keys)} unexpected keys, e.g. {result.unexpected_keys[:5]}")
-        raise CheckpointFormatError(f"{path}: not a {what} checkpoint: " + "; ".join(parts))
 
 
 def check_panns_frontend(state: dict[str, torch.Tensor], config: Cnn14Config, path: Path) -> None:

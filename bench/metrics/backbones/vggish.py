@@ -32,10 +32,9 @@ import torch
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import read_state_dict
+from bench.metrics.backbones._checkpoint_io import load_state_dict_exact, read_state_dict
 from bench.metrics.backbones._stft import as_mono_float32
 from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
-from bench.metrics.backbones.panns import load_state_dict_exact
 
 
 @dataclass(frozen=True)
