@@ -346,25 +346,56 @@ def make_vggish_weights(ckpt_dir: Path, seed: int) -> dict:
     return sd
 
 
-# ----------------------------------------------------------------------------- sections
-def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14: bool, do_vggish: bool):
-    import audioldm_eval
+# ----------------------------------------------------------------------------- reusable patches
+# (also imported by benchmarks/parity/reference_timing.py, the timed reference run)
+def patch_audioldm_eval_librosa() -> None:
+    """librosa >= 0.10 made pad_center's size keyword-only; audioldm_eval calls it positionally
+    in TacotronSTFT (used only by its PSNR/SSIM/LSD mel, which we skip). Keyword shims."""
     import audioldm_eval.audio.stft as aestft
     import librosa.filters
     import librosa.util
-    from audioldm_eval.feature_extractors.panns import models as panns_models
 
-    # librosa >= 0.10 made pad_center's size keyword-only; audioldm_eval calls it positionally
-    # in TacotronSTFT (used only by its PSNR/SSIM/LSD mel, which we skip). Keyword shim:
     aestft.pad_center = lambda data, size, **k: librosa.util.pad_center(data, size=size, **k)
     aestft.librosa_mel_fn = lambda sr, n_fft, n_mels, fmin, fmax, **k: librosa.filters.mel(
         sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, **k)
 
-    work = root / "audioldm_cwd"
+
+def audioldm_cwd_placeholder(work: Path) -> None:
+    """audioldm_eval's Cnn14.__init__ wgets both PANNs files unless the 32 kHz one exists in
+    ./ckpt; it only ever loads the 16 kHz one at sample_rate=16000: an empty placeholder stops
+    the wget."""
     (work / "ckpt").mkdir(parents=True, exist_ok=True)
-    # audioldm_eval's Cnn14.__init__ wgets both PANNs files unless the 32 kHz one exists; it
-    # only ever loads the 16 kHz one at sample_rate=16000: an empty placeholder stops the wget.
     (work / "ckpt" / "Cnn14_mAP=0.431.pth").touch()
+
+
+def audioldm_cwd_link(work: Path, ck: Path) -> None:
+    """Put the 16 kHz Cnn14 checkpoint where audioldm_eval looks for it (./ckpt/<name>)."""
+    link = work / "ckpt" / ck.name
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    link.symlink_to(ck)
+
+
+def msclap_first_crop(wrapper_module) -> None:
+    """msclap crops clips longer than its window at random.randrange(...): patched to 0."""
+
+    class _FirstCrop:
+        @staticmethod
+        def randrange(*a, **k):
+            return 0
+
+    wrapper_module.random = _FirstCrop
+
+
+# ----------------------------------------------------------------------------- sections
+def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14: bool, do_vggish: bool):
+    import audioldm_eval
+    from audioldm_eval.feature_extractors.panns import models as panns_models
+
+    patch_audioldm_eval_librosa()
+
+    work = root / "audioldm_cwd"
+    audioldm_cwd_placeholder(work)
     ck = ckpt_dir / "Cnn14_16k_mAP=0.438.pth"
 
     # 1. random Cnn14 weights (constructor's own init under the seed)
@@ -390,10 +421,7 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
     log(f"  Cnn14: BN calibrated on 8 gen clips, classifier scaled x{s:.1f}")
     cnn_sd = {k: v.clone() for k, v in m.state_dict().items()}
     torch.save({"model": cnn_sd, "iteration": 0}, ck)
-    link = work / "ckpt" / ck.name
-    if link.exists() or link.is_symlink():
-        link.unlink()
-    link.symlink_to(ck)
+    audioldm_cwd_link(work, ck)
     del m
 
     # 2. VGGish weights (always needed: EvaluationHelper builds FrechetAudioDistance)
@@ -589,12 +617,7 @@ def run_ms_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, ver
     W = sys.modules["msclap.CLAPWrapper"]
     from msclap.models.clap import CLAP
 
-    class _FirstCrop:  # msclap crops clips longer than its window at random.randrange(...)
-        @staticmethod
-        def randrange(*a, **k):
-            return 0
-
-    W.random = _FirstCrop
+    msclap_first_crop(W)
     cfg = W.CLAPWrapper.read_config_as_args(None, (Path(W.__file__).parent / f"configs/config_{version}.yml").read_text(),
                                             is_config_str=True)
     torch.manual_seed(seed)

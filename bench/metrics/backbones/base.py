@@ -104,6 +104,9 @@ def audioldm_eval_prepare(waveform: np.ndarray, min_samples: int = 32_000) -> np
 class TextAudioBackbone(AudioBackbone):
     """A contrastive model (CLAP) that also embeds text into the audio embedding space."""
 
+    # Text is cheap per item and benefits from large batches (measured 1.7x from 4 to 16).
+    text_batch_size: int = 32
+
     @abstractmethod
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """(N, embedding_dim) float32 text embeddings (not necessarily normalised)."""

@@ -513,8 +513,8 @@ class LaionClapBackbone(TextAudioBackbone):
         texts = check_texts(texts, self.name)
         chunks = []
         with torch.inference_mode():
-            for k in range(0, len(texts), self.batch_size):
-                enc = self.tokenize(texts[k : k + self.batch_size])
+            for k in range(0, len(texts), self.text_batch_size):
+                enc = self.tokenize(texts[k : k + self.text_batch_size])
                 emb = self.model.embed_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
                 chunks.append(emb.float().cpu().numpy())
         if not chunks:

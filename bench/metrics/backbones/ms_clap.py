@@ -679,8 +679,8 @@ class MsClapBackbone(TextAudioBackbone):
             by_len.setdefault(len(e["input_ids"]), []).append(i)
         with torch.inference_mode():
             for idxs in by_len.values():
-                for k in range(0, len(idxs), self.batch_size):
-                    batch = idxs[k : k + self.batch_size]
+                for k in range(0, len(idxs), self.text_batch_size):
+                    batch = idxs[k : k + self.text_batch_size]
                     enc = {
                         key: torch.tensor([encs[i][key] for i in batch], device=self.device) for key in encs[batch[0]]
                     }
