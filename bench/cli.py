@@ -42,7 +42,7 @@ def _load_config(path: str | None) -> dict:
         raise SystemExit(f"error: {p}: invalid YAML ({e})") from None
     if not isinstance(data, dict):
         raise SystemExit(f"error: {p}: expected a mapping with keys checkpoints/backbones/models")
-    unknown = set(data) - {"checkpoints", "backbones", "models", "metrics", "resampler"}
+    unknown = set(data) - {"checkpoints", "tokenizers", "backbones", "models", "metrics", "resampler"}
     if unknown:
         raise SystemExit(f"error: {p}: unknown key(s) {sorted(unknown)}")
     return data
@@ -61,6 +61,7 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
         "(smoke tests / demo only: results are labelled NOT COMPARABLE)",
     )
     g.add_argument("--checkpoint", action="append", metavar="BACKBONE=PATH", help="official checkpoint file of a metric backbone (repeatable)")
+    g.add_argument("--tokenizer", action="append", metavar="BACKBONE=DIR", help="local tokenizer folder of a CLAP text tower (e.g. laion-clap-htsat-base=/data/roberta-base); default: the hub id / HF cache")
     g.add_argument("--config", help="YAML file with `checkpoints: {backbone: path}`, `backbones: {role: name}`, `models: {model: checkpoint}`")
     g.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples for 95%% intervals (0 = none)")
     g.add_argument("--resampler", default=None, help="resampler for backbone inputs (default: the protocol's, soxr-hq)")
@@ -73,12 +74,14 @@ def _score_config(args, cfg_file: dict):
     from bench.protocol import PROTOCOL
 
     checkpoints = {**(cfg_file.get("checkpoints") or {}), **_parse_kv(args.checkpoint, "--checkpoint")}
+    tokenizers = {**(cfg_file.get("tokenizers") or {}), **_parse_kv(args.tokenizer, "--tokenizer")}
     backbones = {**DEFAULT_BACKBONES, **(cfg_file.get("backbones") or {})}
     return ScoreConfig(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         backbones=backbones,
         weights=args.backbones,
         checkpoints=checkpoints,
+        tokenizers=tokenizers,
         resampler=args.resampler or cfg_file.get("resampler") or PROTOCOL.resampler,
         bootstrap=args.bootstrap,
         device=args.device,

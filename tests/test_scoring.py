@@ -185,3 +185,50 @@ def test_missing_references_leave_kl_on_pairs_only(fake_backbones, clips):
     res = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
     kl = next(m for m in res.metrics if m.metric == "KL_softmax")
     assert kl.n == 8 and res.n_paired == 8
+
+
+class _OfficialTextSpectral(_TextSpectral):
+    """Official-mode text backbone: `load` reads the (fake) checkpoint, the tokenizer is passed in."""
+
+    name = "fake-clap-official"
+    checkpoint_filename = "fake-clap.pt"
+    seen_tokenizers: list = []
+
+    def __init__(self, device="cpu", tokenizer=None):
+        super().__init__(device)
+        self.tokenizer = tokenizer
+
+    def load(self, checkpoint=None):
+        from bench.checkpoints import find_checkpoint
+
+        path = find_checkpoint(self.checkpoint_filename, checkpoint)
+        type(self).seen_tokenizers.append(self.tokenizer)
+        self.model = object()
+        return self._install_identity(path)
+
+    def _install_identity(self, path):
+        self.identity = self._official_identity(path)
+        return self
+
+    def embed_text(self, texts):
+        ids = [self.tokenizer(t)["input_ids"] for t in texts]
+        return np.stack([np.resize(np.asarray(i, np.float32), 16) for i in ids])
+
+
+def test_official_text_tower_uses_a_local_tokenizer_folder(monkeypatch, clips, tmp_path):
+    from bench.plugins._tiny_text import roberta_style_tokenizer
+
+    monkeypatch.setitem(registry.BACKBONES, "fake-clap-official", f"{__name__}:_OfficialTextSpectral")
+    tok_dir = tmp_path / "tok"
+    roberta_style_tokenizer().save_pretrained(tok_dir)
+    ckpt = tmp_path / "fake-clap.pt"
+    ckpt.write_bytes(b"weights")
+    g, r, texts = clips
+    cfg = ScoreConfig(metrics=["CLAP_LAION"], backbones={"clap_laion": "fake-clap-official"}, weights="official",
+                      checkpoints={"fake-clap-official": str(ckpt)}, tokenizers={"fake-clap-official": str(tok_dir)},
+                      bootstrap=0, progress=False)
+    res = score(g, r, texts, cfg, EmbeddingCache(enabled=False))
+    assert np.isfinite(res.metrics[0].value)
+    tok = _OfficialTextSpectral.seen_tokenizers[-1]
+    assert tok is not None and tok("a dog")["input_ids"] == roberta_style_tokenizer()("a dog")["input_ids"]
+    assert res.backbones["fake-clap-official"]["weights"] == "official"

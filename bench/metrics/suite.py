@@ -56,6 +56,7 @@ class ScoreConfig:
     backbones: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BACKBONES))
     weights: str = "official"  # "official": load checkpoint files; "random": fixed-seed random weights
     checkpoints: dict[str, str] = field(default_factory=dict)  # backbone name -> file path
+    tokenizers: dict[str, str] = field(default_factory=dict)  # text backbone name -> local tokenizer folder
     random_seed: int = 0
     resampler: str = PROTOCOL.resampler
     bootstrap: int = 100
@@ -144,6 +145,11 @@ def _random_tokenizer_note(cls) -> str | None:
 def build_backbone(name: str, config: ScoreConfig) -> AudioBackbone:
     cls = backbone_class(name)
     if config.weights == "official":
+        if name in config.tokenizers:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(config.tokenizers[name], local_files_only=True)
+            return cls(device=config.device, tokenizer=tok).load(config.checkpoints.get(name))
         return cls(device=config.device).load(config.checkpoints.get(name))
     official_tokenizer = _random_tokenizer_note(cls)
     if official_tokenizer:
