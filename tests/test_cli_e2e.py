@@ -53,3 +53,24 @@ def test_score_needs_a_reference(tmp_path):
     (tmp_path / "g").mkdir()
     with pytest.raises(SystemExit, match="no audio files"):
         main(["score", "--gen", str(tmp_path / "g"), "--ref", str(tmp_path)])
+
+
+def test_missing_references_are_counted_in_console_and_record(tmp_path, toy_plugin_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    for name, f in (("a", 300), ("b", 900)):
+        t = np.arange(32000) / 16000
+        sf.write(tmp_path / f"{name}.wav", (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), 16000)
+    m = tmp_path / "mini.csv"
+    m.write_text("id,caption,audio\na,a low tone,a.wav\nb,a high tone,b.wav\nc,a missing clip,c.wav\n")
+    rc = main(["run", "--models", "toy-sine", "--split", str(m), "--duration", "2", "--backbones", "random",
+               "--metrics", "FD,KL_softmax", "--bootstrap", "0", "--out", str(tmp_path / "runs")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "3 prompts, 2 with reference audio, 1 missing" in out
+    assert "evaluated 3 / missing reference 1 / failed files 0" in out
+    record = json.loads(next((tmp_path / "runs").rglob("results/*.json")).read_text())
+    assert record["n_missing_reference"] == 1 and record["n_evaluated"] == 3
+    kl = next(x for x in record["metrics"] if x["metric"] == "KL_softmax")
+    assert kl["n"] == 2  # paired by clip id: only the clips with a reference
