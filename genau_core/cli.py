@@ -1,6 +1,8 @@
 """`genau` command line: generate audio from text, train the VAE / the latent diffusion model.
 
     genau generate "a dog barks while rain falls" -o out.wav --model genau-tiny --seed 0
+    genau generate "a steady pure sine tone at 440 hertz" -o tone.wav        # genau-tiny is the default
+    genau generate "rain" -o r.wav --model genau-tiny --checkpoint random  # seed-0 random weights
     genau generate "rain" -o rain.wav --model genau-s --checkpoint /path/to/release-files
     genau train ldm --manifest demo.jsonl --out runs/tiny --steps 200
 """
@@ -25,11 +27,21 @@ RELEASE_FILES = {
 
 
 def load_model(name: str, checkpoint: str | None, device: str):
-    """genau-tiny: in-process (or a folder from save_pretrained); genau-s / genau-l: a folder of release files."""
+    """genau-tiny: the shipped weights (`--checkpoint random`: seed-0 random weights; a folder from save_pretrained);
+    genau-s / genau-l: a folder of release files."""
     from genau_core.genau import GENAU_TINY, build_genau, load_pretrained
 
     if name == "genau-tiny":
-        return load_pretrained(checkpoint, device=device) if checkpoint else build_genau(GENAU_TINY, device=device)
+        from genau_core.genau.model import WEIGHTS_NAME
+        from genau_core.genau.tiny_weights import WEIGHTS_DIR
+
+        if checkpoint == "random":
+            return build_genau(GENAU_TINY, device=device)
+        folder = Path(checkpoint).expanduser() if checkpoint else WEIGHTS_DIR
+        if not (folder / WEIGHTS_NAME).exists():
+            hint = "rebuild the shipped weights with `python -m genau_core.genau.tiny_weights`" if not checkpoint else "a folder written by save_pretrained"
+            raise SystemExit(f"genau-tiny: {folder / WEIGHTS_NAME} not found ({hint})")
+        return load_pretrained(folder, device=device)
     if name in ("genau-s", "genau-l"):
         from genau_core.genau.official import OfficialFiles, load_official_genau
 
@@ -86,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt", nargs="+")
     g.add_argument("-o", "--output", required=True, help="wav path (several prompts: _0, _1, ... suffixes)")
     g.add_argument("--model", default="genau-tiny")
-    g.add_argument("--checkpoint", default=None)
+    g.add_argument("--checkpoint", default=None, help="genau-tiny: a saved folder or 'random'; genau-s/-l: the release-file folder")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model config's)")
     g.add_argument("--guidance", type=float, default=None)
@@ -96,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the 1D-VAE or the latent diffusion model")
     train_parser(t)
     t.set_defaults(func=cmd_train)
+
+    from genau_core.recap.cli import add_parser as add_recap_parser
+
+    add_recap_parser(sub)
     return p
 
 

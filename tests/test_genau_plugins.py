@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -37,18 +38,21 @@ def test_plugin_infos():
     assert (GenAuSmall.info.name, GenAuSmall.info.paper_params) == ("genau-s", "493M")
     assert (GenAuLarge.info.name, GenAuLarge.info.paper_params) == ("genau-l", "1.25B")
     assert (GenAuSmall.info.defaults.steps, GenAuSmall.info.defaults.guidance) == (200, 3.5)
-    assert GenAuTiny.info.tiny and GenAuTiny.info.defaults.steps == 10 and "10 DDIM steps" in GenAuTiny.info.notes
+    steps = GenAuTiny.info.defaults.steps
+    assert GenAuTiny.info.tiny and f"{steps} DDIM steps" in GenAuTiny.info.notes
+    assert "Griffin-Lim" in GenAuTiny.info.notes and "demo" in GenAuTiny.info.training_data
 
 
-def test_tiny_generates_a_batch_of_four_10_s_clips_in_seconds():
-    plugin = GenAuTiny()
+def test_tiny_random_generates_a_batch_of_four_10_s_clips_in_seconds():
+    plugin = GenAuTiny(checkpoint="random")
     assert plugin.checkpoint_status()[0] and plugin.checkpoint_identity() == "random:seed=0"
     assert plugin.weights == "random"
     prompts = ["a dog barks while rain falls", "a bell rings twice", "birds chirp", "an engine idles"]
     plugin.load()
     plugin._loaded = True
+    assert plugin.model.cfg.vocoder_type == "hifigan"
     t0 = time.perf_counter()
-    waves = plugin.generate(prompts, seed=[0, 1, 2, 3])  # defaults: 10 DDIM steps, guidance 3.5, 10 s
+    waves = plugin.generate(prompts, seed=[0, 1, 2, 3], steps=10)  # 10 DDIM steps, guidance 3.5, 10 s
     elapsed = time.perf_counter() - t0
     assert len(waves) == 4 and all(w.shape == (160000,) and w.dtype == np.float32 for w in waves)
     assert all(np.isfinite(w).all() and np.abs(w).max() > 0 for w in waves)
@@ -56,8 +60,19 @@ def test_tiny_generates_a_batch_of_four_10_s_clips_in_seconds():
     assert plugin.last_record.native_sample_rate == 16000 and not plugin.last_record.resampled
     assert plugin.parameter_count() == sum(plugin.component_parameters().values()) > 0
     # per-prompt seeds: a prompt's clip does not depend on its batch
-    again = plugin.generate([prompts[2]], seed=[2])[0]
+    again = plugin.generate([prompts[2]], seed=[2], steps=10)[0]
     np.testing.assert_allclose(again, waves[2], atol=1e-5)
+
+
+def test_tiny_default_is_the_shipped_trained_weights():
+    from genau_core.genau.model import WEIGHTS_NAME
+    from genau_core.genau.tiny_weights import WEIGHTS_DIR
+
+    plugin = GenAuTiny()
+    ok, where = plugin.checkpoint_status()
+    assert ok and where == str(WEIGHTS_DIR / WEIGHTS_NAME)
+    assert plugin.weights == "tiny-trained"
+    assert plugin.checkpoint_identity() == "sha256:" + hashlib.sha256((WEIGHTS_DIR / WEIGHTS_NAME).read_bytes()).hexdigest()
 
 
 def test_tiny_loads_our_saved_weights(tmp_path):
@@ -68,7 +83,7 @@ def test_tiny_loads_our_saved_weights(tmp_path):
     ok, where = plugin.checkpoint_status()
     assert ok and plugin.weights == "tiny-trained" and plugin.checkpoint_identity().startswith("sha256:")
     a = plugin.generate(["a cat meows"], seed=0, steps=2, duration=1.0)[0]
-    b = GenAuTiny().generate(["a cat meows"], seed=0, steps=2, duration=1.0)[0]
+    b = GenAuTiny(checkpoint="random").generate(["a cat meows"], seed=0, steps=2, duration=1.0)[0]
     assert a.shape == b.shape == (16000,) and np.abs(a - b).max() > 1e-4  # different weights
     missing = GenAuTiny(checkpoint=str(tmp_path / "nowhere"))
     assert not missing.checkpoint_status()[0]

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from genau_core.genau.model import WEIGHTS_NAME
-from genau_core.genau.train import TrainConfig, latest_checkpoint, read_manifest, train, warmup_cosine
+from genau_core.genau.train import TrainConfig, latest_checkpoint, random_crops, read_manifest, train, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = ["a dog barks", "rain falls on a tin roof", "a bell rings twice", "birds chirp", "an engine idles", "water flows"]
@@ -68,6 +68,22 @@ def test_warmup_cosine_schedule():
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
+def test_random_crops_are_aligned_windows_and_seeded():
+    mel = torch.arange(3 * 2 * 40, dtype=torch.float32).reshape(3, 2, 40)
+    a = random_crops(mel, 16, 4, torch.Generator().manual_seed(0))
+    b = random_crops(mel, 16, 4, torch.Generator().manual_seed(0))
+    assert a.shape == (3, 2, 16) and torch.equal(a, b)
+    for clip, crop in zip(mel, a):
+        start = int(crop[0, 0] - clip[0, 0])
+        assert start % 4 == 0 and 0 <= start <= 24 and torch.equal(crop, clip[:, start : start + 16])
+    starts = {int(c[0, 0]) for g in range(20) for c in random_crops(mel[:1], 16, 4, torch.Generator().manual_seed(g))}
+    assert len(starts) > 3  # windows move
+    with pytest.raises(ValueError):
+        random_crops(mel, 18, 4, torch.Generator())
+    with pytest.raises(ValueError, match="vae stage only"):
+        train(TrainConfig(stage="ldm", manifest="m.jsonl", out_dir="x", crop_frames=16))
+
+
 def _ldm_cfg(manifest, out, **kw) -> TrainConfig:
     base = dict(stage="ldm", manifest=str(manifest), out_dir=str(out), steps=6, batch_size=2, save_every=3, log_every=1,
                 lr=2e-3, warmup_steps=2, seed=3)
@@ -115,7 +131,7 @@ def test_vae_training_with_discriminator_switch(manifest, tmp_path):
     tiny = GENAU_TINY.replace(vae_loss=dataclasses.replace(GENAU_TINY.vae_loss, disc_start=2))
     cfg_json.write_text(json.dumps(tiny.to_dict()))
     out = train(TrainConfig(stage="vae", manifest=str(manifest), out_dir=str(tmp_path / "vae"), model=str(cfg_json), steps=4,
-                            batch_size=2, save_every=2, log_every=1, lr=1e-3, seed=0))
+                            batch_size=2, save_every=2, log_every=1, lr=1e-3, seed=0, crop_frames=256))
     assert out["step"] == 4 and np.isfinite(out["rec_loss"])
     log = [json.loads(line) for line in (tmp_path / "vae" / "log.jsonl").read_text().splitlines()]
     assert ["g_loss" in m for m in log] == [False, False, True, True]  # adversarial terms from step 2 (0-based) on

@@ -102,3 +102,15 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch():
         g_opt.step()
         losses.append(log["rec_loss"])
     assert min(losses[-3:]) < 0.3 * losses[0]
+
+
+def test_input_normalisation_is_an_affine_wrapper_around_the_same_network():
+    """mel_mean / mel_std (used by the shipped genau-tiny): encoder sees (mel - mean) / std, decoder output is mapped back."""
+    plain = AutoencoderKL1D(GENAU_TINY.vae).eval()
+    normed = AutoencoderKL1D(dataclasses.replace(GENAU_TINY.vae, mel_mean=-11.5, mel_std=4.0)).eval()
+    normed.load_state_dict(plain.state_dict())  # no extra parameters or buffers
+    mel = torch.randn(2, 64, 64) * 4 - 8
+    with torch.no_grad():
+        torch.testing.assert_close(normed.encode(mel).mean, plain.encode((mel + 11.5) / 4.0).mean)
+        z = torch.randn(2, GENAU_TINY.vae.embed_dim, 16)
+        torch.testing.assert_close(normed.decode(z), plain.decode(z) * 4.0 - 11.5)

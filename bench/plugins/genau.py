@@ -19,6 +19,7 @@ from bench.checkpoints import CheckpointNotFound, checkpoint_dirs, find_checkpoi
 from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
 
 OFFICIAL_SOURCE = "hf:mali6/autocap (snap-research/GenAU)"
+TINY_STEPS = 10
 _COMMON_NOTES = (
     "DDIM eta=1.0, AudioCaps dataset id, classifier-free guidance against the empty prompt; "
     "defaults from the official evaluation (settings/simple_runs/genau.yaml evaluation_params via "
@@ -51,54 +52,80 @@ class _GenAuPlugin(TextToAudioPlugin):
 
 
 class GenAuTiny(_GenAuPlugin):
-    """The `genau-tiny` configuration with fixed-seed random weights (or our own trained weights via --checkpoint)."""
+    """genau-tiny: by default the weights shipped in the package (trained by `genau train` on the demo split).
+
+    `checkpoint=None`: `genau_core/genau/weights/genau-tiny/` (see `genau_core.genau.tiny_weights`);
+    `checkpoint="random"`: the `genau-tiny` configuration built in-process with seed-0 random weights
+    (HiFi-GAN vocoder); any other value: a folder written by `genau_core.genau.save_pretrained`.
+    """
 
     SEED: ClassVar[int] = 0
+    RANDOM: ClassVar[str] = "random"
     info = PluginInfo(
         name="genau-tiny",
         family="genau",
         native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=10, guidance=3.5, duration_s=10.0),
-        training_data="none: random weights (seed 0); --checkpoint loads a folder written by genau_core save_pretrained",
-        text_encoder="tiny T5 encoder + tiny CLAP text tower (in-process tokenizers)",
-        source="genau_core config genau-tiny (built in-process)",
+        defaults=InferenceSettings(sampler="DDIM", steps=TINY_STEPS, guidance=3.5, duration_s=10.0),
+        training_data="the bench `demo` split only (10 synthesised 10 s clips with exact captions), trained by our "
+        "`genau train` (VAE, then LDM) in a few CPU minutes: genau_core/genau/weights/genau-tiny/training.json; "
+        "--model-checkpoint genau-tiny=random gives seed-0 random weights instead",
+        text_encoder="tiny T5 encoder + tiny CLAP text tower (in-process tokenizers; frozen at their seed-0 random weights)",
+        source="genau_core/genau/weights/genau-tiny (shipped; rebuilt by python -m genau_core.genau.tiny_weights)",
         paper_params="",
         tiny=True,
-        notes="Offline twin of GenAu: same pipeline (FIT, 1D-VAE, HiFi-GAN 16 kHz), tiny widths; "
-        "10 DDIM steps by default (the official models use 200) so a batch of 4 runs in seconds on CPU. "
-        + _COMMON_NOTES,
+        notes="Offline twin of GenAu: same pipeline (FIT, 1D-VAE, DDIM with guidance), tiny widths. The shipped weights "
+        "use a Griffin-Lim inversion of the mel (32 fast-Griffin-Lim iterations) instead of a HiFi-GAN: a vocoder "
+        "trained in a few CPU minutes is not recognisable audio, Griffin-Lim of the generated mel is; it also uses "
+        "v-prediction and a normalised VAE input (genau_core.genau.tiny_weights says why). Trained on the 10 demo "
+        "captions only: the tone prompts give a spectral peak near the captioned frequency, the noise prompts "
+        "broadband noise (measurements in training.json); any other prompt gives one of these demo-like sounds. "
+        f"{TINY_STEPS} DDIM steps by default (the official models use 200). " + _COMMON_NOTES,
     )
 
     @property
+    def random(self) -> bool:
+        return self.checkpoint == self.RANDOM
+
+    @property
     def weights(self) -> str:
-        return "tiny-trained" if self.checkpoint else "random"
+        return "random" if self.random else "tiny-trained"
+
+    def _folder(self) -> Path:
+        from genau_core.genau.tiny_weights import WEIGHTS_DIR
+
+        return Path(self.checkpoint).expanduser() if self.checkpoint else WEIGHTS_DIR
 
     def _weights_file(self) -> Path:
         from genau_core.genau.model import WEIGHTS_NAME
 
-        return Path(self.checkpoint).expanduser() / WEIGHTS_NAME
+        return self._folder() / WEIGHTS_NAME
 
     def checkpoint_status(self) -> tuple[bool, str]:
-        if not self.checkpoint:
+        if self.random:
             return True, f"built in-process: random weights (seed {self.SEED}), no files needed"
         f = self._weights_file()
-        return (f.exists(), str(f) if f.exists() else f"{f} not found (a folder written by genau_core.genau.save_pretrained)")
+        if f.exists():
+            return True, str(f)
+        if not self.checkpoint:
+            return False, (f"{f} not found: the shipped genau-tiny weights are missing from this installation; rebuild them "
+                           "with `python -m genau_core.genau.tiny_weights` or pass --model-checkpoint genau-tiny=random")
+        return False, f"{f} not found (a folder written by genau_core.genau.save_pretrained)"
 
     def checkpoint_identity(self) -> str:
-        if not self.checkpoint:
+        if self.random:
             return f"random:seed={self.SEED}"
         return "sha256:" + sha256_file(self._weights_file())
 
     def load(self) -> None:
         from genau_core.genau import GENAU_TINY, GenAuPipeline, build_genau, load_pretrained
 
-        if self.checkpoint:
+        if self.random:
+            self.model = build_genau(GENAU_TINY, device=self.device, seed=self.SEED)
+        else:
             ok, status = self.checkpoint_status()
             if not ok:
                 raise FileNotFoundError(f"{self.name}: {status}")
-            self.model = load_pretrained(Path(self.checkpoint).expanduser(), device=self.device)
-        else:
-            self.model = build_genau(GENAU_TINY, device=self.device, seed=self.SEED)
+            self.model = load_pretrained(self._folder(), device=self.device)
         self.pipeline = GenAuPipeline(self.model)
 
 

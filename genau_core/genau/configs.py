@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field
 
+from genau_core.audio.griffinlim import GriffinLimConfig
 from genau_core.audio.hifigan import TINY_HIFIGAN, HiFiGANConfig
 from genau_core.audio.mel import MelConfig
 
@@ -36,6 +37,9 @@ AUDIOCAPS_DATASET_IDS = {
     "caption_audioset": 8,
     "autocap": 9,
 }
+
+
+VOCODER_TYPES = ("hifigan", "griffin-lim")
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ class VAEConfig:
     dropout: float = 0.0
     norm_groups: int = 32
     mid_attention: bool = True
+    # The encoder sees (mel - mel_mean) / mel_std and the decoder's output is mapped back by
+    # x * mel_std + mel_mean. The official VAE has no such normalisation (0 and 1). A small VAE
+    # trained for minutes needs it: raw log-mels sit near -11.5 (the 1e-5 floor) with a std of
+    # ~4, and reaching that level through GroupNorm'd features crowds out the spectral detail
+    # (stationary tones all decoded to one average spectrum in our genau-tiny runs).
+    mel_mean: float = 0.0
+    mel_std: float = 1.0
 
     @property
     def time_downsample(self) -> int:
@@ -172,12 +183,16 @@ class DiffusionConfig:
     beta_end: float = 0.0195
     # The official "linear" schedule is linspace(sqrt(b0), sqrt(b1)) ** 2 = diffusers' "scaled_linear".
     beta_schedule: str = "scaled_linear"
-    prediction_type: str = "epsilon"
+    prediction_type: str = "epsilon"  # GenAu; "v_prediction" for the shipped genau-tiny (see diffusion.py)
     eta: float = 1.0  # official DDIM sampling calls use ddim_eta=1.0
     scale_factor: float = 1.0  # latent scaling (1/std), a buffer of the official checkpoint
     steps: int = 200
     guidance: float = 3.5
     peak_normalize: float | None = 0.8  # official save_waveform scales each clip to peak 0.8
+
+    def __post_init__(self):
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}")
 
 
 @dataclass(frozen=True)
@@ -190,9 +205,15 @@ class GenAuConfig:
     conditioning: ConditioningConfig = ConditioningConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
     vocoder: HiFiGANConfig = HiFiGANConfig()
+    # "hifigan" (the official vocoder, `vocoder`) or "griffin-lim" (no weights, `griffin_lim`;
+    # used by the shipped genau-tiny weights, see genau_core.audio.griffinlim)
+    vocoder_type: str = "hifigan"
+    griffin_lim: GriffinLimConfig = GriffinLimConfig()
     init_seed: int = 0
 
     def __post_init__(self):
+        if self.vocoder_type not in VOCODER_TYPES:
+            raise ValueError(f"vocoder_type must be one of {', '.join(VOCODER_TYPES)}, got {self.vocoder_type!r}")
         if self.mel.n_mels != self.vae.mel_bins or self.mel.n_mels != self.vocoder.num_mels:
             raise ValueError("mel bins differ between front end, VAE and vocoder")
         if self.fit.input_channels != self.vae.embed_dim:

@@ -1,5 +1,11 @@
 """Diffusion process of GenAu on diffusers' schedulers: epsilon prediction, T = 1000, betas 0.0015..0.0195.
 
+GenAu is trained with epsilon prediction. `DiffusionConfig.prediction_type = "v_prediction"`
+(Salimans & Ho 2022) is available for small models trained on a handful of clips (the
+shipped genau-tiny): with 10 memorised latents of 8 x 256 values, the noisy latent alone
+identifies its clip down to very low signal-to-noise ratios, so the epsilon loss gives the
+text condition almost no weight; the v target (~ -x0 at high noise) does.
+
 The official "linear" schedule (LDM `make_beta_schedule("linear")`) is
 linspace(sqrt(0.0015), sqrt(0.0195), 1000) ** 2, diffusers' `scaled_linear`. The official DDIM
 sampler uses timesteps range(0, 1000, 1000 // steps) + 1 and alpha_prev = alphas_cumprod[0]
@@ -14,6 +20,9 @@ import torch
 from torch.nn import functional as F
 
 from genau_core.genau.configs import DiffusionConfig
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def _scheduler_kwargs(cfg: DiffusionConfig) -> dict:
@@ -56,7 +65,7 @@ def ldm_loss(
     generator: torch.Generator | None = None,
     cfg_dropout: float | None = None,
 ) -> LDMBatchLoss:
-    """Epsilon-prediction MSE on scaled VAE latents (B, C, T), with per-sample condition dropout for CFG.
+    """Epsilon- (or v-) prediction MSE on scaled VAE latents (B, C, T), with per-sample condition dropout for CFG.
 
     `model` is a GenAuModel (its conditioner provides the unconditional encodings).
     """
@@ -66,7 +75,12 @@ def ldm_loss(
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
     noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
-    eps, _ = model.backbone(noisy, t, summary, dataset_ids)
-    if scheduler.config.prediction_type != "epsilon":
-        raise ValueError("GenAu is trained with epsilon prediction")
-    return LDMBatchLoss(F.mse_loss(eps.float(), noise.float()), t, dropped)
+    pred, _ = model.backbone(noisy, t, summary, dataset_ids)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, t)
+    else:
+        raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {kind!r}")
+    return LDMBatchLoss(F.mse_loss(pred.float(), target.float()), t, dropped)

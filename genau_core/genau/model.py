@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genau_core.audio.griffinlim import GriffinLimVocoder
 from genau_core.audio.hifigan import HiFiGANGenerator
 from genau_core.audio.mel import MelSpectrogram
 from genau_core.genau.conditioning import TextConditioner
@@ -15,7 +16,10 @@ from genau_core.genau.vae import AutoencoderKL1D
 
 
 class GenAuModel(nn.Module):
-    """mel front end, 1D-VAE, FIT backbone, text conditioner, HiFi-GAN; `scale_factor` scales VAE latents."""
+    """mel front end, 1D-VAE, FIT backbone, text conditioner, vocoder; `scale_factor` scales VAE latents.
+
+    The vocoder is the HiFi-GAN (`cfg.vocoder`) unless `cfg.vocoder_type` is "griffin-lim" (no weights).
+    """
 
     def __init__(self, cfg: GenAuConfig, t5_tokenizer=None, clap_tokenizer=None):
         super().__init__()
@@ -24,7 +28,10 @@ class GenAuModel(nn.Module):
         self.vae = AutoencoderKL1D(cfg.vae)
         self.backbone = FITBackbone(cfg.fit)
         self.conditioner = TextConditioner(cfg.conditioning, t5_tokenizer, clap_tokenizer)
-        self.vocoder = HiFiGANGenerator(cfg.vocoder)
+        if cfg.vocoder_type == "griffin-lim":
+            self.vocoder: nn.Module = GriffinLimVocoder(cfg.mel, cfg.griffin_lim)
+        else:
+            self.vocoder = HiFiGANGenerator(cfg.vocoder)
         self.register_buffer("scale_factor", torch.tensor(float(cfg.diffusion.scale_factor)))
 
     @property

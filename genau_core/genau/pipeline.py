@@ -70,15 +70,15 @@ class GenAuPipeline:
             inp = torch.cat([x, x]) if use_cfg else x
             tt = torch.full((inp.shape[0],), int(t), device=dev, dtype=torch.long)
             prev = None if prev_latents is None else (torch.cat([prev_latents, prev_latents]) if use_cfg else prev_latents)
-            eps, lat = model.backbone(inp, tt, summary, ds, prev)
+            pred, lat = model.backbone(inp, tt, summary, ds, prev)  # epsilon (or v, per cfg.diffusion.prediction_type)
             if use_cfg:
-                eps_u, eps_c = eps.chunk(2)
-                eps = eps_u + guidance * (eps_c - eps_u)
+                pred_u, pred_c = pred.chunk(2)
+                pred = pred_u + guidance * (pred_c - pred_u)
                 prev_latents = lat.chunk(2)[1]
             else:
                 prev_latents = lat
             variance_noise = self._noise(generators, self.cfg.latent_shape).to(dev, dtype) if eta > 0 else None
-            x = scheduler.step(eps, t, x, eta=eta, variance_noise=variance_noise).prev_sample
+            x = scheduler.step(pred, t, x, eta=eta, variance_noise=variance_noise).prev_sample
         return x
 
     @torch.no_grad()

@@ -14,6 +14,10 @@ config's dataset ids or an integer id; relative audio paths are resolved against
 folder). Each clip is read from its start (the official `consistent_start_time`), resampled,
 mean-removed, peak-normalised to 0.5 and padded / cut to 10.24 s.
 
+`--crop-frames N` (vae only) trains on one random N-frame window per clip (aligned to the VAE's
+time stride, drawn from the step's generator), which makes a step ~1024/N times cheaper; the
+discriminator is initialised from the seed, so a run is a function of its arguments.
+
 Checkpoints (`<out>/checkpoints/step-XXXXXXX/`: model folder + `trainer.pt`) are written every
 `save_every` steps and at the end; `--resume` continues from the latest one exactly: the data
 order is a function of (seed, epoch), the per-step noise a function of (seed, rank, step), and
@@ -62,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; "no" to disable
     scale_by_std: bool = True  # ldm: set the latent scale factor to 1/std of the first batch (official)
+    crop_frames: int | None = None  # vae: train on a random window of this many mel frames per clip (None: whole clips)
     resume: bool = False
     stop_at: int | None = None  # end this run after that step (an interruption; --resume continues)
     device: str = "auto"
@@ -239,6 +244,8 @@ def train(tc: TrainConfig) -> dict:
     if device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
+    if tc.crop_frames is not None and tc.stage != "vae":
+        raise ValueError("crop_frames applies to the vae stage only (the FIT sees whole latent clips)")
     if tc.batch_size % dist.world:
         raise ValueError(f"batch size {tc.batch_size} not divisible by {dist.world} processes")
     out = Path(tc.out_dir)
@@ -276,7 +283,9 @@ def train(tc: TrainConfig) -> dict:
         loss_mod = disc_opt = None
     else:
         model.vae.train()
-        loss_mod = VAELoss(cfg.vae_loss).to(device).train()
+        with torch.random.fork_rng(devices=[]):  # the discriminator's initialisation is a function of the seed
+            torch.manual_seed(tc.seed)
+            loss_mod = VAELoss(cfg.vae_loss).to(device).train()
         # official: Adam(0.5, 0.9) on the autoencoder only (the loss log-variance stays at its init),
         # constant learning rate, no gradient clipping
         loss_mod.logvar.requires_grad_(False)
@@ -384,9 +393,20 @@ def _ldm_step(model, net, wav, captions, ids, ddpm, opt, trainable, tc, dist, ge
     return {"loss": float(loss), "grad_norm": float(gnorm), "cfg_dropped": int(out.dropped.sum())}
 
 
+def random_crops(mel: torch.Tensor, frames: int, multiple: int, generator: torch.Generator) -> torch.Tensor:
+    """One random window of `frames` mel frames per clip, starting at a multiple of `multiple` (the VAE's stride)."""
+    total = mel.shape[-1]
+    if frames % multiple or not 0 < frames <= total:
+        raise ValueError(f"crop of {frames} frames: must be a multiple of {multiple} in (0, {total}]")
+    starts = torch.randint(0, (total - frames) // multiple + 1, (mel.shape[0],), generator=generator) * multiple
+    return torch.stack([m[:, s : s + frames] for m, s in zip(mel, starts.tolist())])
+
+
 def _vae_step(model, loss_mod, wav, opt, disc_opt, trainable, tc, dist, gen, step, autocast) -> dict:
     with torch.no_grad():
         mel = model.mel(wav)
+        if tc.crop_frames is not None:
+            mel = random_crops(mel, tc.crop_frames, model.cfg.vae.time_downsample, gen)
     with autocast():
         rec, post = model.vae(mel, generator=gen)
         # discriminator update (zero before disc_start)
@@ -448,6 +468,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", choices=["auto", "no"], default="auto")
     p.add_argument("--no-scale-by-std", dest="scale_by_std", action="store_false")
+    p.add_argument("--crop-frames", type=int, default=None, help="vae: train on random windows of this many mel frames")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-at", type=int, default=None, help="end this run after that step (resume later)")
     p.add_argument("--device", default="auto")

@@ -191,12 +191,17 @@ class AutoencoderKL1D(nn.Module):
         """mel (B, mel_bins, T) -> posterior over (B, embed_dim, T / time_downsample)."""
         if mel.shape[-1] % self.cfg.time_downsample:
             raise ValueError(f"mel length {mel.shape[-1]} not divisible by {self.cfg.time_downsample}")
+        if self.cfg.mel_mean != 0.0 or self.cfg.mel_std != 1.0:
+            mel = (mel - self.cfg.mel_mean) / self.cfg.mel_std
         return DiagonalGaussian(self.quant_conv(self.encoder(mel)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 4:  # official (B, C, T, 1) layout
             z = z[..., 0]
-        return self.decoder(self.post_quant_conv(z))
+        out = self.decoder(self.post_quant_conv(z))
+        if self.cfg.mel_mean != 0.0 or self.cfg.mel_std != 1.0:
+            out = out * self.cfg.mel_std + self.cfg.mel_mean
+        return out
 
     def forward(
         self, mel: torch.Tensor, *, sample_posterior: bool = True, generator: torch.Generator | None = None

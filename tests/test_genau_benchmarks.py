@@ -1,0 +1,68 @@
+"""The GenAu benchmark scripts run (FIT vs DiT on tiny shapes; the GPU sampling script on CPU-only machines)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from genau_core.genau import GENAU_S, GENAU_TINY
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dit_twin_matches_the_fit_interface_and_depth():
+    b = _load("bench_genau_fit_vs_dit")
+    cfg = GENAU_TINY.fit
+    assert b.fit_depth(GENAU_S.fit) == 26  # 5 blocks x 2 local + 4 blocks x 4 global
+    torch.manual_seed(0)
+    fit = b.FITBackbone(cfg).eval()
+    dit = b.dit_for(cfg, cfg.patch_channels).eval()
+    assert len(dit.blocks) == b.fit_depth(cfg)
+    inputs = b._inputs(cfg, 2, "cpu")
+    with torch.no_grad():
+        assert fit(*inputs)[0].shape == dit(*inputs)[0].shape == (2, cfg.input_channels, cfg.input_length)
+    # FLOPs on meta tensors = the real run's matmuls + the attention products (the fused CPU attention kernel
+    # is not counted by FlopCounterMode; on meta tensors attention runs as bmm and is), counted by hand here
+    meta_fit = b.on_meta(lambda: b.FITBackbone(cfg))
+    assert b.count_flops(meta_fit, cfg, 2) == 2 * b.count_flops(meta_fit, cfg, 1) > 0
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fit.requires_grad_(False)  # FlopCounterMode's module tracker needs either grads enabled or no trainable inputs
+    with FlopCounterMode(display=False) as counter:
+        fit(*b._inputs(cfg, 1, "cpu"))
+    inner = cfg.local_attention.inner  # all tiny attentions have the same inner width
+
+    def qk_and_av(queries: int, keys: int, times: int) -> int:
+        return 2 * 2 * queries * keys * inner * times
+
+    g, lpg = cfg.groups, cfg.latents_per_group
+    attention = (
+        qk_and_av(cfg.group_size, cfg.group_size, g * cfg.local_layers_per_block * (cfg.blocks + 1))  # local
+        + qk_and_av(cfg.latent_count, 3, cfg.blocks)  # latents read the 3 context tokens
+        + qk_and_av(lpg, cfg.group_size, g * cfg.blocks)  # read
+        + qk_and_av(cfg.latent_count, cfg.latent_count, cfg.global_layers_per_block * cfg.blocks)  # global
+        + qk_and_av(cfg.group_size, lpg, g * cfg.blocks)  # write
+    )
+    assert b.count_flops(meta_fit, cfg, 1) == counter.get_total_flops() + attention
+    lat = b.latency(cfg, cfg.patch_channels, repeats=1, warmup=0)
+    assert lat["fit_s"] > 0 and lat["dit_s"] > 0 and lat["fit_params"] == sum(p.numel() for p in fit.parameters())
+
+
+def test_gpu_sampling_script_exits_cleanly_without_cuda(capsys, monkeypatch):
+    b = _load("bench_genau_gpu_sampling")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert b.main([]) == 0
+    assert "no CUDA GPU" in capsys.readouterr().out
+    # the same code path, on the CPU with the tiny configuration
+    assert b.main(["--device", "cpu", "--config", "genau-tiny", "--steps", "2", "--batch-sizes", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| genau-tiny | cpu | fp32 | 1 | 2 |" in out
