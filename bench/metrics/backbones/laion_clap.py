@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.checkpoints import find_checkpoint, sha256_file
+from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
     check_complete,
@@ -63,7 +63,7 @@ from bench.metrics.backbones._stft import (
     slaney_mel_matrix,
 )
 from bench.metrics.backbones._tokenizers import check_texts
-from bench.metrics.backbones.base import BackboneIdentity, TextAudioBackbone
+from bench.metrics.backbones.base import TextAudioBackbone
 
 # Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
 # versions); anything larger means the file was made for another STFT or mel configuration.
@@ -440,31 +440,12 @@ class LaionClapBackbone(TextAudioBackbone):
         converted = convert_laion_clap_state_dict(state, self.config, source=str(path))
         net = LaionClapNet(self.config)
         net.load_state_dict(converted, strict=True)
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"sha256:{sha256_file(path)}",
-            weights="official",
-            source=str(path),
-        )
-        return self._install(net, identity)
+        return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "LaionClapBackbone":
         torch.manual_seed(seed)
         net = LaionClapNet(self.config)
-        identity = BackboneIdentity(
-            name=self.name,
-            sample_rate=self.sample_rate,
-            checkpoint_id=f"random:seed={seed}",
-            weights="random",
-            source="in-process",
-        )
-        return self._install(net, identity)
-
-    def _install(self, net: LaionClapNet, identity: BackboneIdentity) -> "LaionClapBackbone":
-        self.model = net.to(device=self.device, dtype=torch.float32).eval()
-        self.identity = identity
-        return self
+        return self._install(net, self._random_identity(seed))
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:
         self._require_loaded()
