@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-SOUND_CORPUS = [
+SOUND_CORPUS = (
     "a dog barks while birds chirp in the background",
     "a man speaks and a car engine revs",
     "water flows and splashes in a stream",
@@ -24,11 +24,11 @@ SOUND_CORPUS = [
     "a low hum with a rising frequency sweep",
     "music plays softly while people talk",
     "a siren wails as traffic passes by",
-]
+)
 
 
 @lru_cache(maxsize=None)
-def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77):
+def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77, corpus: tuple[str, ...] = SOUND_CORPUS):
     """A RoBERTa-layout tokenizer: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4; wraps in <s> ... </s>."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -44,7 +44,7 @@ def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(SOUND_CORPUS, trainer=trainer)
+    tok.train_from_iterator(corpus, trainer=trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,

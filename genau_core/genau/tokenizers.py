@@ -45,36 +45,11 @@ def tiny_t5_tokenizer(vocab_size: int = 192):
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=512)
 
 
-@lru_cache(maxsize=None)
 def tiny_roberta_tokenizer(vocab_size: int = 320, model_max_length: int = 64):
     """Byte-level BPE in RoBERTa's layout: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4; wraps in <s> ... </s>."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from bench.plugins._tiny_text import roberta_style_tokenizer
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=1,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(TINY_CORPUS, trainer=trainer)
-    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
-        model_max_length=model_max_length,
-    )
+    return roberta_style_tokenizer(vocab_size, model_max_length, corpus=TINY_CORPUS)
 
 
 def load_tokenizer(source: str, kind: str, *, vocab_size: int, max_length: int):
