@@ -82,10 +82,40 @@ class AudioLDMLarge(_DiffusersAudioPlugin):
         self.pipe.set_progress_bar_config(disable=True)
 
 
+def build_tiny_vocoder(seed: int = 0):
+    """Tiny SpeechT5 HiFi-GAN at the real frame rate (hop 160 @ 16 kHz, 16 mel bins), random weights."""
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    torch.manual_seed(seed)
+    vocoder = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=16,
+            sampling_rate=16_000,
+            upsample_initial_channel=16,
+            upsample_rates=[10, 4, 4],
+            upsample_kernel_sizes=[20, 8, 8],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            normalize_before=False,
+        )
+    )
+    with torch.no_grad():  # random HiFi-GAN output is ~1e-7; scale it to an audible level (~0.1 peak)
+        vocoder.conv_post.weight.mul_(6e5)
+    return vocoder
+
+
+def tiny_ddim_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+    )
+
+
 def build_tiny_audioldm_components(seed: int = 0) -> dict:
     """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import ClapTextConfig, ClapTextModelWithProjection, SpeechT5HifiGan, SpeechT5HifiGanConfig
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import ClapTextConfig, ClapTextModelWithProjection
 
     from bench.plugins._tiny_text import roberta_style_tokenizer
 
@@ -131,24 +161,8 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
             max_position_embeddings=80,
         )
     )
-    torch.manual_seed(seed)
-    vocoder = SpeechT5HifiGan(
-        SpeechT5HifiGanConfig(
-            model_in_dim=16,
-            sampling_rate=16_000,
-            upsample_initial_channel=16,
-            upsample_rates=[10, 4, 4],
-            upsample_kernel_sizes=[20, 8, 8],
-            resblock_kernel_sizes=[3],
-            resblock_dilation_sizes=[[1, 3]],
-            normalize_before=False,
-        )
-    )
-    with torch.no_grad():  # random HiFi-GAN output is ~1e-7; scale it to an audible level (~0.1 peak)
-        vocoder.conv_post.weight.mul_(6e5)
-    scheduler = DDIMScheduler(
-        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
-    )
+    vocoder = build_tiny_vocoder(seed)
+    scheduler = tiny_ddim_scheduler()
     for module in (unet, vae, text_encoder, vocoder):
         module.eval()  # dropout off: the same seed must give the same clip
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)

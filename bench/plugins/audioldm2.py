@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from bench.plugins._hub import folder_identity, resolve_model_dir
-from bench.plugins.audioldm import _DiffusersAudioPlugin
+from bench.plugins.audioldm import _DiffusersAudioPlugin, build_tiny_vocoder, tiny_ddim_scheduler
 from bench.plugins.base import InferenceSettings, PluginInfo
 
 
@@ -168,7 +168,7 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     GPT-2 generating 8 "language of audio" states, AudioLDM2 UNet cross-attending to both
     (GPT-2 states and T5 states), KL-VAE on 16-bin mels, HiFi-GAN with 160x upsampling.
     """
-    from diffusers import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel, AutoencoderKL, DDIMScheduler
+    from diffusers import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel, AutoencoderKL
     from transformers import (
         ClapAudioConfig,
         ClapConfig,
@@ -177,8 +177,6 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
         ClapTextConfig,
         GPT2Config,
         GPT2LMHeadModel,
-        SpeechT5HifiGan,
-        SpeechT5HifiGanConfig,
         T5Config,
         T5EncoderModel,
     )
@@ -251,24 +249,8 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     language_model.config.max_new_tokens = 8
     torch.manual_seed(seed)
     projection_model = AudioLDM2ProjectionModel(text_encoder_dim=clap_dim, text_encoder_1_dim=t5_dim, langauge_model_dim=gpt_dim)
-    torch.manual_seed(seed)
-    vocoder = SpeechT5HifiGan(
-        SpeechT5HifiGanConfig(
-            model_in_dim=16,
-            sampling_rate=16_000,
-            upsample_initial_channel=16,
-            upsample_rates=[10, 4, 4],
-            upsample_kernel_sizes=[20, 8, 8],
-            resblock_kernel_sizes=[3],
-            resblock_dilation_sizes=[[1, 3]],
-            normalize_before=False,
-        )
-    )
-    with torch.no_grad():  # random HiFi-GAN output is ~1e-7; scale it to an audible level (~0.1 peak)
-        vocoder.conv_post.weight.mul_(6e5)
-    scheduler = DDIMScheduler(
-        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
-    )
+    vocoder = build_tiny_vocoder(seed)
+    scheduler = tiny_ddim_scheduler()
     modules = dict(
         unet=unet,
         vae=vae,
