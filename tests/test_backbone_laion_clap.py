@@ -111,7 +111,7 @@ def test_audio_preparation_matches_laion_clap():
 
 
 def test_prepare_and_input_validation(model, clips):
-    p = model.prepare(clips[0])
+    p = model.model_input(clips[0])
     assert p.shape == (48000,) and p.dtype == np.float32
     np.testing.assert_array_equal(p[: 2 * 17000], np.tile(int16_round_trip(clips[0]), 2))
     with pytest.raises(ValueError, match="1-D"):
@@ -135,7 +135,7 @@ def _librosa_log_mel(y: np.ndarray, c) -> np.ndarray:
 
 def test_log_mel_matches_librosa(model, cfg, clips):
     ours = model.log_mel(clips[2])
-    ref = _librosa_log_mel(model.prepare(clips[2]), cfg)
+    ref = _librosa_log_mel(model.model_input(clips[2]), cfg)
     assert ours.shape == ref.shape == (1 + 48000 // 480, 16)
     np.testing.assert_allclose(ours, ref, atol=2e-3)
 
@@ -279,3 +279,13 @@ def test_full_size_configurations_on_meta_device():
     assert LaionClapHtsatBase.checkpoint_filename == "music_speech_audioset_epoch_15_esc_89.98.pt"
     chosen = LaionClapHtsatTiny(checkpoint_filename="clap_htsat_tiny.pt")
     assert chosen.settings()["checkpoint_filename"] == "clap_htsat_tiny.pt"
+
+
+def test_model_input_is_prepared_once_inside_embed():
+    """The suite's per-clip `prepare` hook is the identity for CLAP: cropping / padding / int16
+    quantisation happen once, inside `embed` (`model_input` exposes them for checks)."""
+    from bench.metrics.backbones.base import AudioBackbone
+    from bench.metrics.backbones.ms_clap import MsClap2022, MsClap2023
+
+    for cls in (LaionClapHtsatBase, LaionClapHtsatTiny, MsClap2022, MsClap2023):
+        assert cls.prepare is AudioBackbone.prepare

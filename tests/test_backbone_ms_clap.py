@@ -74,7 +74,7 @@ def test_audio_preparation_repeats_and_crops_deterministically(setup, clips):
     np.testing.assert_array_equal(fit_to_duration(np.arange(100, dtype=np.float32), 30), np.arange(30))
     np.testing.assert_array_equal(fit_to_duration(x, 7), x)
     model = setup[-1]
-    p = model.prepare(clips[0])
+    p = model.model_input(clips[0])
     assert p.shape == (SR,)
     np.testing.assert_array_equal(p, np.tile(clips[0], 3)[:SR])  # no int16 round trip in msclap
     with pytest.raises(ValueError, match="empty"):
@@ -119,7 +119,7 @@ def test_front_end(setup, clips):
         # msclap's HTSATWrapper builds its mel matrix for 32 kHz (models/config.py), not 44.1 kHz
         np.testing.assert_array_equal(melw, slaney_mel_matrix(32000, 1024, cfg.n_mels, 50, 14000))
         assert np.abs(melw - slaney_mel_matrix(44100, 1024, cfg.n_mels, 50, 14000)).max() > 1e-3
-    y = model.prepare(clips[2])
+    y = model.model_input(clips[2])
     spec = librosa.stft(
         y.astype(np.float64), n_fft=1024, hop_length=320, window="hann", center=True, pad_mode="reflect"
     )

@@ -210,7 +210,7 @@ def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, 
     raw = root / "raw"
     files = [root / wav_dir / n for n in o["names"]]
     waves = [read_wav(p) for p in files]
-    T.tensor(key, "backbone", "prepared model input (waveforms)", np.stack([b.prepare(w, i) for i, w in enumerate(waves)]),
+    T.tensor(key, "backbone", "prepared model input (waveforms)", np.stack([b.model_input(w, i) for i, w in enumerate(waves)]),
              np.load(raw / f"{raw_prefix}_inputs.npy"))
     a = np.stack([r["embedding"] for r in b.embed(waves)])
     T.tensor(key, "backbone", "audio embedding", a, np.load(raw / f"{raw_prefix}_audio_embedding.npy"))

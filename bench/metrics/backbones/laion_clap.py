@@ -456,7 +456,7 @@ class LaionClapBackbone(TextAudioBackbone):
         return save_laion_clap_checkpoint(self.model, path)
 
     # -- inference --------------------------------------------------------------------
-    def prepare(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
+    def model_input(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
         """The `clip_samples` waveform the network sees for one clip."""
         return prepare_audio(as_mono_float32(waveform, index, self.name), self.config.clip_samples)
 
@@ -478,7 +478,7 @@ class LaionClapBackbone(TextAudioBackbone):
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """(frames, n_mels) dB log-mel of one prepared clip (before bn0)."""
         self._require_loaded()
-        x = torch.from_numpy(self.prepare(waveform)[None]).to(self.device)
+        x = torch.from_numpy(self.model_input(waveform)[None]).to(self.device)
         with torch.inference_mode():
             return self.model.log_mel(x)[0, 0].float().cpu().numpy()
 

@@ -622,7 +622,7 @@ class MsClapBackbone(TextAudioBackbone):
         return save_ms_clap_checkpoint(self.model, path)
 
     # -- inference --------------------------------------------------------------------
-    def prepare(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
+    def model_input(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
         return fit_to_duration(as_mono_float32(waveform, index, self.name), self.config.clip_samples)
 
     def embed(self, waveforms: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -642,7 +642,7 @@ class MsClapBackbone(TextAudioBackbone):
 
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         self._require_loaded()
-        x = torch.from_numpy(self.prepare(waveform)[None]).to(self.device)
+        x = torch.from_numpy(self.model_input(waveform)[None]).to(self.device)
         with torch.inference_mode():
             return self.model.log_mel(x)[0, 0].float().cpu().numpy()
 
