@@ -11,7 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
+
+_MEMO_LOCK = threading.Lock()
 
 
 def cache_root() -> Path:
@@ -47,31 +52,50 @@ def find_checkpoint(filename: str, explicit: str | Path | None = None, *, what: 
     )
 
 
+def _memo_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _read_memo(memo_file: Path) -> dict:
+    try:
+        return json.loads(memo_file.read_text()) if memo_file.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def sha256_file(path: str | Path, *, chunk: int = 1 << 22) -> str:
     """sha256 of a file, memoised on (path, size, mtime) so multi-GB checkpoints hash once."""
     path = Path(path).resolve()
-    st = path.stat()
+    key = _memo_key(path)
     memo_file = cache_root() / "sha256-memo.json"
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    memo: dict = {}
-    if memo_file.exists():
-        try:
-            memo = json.loads(memo_file.read_text())
-        except (OSError, ValueError):
-            memo = {}
-    if key in memo:
-        return memo[key]
+    with _MEMO_LOCK:
+        known = _read_memo(memo_file).get(key)
+    if known:
+        return known
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
-            h.update(block)
+            h.update(block)  # hashlib releases the GIL: files hash in parallel in threads
     digest = h.hexdigest()
-    memo[key] = digest
-    try:
-        memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo))
-        os.replace(tmp, memo_file)
-    except OSError:
-        pass
+    with _MEMO_LOCK:  # read-modify-write under the lock, so parallel hashes are all kept
+        memo = _read_memo(memo_file)
+        memo[key] = digest
+        try:
+            memo_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, memo_file)
+        except OSError:
+            pass
     return digest
+
+
+def sha256_files(paths: Iterable[str | Path], *, workers: int | None = None) -> dict[Path, str]:
+    """sha256 of several files at once (one thread per core), through the same memo."""
+    unique = list(dict.fromkeys(Path(p).resolve() for p in paths))
+    if len(unique) <= 1:
+        return {p: sha256_file(p) for p in unique}
+    workers = workers or min(len(unique), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(unique, pool.map(sha256_file, unique)))

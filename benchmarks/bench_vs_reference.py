@@ -140,6 +140,7 @@ def run_ours(a) -> None:
 
     st.t["import torch + bench"] = time.perf_counter() - t0
     S.sha256_file = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_file)
+    S.sha256_files = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_files)
     S.build_backbone = st.wrap(lambda name, cfg: f"build + load checkpoint: {name}", S.build_backbone)
     S.read_audio = st.wrap("decode (soundfile)", S.read_audio)
     S.resample = st.wrap("resample (soxr-hq)", S.resample)

@@ -30,3 +30,15 @@ def toy_plugin_path(tmp_path_factory) -> Path:
     sys.path.insert(0, str(root))
     yield root
     sys.path.remove(str(root))
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No Hugging Face cache, no network and no checkpoint folders: what a fresh offline machine sees."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GENAU_BENCH_CACHE", str(tmp_path / "genau-cache"))
+    monkeypatch.delenv("GENAU_BENCH_CHECKPOINTS", raising=False)

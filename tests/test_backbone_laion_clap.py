@@ -200,6 +200,15 @@ def test_text_embedding_ignores_padding_length(cfg, tok, model, official_file):
     assert shorter.tokenize(TEXTS)["input_ids"].shape == (3, 12)  # the long text is truncated
 
 
+def test_padding_columns_are_dropped_without_changing_embeddings(model):
+    texts = ["a dog barks", "rain falls on a metal roof"]
+    full = model.tokenize(texts)  # padded to text_max_length, as laion_clap does
+    assert int(full["attention_mask"].sum(1).max()) < full["input_ids"].shape[1]
+    with torch.inference_mode():
+        reference = model.model.embed_text(full["input_ids"], full["attention_mask"]).numpy()
+    np.testing.assert_allclose(model.embed_text(texts), reference, rtol=0, atol=1e-6)
+
+
 def test_key_conversion_round_trip_is_identical(model, cfg):
     original = to_laion_clap_state_dict(model.model)
     ours = convert_laion_clap_state_dict(original, cfg)

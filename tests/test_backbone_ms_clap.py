@@ -112,6 +112,17 @@ def test_text_embedding_ignores_padding_length(setup, tmp_path):
     np.testing.assert_allclose(longer.embed_text(TEXTS[:2]), model.embed_text(TEXTS[:2]), atol=1e-5)
 
 
+def test_padding_columns_are_dropped_without_changing_embeddings(setup):
+    _, _, _, _, model = setup
+    texts = ["a dog barks", "rain falls on a metal roof"]
+    encs = model.tokenize(texts)  # padded to text_len, as msclap does
+    full = {k: torch.tensor([e[k] for e in encs]) for k in encs[0]}
+    assert int(full["attention_mask"].sum(1).max()) < full["input_ids"].shape[1]
+    with torch.inference_mode():
+        reference = model.model.embed_text(full).numpy()
+    np.testing.assert_allclose(model.embed_text(texts), reference, rtol=0, atol=1e-6)
+
+
 def test_front_end(setup, clips):
     version, _, cfg, _, model = setup
     melw = model.model.logmel_extractor.melW.detach().numpy()

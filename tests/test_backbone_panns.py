@@ -16,12 +16,11 @@ import torch
 
 from bench.checkpoints import CheckpointNotFound
 from bench.metrics.backbones._stft import ConvSTFT, dft_kernels
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
+from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, load_state_dict_exact
 from bench.metrics.backbones.panns import (
     CNN14_16K,
     Cnn14Backbone,
     check_panns_frontend,
-    load_state_dict_exact,
     read_panns_state_dict,
 )
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bench.plugins.audioldm import AudioLDMLarge, AudioLDMTiny, _audioldm_pipeline_class
+from tests.plugin_helpers import direct_diffusers_audio, loaded_tiny
 
 STEPS = 3
 SHORT = 2.0  # seconds; properties that do not depend on length are checked on short clips
@@ -19,26 +19,12 @@ PROMPTS = ["a dog barks while birds chirp", "rain falls on a tin roof with dista
 
 @pytest.fixture(scope="module")
 def tiny() -> AudioLDMTiny:
-    plugin = AudioLDMTiny()
-    plugin.load()
-    plugin._loaded = True
-    return plugin
+    return loaded_tiny(AudioLDMTiny)
 
 
 def _direct_pipeline(components, prompts, seeds, *, steps=STEPS, guidance=2.5, duration=10.0) -> np.ndarray:
     """Reference: diffusers' AudioLDMPipeline called directly, one generator per prompt."""
-    pipe = _audioldm_pipeline_class()(**components)
-    pipe.set_progress_bar_config(disable=True)
-    out = pipe(
-        prompt=list(prompts),
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        audio_length_in_s=duration,
-        num_waveforms_per_prompt=1,
-        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-        output_type="np",
-    )
-    return np.asarray(out.audios, dtype=np.float32)
+    return direct_diffusers_audio(_audioldm_pipeline_class(), components, prompts, seeds, steps=steps, guidance=guidance, duration=duration)
 
 
 def test_tiny_info_identity_and_parameter_count(tiny):
@@ -101,18 +87,7 @@ def test_guidance_is_passed_through(tiny):
     assert np.abs(a - b).max() > 1e-4
 
 
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    """No Hugging Face cache and no network: what a fresh offline machine sees."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GENAU_BENCH_CACHE", str(tmp_path / "genau-cache"))
-
-
-def test_audioldm_l_offline_names_the_missing_checkpoint(empty_hub_cache):
+def test_audioldm_l_offline_names_the_missing_checkpoint(offline):
     plugin = AudioLDMLarge()
     ok, message = plugin.checkpoint_status()
     assert ok is False
@@ -123,7 +98,7 @@ def test_audioldm_l_offline_names_the_missing_checkpoint(empty_hub_cache):
         plugin.checkpoint_identity()
 
 
-def test_audioldm_l_loads_a_local_diffusers_folder(tiny, tmp_path, empty_hub_cache):
+def test_audioldm_l_loads_a_local_diffusers_folder(tiny, tmp_path, offline):
     """The real loading path (from_pretrained on a diffusers folder) on a saved tiny pipeline."""
     folder = tmp_path / "audioldm-l-full"
     tiny.pipe.save_pretrained(str(folder))

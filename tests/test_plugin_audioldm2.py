@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bench.plugins.audioldm2 import AudioLDM2Large, AudioLDM2Tiny, _audioldm2_pipeline_class, t5_style_tokenizer
+from tests.plugin_helpers import direct_diffusers_audio, loaded_tiny
 
 STEPS = 3
 SHORT = 2.0  # seconds; properties that do not depend on length are checked on short clips
@@ -20,25 +20,11 @@ PROMPTS = ["a dog barks while birds chirp", "rain falls on a tin roof with dista
 
 @pytest.fixture(scope="module")
 def tiny() -> AudioLDM2Tiny:
-    plugin = AudioLDM2Tiny()
-    plugin.load()
-    plugin._loaded = True
-    return plugin
+    return loaded_tiny(AudioLDM2Tiny)
 
 
 def _direct(components, prompts, seeds, *, steps=STEPS, guidance=3.5, duration=10.0) -> np.ndarray:
-    pipe = _audioldm2_pipeline_class()(**components)
-    pipe.set_progress_bar_config(disable=True)
-    out = pipe(
-        prompt=list(prompts),
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        audio_length_in_s=duration,
-        num_waveforms_per_prompt=1,
-        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-        output_type="np",
-    )
-    return np.asarray(out.audios, dtype=np.float32)
+    return direct_diffusers_audio(_audioldm2_pipeline_class(), components, prompts, seeds, steps=steps, guidance=guidance, duration=duration)
 
 
 def test_info_defaults_identity(tiny):
@@ -126,17 +112,7 @@ def test_guidance_one_skips_the_unconditional_branch(tiny):
     assert np.abs(a - b).max() > 1e-4
 
 
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GENAU_BENCH_CACHE", str(tmp_path / "genau-cache"))
-
-
-def test_audioldm2_l_offline_names_the_missing_checkpoint(empty_hub_cache):
+def test_audioldm2_l_offline_names_the_missing_checkpoint(offline):
     plugin = AudioLDM2Large()
     ok, message = plugin.checkpoint_status()
     assert ok is False and "cvssp/audioldm2-large" in message
@@ -144,7 +120,7 @@ def test_audioldm2_l_offline_names_the_missing_checkpoint(empty_hub_cache):
         plugin.load()
 
 
-def test_audioldm2_l_loads_a_local_diffusers_folder(tiny, tmp_path, empty_hub_cache):
+def test_audioldm2_l_loads_a_local_diffusers_folder(tiny, tmp_path, offline):
     folder = tmp_path / "audioldm2-large"
     tiny.pipe.save_pretrained(str(folder))
     plugin = AudioLDM2Large(checkpoint=str(folder))

@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from bench.plugins.make_an_audio import MakeAnAudio, MakeAnAudioTiny, build_tiny_make_an_audio, make_an_audio_tiny_config
 from genau_core.baselines._state import CheckpointMappingError
 from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig, kaiser_sinc_filter, load_bigvgan_folder, map_bigvgan_state_dict, save_bigvgan_folder
-from genau_core.baselines.ldm_keys import LdmUNetConfig, LdmVaeConfig2D, build_ldm_unet, map_ldm_unet_state_dict
+from genau_core.baselines.ldm_keys import LdmUNetConfig, build_ldm_unet, map_ldm_unet_state_dict
 from genau_core.baselines.ldm_sampling import LdmSchedule, ddim_sample
 from genau_core.baselines.make_an_audio import MAKE_AN_AUDIO_CONFIG, MakeAnAudioModel
+from tests.plugin_helpers import loaded_tiny, official_ldm_vae_shapes, reference_ldm_vae_decode
 
 PROMPTS = ["a dog barks while birds chirp", "rain falls on a tin roof with distant thunder", "a bell rings"]
 SHORT = 2.0
@@ -208,17 +209,6 @@ def write_release_folder(folder, ckpt_name: str, sd: dict, vocoder_sd: dict, voc
     return folder
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GENAU_BENCH_CACHE", str(tmp_path / "genau-cache"))
-    monkeypatch.delenv("GENAU_BENCH_CHECKPOINTS", raising=False)
-
-
 def run_demo_through_cli(tmp_path, monkeypatch, model: str, target: str, *extra: str) -> dict:
     """`bench run --split demo` for one model (registered here, so the test does not depend on the registry)."""
     from bench.cli import main
@@ -314,112 +304,15 @@ def official_unet_shapes(c: LdmUNetConfig) -> dict[str, tuple[int, ...]]:
     return s
 
 
-def official_vae2d_shapes(cfg: LdmVaeConfig2D) -> dict[str, tuple[int, ...]]:
-    """`ldm.models.autoencoder.AutoencoderKL` (Encoder/Decoder with attention at attn_resolutions)."""
-    s: dict[str, tuple[int, ...]] = {}
-
-    def conv(n, i, o, k):
-        s[f"{n}.weight"], s[f"{n}.bias"] = (o, i, k, k), (o,)
-
-    def norm(n, c):
-        s[f"{n}.weight"], s[f"{n}.bias"] = (c,), (c,)
-
-    def res(n, i, o):
-        norm(f"{n}.norm1", i)
-        conv(f"{n}.conv1", i, o, 3)
-        norm(f"{n}.norm2", o)
-        conv(f"{n}.conv2", o, o, 3)
-        if i != o:
-            conv(f"{n}.nin_shortcut", i, o, 1)
-
-    def attn(n, c):
-        norm(f"{n}.norm", c)
-        for a in ("q", "k", "v", "proj_out"):
-            conv(f"{n}.{a}", c, c, 1)
-
-    ch, mult, nrb, n = cfg.ch, cfg.ch_mult, cfg.num_res_blocks, len(cfg.ch_mult)
-    conv("encoder.conv_in", cfg.in_channels, ch, 3)
-    in_mult, curr = (1,) + tuple(mult), cfg.resolution
-    for level in range(n):
-        block_in, block_out = ch * in_mult[level], ch * mult[level]
-        for j in range(nrb):
-            res(f"encoder.down.{level}.block.{j}", block_in, block_out)
-            block_in = block_out
-            if curr in cfg.attn_resolutions:
-                attn(f"encoder.down.{level}.attn.{j}", block_in)
-        if level != n - 1:
-            conv(f"encoder.down.{level}.downsample.conv", block_in, block_in, 3)
-            curr //= 2
-    res("encoder.mid.block_1", block_in, block_in)
-    attn("encoder.mid.attn_1", block_in)
-    res("encoder.mid.block_2", block_in, block_in)
-    norm("encoder.norm_out", block_in)
-    conv("encoder.conv_out", block_in, 2 * cfg.z_channels, 3)
-    block_in, curr = ch * mult[-1], cfg.resolution // 2 ** (n - 1)
-    conv("decoder.conv_in", cfg.z_channels, block_in, 3)
-    res("decoder.mid.block_1", block_in, block_in)
-    attn("decoder.mid.attn_1", block_in)
-    res("decoder.mid.block_2", block_in, block_in)
-    for level in reversed(range(n)):
-        block_out = ch * mult[level]
-        for j in range(nrb + 1):
-            res(f"decoder.up.{level}.block.{j}", block_in, block_out)
-            block_in = block_out
-            if curr in cfg.attn_resolutions:
-                attn(f"decoder.up.{level}.attn.{j}", block_in)
-        if level != 0:
-            conv(f"decoder.up.{level}.upsample.conv", block_in, block_in, 3)
-            curr *= 2
-    norm("decoder.norm_out", block_in)
-    conv("decoder.conv_out", block_in, cfg.out_ch, 3)
-    conv("quant_conv", 2 * cfg.z_channels, 2 * cfg.embed_dim, 1)
-    conv("post_quant_conv", cfg.embed_dim, cfg.z_channels, 1)
-    return s
-
-
 def official_maa1_state(seed: int = 7) -> dict[str, torch.Tensor]:
     """`LatentDiffusion_audio.state_dict()` for the tiny config, plus an EMA copy the loader must skip."""
     sd = {f"model.diffusion_model.{k}": v for k, v in random_state(official_unet_shapes(CFG.unet), seed).items()}
-    sd.update({f"first_stage_model.{k}": v for k, v in random_state(official_vae2d_shapes(CFG.vae), seed + 1).items()})
+    sd.update({f"first_stage_model.{k}": v for k, v in random_state(official_ldm_vae_shapes(CFG.vae, resolution=CFG.vae.resolution, attn_resolutions=CFG.vae.attn_resolutions), seed + 1).items()})
     sd.update({f"cond_stage_model.{k}": v for k, v in official_clap_text_state(CFG.text, seed + 2).items()})
     sd.update(ldm_schedule_buffers(CFG.schedule))
     sd["scale_factor"] = torch.tensor(0.75)
     sd["model_ema.decay"] = torch.tensor(0.9999)
     return sd
-
-
-def reference_vae2d_decode(sd: dict, cfg: LdmVaeConfig2D, z: torch.Tensor) -> torch.Tensor:
-    """The official AutoencoderKL.decode written out with functional ops on the official keys."""
-    g = cfg.norm_num_groups
-
-    def gn(x, n):
-        return F.group_norm(x, g, sd[f"{n}.weight"], sd[f"{n}.bias"], eps=1e-6)
-
-    def conv(x, n, pad):
-        return F.conv2d(x, sd[f"{n}.weight"], sd[f"{n}.bias"], padding=pad)
-
-    def resnet(x, n):
-        h = conv(F.silu(gn(x, f"{n}.norm1")), f"{n}.conv1", 1)
-        h = conv(F.silu(gn(h, f"{n}.norm2")), f"{n}.conv2", 1)
-        return (conv(x, f"{n}.nin_shortcut", 0) if f"{n}.nin_shortcut.weight" in sd else x) + h
-
-    def attn(x, n):
-        h = gn(x, f"{n}.norm")
-        q, k, v = (conv(h, f"{n}.{a}", 0) for a in ("q", "k", "v"))
-        b, c, hh, ww = q.shape
-        w = torch.softmax(torch.bmm(q.reshape(b, c, -1).permute(0, 2, 1), k.reshape(b, c, -1)) * c**-0.5, dim=2)
-        return x + conv(torch.bmm(v.reshape(b, c, -1), w.permute(0, 2, 1)).reshape(b, c, hh, ww), f"{n}.proj_out", 0)
-
-    x = conv(conv(z, "post_quant_conv", 0), "decoder.conv_in", 1)
-    x = resnet(attn(resnet(x, "decoder.mid.block_1"), "decoder.mid.attn_1"), "decoder.mid.block_2")
-    for level in reversed(range(len(cfg.ch_mult))):
-        for j in range(cfg.num_res_blocks + 1):
-            x = resnet(x, f"decoder.up.{level}.block.{j}")
-            if f"decoder.up.{level}.attn.{j}.q.weight" in sd:
-                x = attn(x, f"decoder.up.{level}.attn.{j}")
-        if level != 0:
-            x = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), f"decoder.up.{level}.upsample.conv", 1)
-    return conv(F.silu(gn(x, "decoder.norm_out")), "decoder.conv_out", 1)
 
 
 @pytest.fixture(scope="module")
@@ -457,7 +350,7 @@ def test_official_checkpoint_loads_strictly_and_computes_as_the_official_code(lo
     g = torch.Generator().manual_seed(0)
     z = torch.randn(2, CFG.vae.embed_dim, CFG.num_mels // CFG.vae.downsample, 12, generator=g)
     with torch.no_grad():
-        torch.testing.assert_close(model.vae.decode(z).sample, reference_vae2d_decode(vae_sd, CFG.vae, z), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(model.vae.decode(z).sample, reference_ldm_vae_decode(vae_sd, CFG.vae, z), atol=2e-5, rtol=1e-4)
         text_sd = {k[len("cond_stage_model.") :]: v for k, v in sd.items() if k.startswith("cond_stage_model.")}
         ours = model.encode_text(PROMPTS)
         ref = reference_clap_text(text_sd, CFG.text, model.tokenizer, PROMPTS)
@@ -624,10 +517,7 @@ def test_released_configuration_and_defaults():
 
 @pytest.fixture(scope="module")
 def tiny() -> MakeAnAudioTiny:
-    plugin = MakeAnAudioTiny()
-    plugin.load()
-    plugin._loaded = True
-    return plugin
+    return loaded_tiny(MakeAnAudioTiny)
 
 
 def test_tiny_generates_ten_seconds_at_16k(tiny):

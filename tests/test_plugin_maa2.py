@@ -115,7 +115,6 @@ from genau_core.baselines.make_an_audio_2 import (  # noqa: E402
 )
 from tests.test_plugin_maa import (  # noqa: E402
     ldm_schedule_buffers,
-    offline,  # noqa: F401  (fixture)
     official_bigvgan_state,
     official_clap_text_state,
     random_state,
@@ -123,6 +122,7 @@ from tests.test_plugin_maa import (  # noqa: E402
     run_demo_through_cli,
     write_release_folder,
 )
+from tests.plugin_helpers import loaded_tiny  # noqa: E402
 
 MCFG = make_an_audio_2_tiny_config()
 SHORT = 2.0
@@ -384,10 +384,7 @@ def test_mapping_errors_name_the_problem(loaded_model):
 
 @pytest.fixture(scope="module")
 def tiny2() -> MakeAnAudio2Tiny:
-    plugin = MakeAnAudio2Tiny()
-    plugin.load()
-    plugin._loaded = True
-    return plugin
+    return loaded_tiny(MakeAnAudio2Tiny)
 
 
 def test_structured_captions_reach_the_t5_and_are_recorded(tiny2, tmp_path, monkeypatch):
@@ -427,7 +424,7 @@ def test_structured_captions_reach_the_t5_and_are_recorded(tiny2, tmp_path, monk
     assert not ok and "nope.tsv" in status and "audiocaps_test_struct.tsv" in status
 
 
-def test_plugin_loads_a_released_layout_folder(loaded_model, offline, tmp_path, monkeypatch):  # noqa: F811
+def test_plugin_loads_a_released_layout_folder(loaded_model, offline, tmp_path, monkeypatch):
     monkeypatch.delenv(STRUCT_ENV, raising=False)
     model, sd = loaded_model
     voc_sd = official_bigvgan_state(MCFG.vocoder, seed=4)
@@ -453,7 +450,7 @@ def test_plugin_loads_a_released_layout_folder(loaded_model, offline, tmp_path, 
     assert all(torch.equal(a, b) for a, b in zip(plugin.model.dit.state_dict().values(), model.dit.state_dict().values()))
 
 
-def test_offline_status_names_what_is_missing(offline, tmp_path, monkeypatch):  # noqa: F811
+def test_offline_status_names_what_is_missing(offline, tmp_path, monkeypatch):
     monkeypatch.delenv(STRUCT_ENV, raising=False)
     ok, status = MakeAnAudio2().checkpoint_status()
     assert not ok and "maa2.ckpt" in status and "ByteDance/Make-An-Audio-2" in status

@@ -31,6 +31,7 @@ from bench.plugins.tango import (
     map_hifigan_state_dict,
     save_official_tango_folder,
 )
+from tests.plugin_helpers import loaded_tiny, official_ldm_vae_shapes, reference_ldm_vae_decode
 
 STEPS = 3
 SHORT = 2.0
@@ -39,64 +40,6 @@ CFG = TANGO_TINY_CONFIG
 
 
 # --- the official layout, enumerated from the official code ---------------------------------
-
-
-def official_vae_shapes(cfg: LdmVaeConfig) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of audioldm's AutoencoderKL state dict (encoder, decoder, quant convs)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def conv(name, cin, cout, k):
-        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (cout, cin, k, k), (cout,)
-
-    def norm(name, c):
-        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (c,), (c,)
-
-    def resnet(name, cin, cout):
-        norm(f"{name}.norm1", cin)
-        conv(f"{name}.conv1", cin, cout, 3)
-        norm(f"{name}.norm2", cout)
-        conv(f"{name}.conv2", cout, cout, 3)
-        if cin != cout:
-            conv(f"{name}.nin_shortcut", cin, cout, 1)
-
-    def attn(name, c):
-        norm(f"{name}.norm", c)
-        for n in ("q", "k", "v", "proj_out"):
-            conv(f"{name}.{n}", c, c, 1)
-
-    ch, mult, nrb, z, n = cfg.ch, cfg.ch_mult, cfg.num_res_blocks, cfg.z_channels, len(cfg.ch_mult)
-    conv("encoder.conv_in", cfg.in_channels, ch, 3)
-    in_mult = (1,) + tuple(mult)
-    block_in = ch
-    for level in range(n):
-        block_in, block_out = ch * in_mult[level], ch * mult[level]
-        for j in range(nrb):
-            resnet(f"encoder.down.{level}.block.{j}", block_in, block_out)
-            block_in = block_out
-        if level != n - 1:
-            conv(f"encoder.down.{level}.downsample.conv", block_in, block_in, 3)
-    resnet("encoder.mid.block_1", block_in, block_in)
-    attn("encoder.mid.attn_1", block_in)
-    resnet("encoder.mid.block_2", block_in, block_in)
-    norm("encoder.norm_out", block_in)
-    conv("encoder.conv_out", block_in, 2 * z, 3)
-    block_in = ch * mult[-1]
-    conv("decoder.conv_in", z, block_in, 3)
-    resnet("decoder.mid.block_1", block_in, block_in)
-    attn("decoder.mid.attn_1", block_in)
-    resnet("decoder.mid.block_2", block_in, block_in)
-    for level in reversed(range(n)):
-        block_out = ch * mult[level]
-        for j in range(nrb + 1):
-            resnet(f"decoder.up.{level}.block.{j}", block_in, block_out)
-            block_in = block_out
-        if level != 0:
-            conv(f"decoder.up.{level}.upsample.conv", block_in, block_in, 3)
-    norm("decoder.norm_out", block_in)
-    conv("decoder.conv_out", block_in, cfg.out_ch, 3)
-    conv("quant_conv", 2 * z, 2 * cfg.embed_dim, 1)
-    conv("post_quant_conv", cfg.embed_dim, z, 1)
-    return shapes
 
 
 def official_hifigan_shapes(cfg) -> dict[str, tuple[int, ...]]:
@@ -128,7 +71,7 @@ def random_state(shapes: dict, seed: int, scale: float = 0.2) -> dict[str, torch
 
 
 def official_vae_file(seed: int = 3) -> dict[str, torch.Tensor]:
-    sd = random_state(official_vae_shapes(CFG.vae), seed)
+    sd = random_state(official_ldm_vae_shapes(CFG.vae), seed)
     sd.update({f"vocoder.{k}": v for k, v in random_state(official_hifigan_shapes(CFG.vocoder), seed + 1, 0.3).items()})
     return sd
 
@@ -144,43 +87,6 @@ def official_main_file(seed: int = 5) -> dict[str, torch.Tensor]:
 
 
 # --- functional transcription of the official decoder and vocoder ------------------------
-
-
-def reference_decode(sd: dict, cfg: LdmVaeConfig, z: torch.Tensor) -> torch.Tensor:
-    g = cfg.norm_num_groups
-
-    def gn(x, n):
-        return F.group_norm(x, g, sd[f"{n}.weight"], sd[f"{n}.bias"], eps=1e-6)
-
-    def conv(x, n, pad):
-        return F.conv2d(x, sd[f"{n}.weight"], sd[f"{n}.bias"], padding=pad)
-
-    def swish(x):
-        return x * torch.sigmoid(x)
-
-    def resnet(x, n):
-        h = conv(swish(gn(x, f"{n}.norm1")), f"{n}.conv1", 1)
-        h = conv(swish(gn(h, f"{n}.norm2")), f"{n}.conv2", 1)
-        if f"{n}.nin_shortcut.weight" in sd:
-            x = conv(x, f"{n}.nin_shortcut", 0)
-        return x + h
-
-    def attn(x, n):
-        h = gn(x, f"{n}.norm")
-        q, k, v = (conv(h, f"{n}.{a}", 0) for a in ("q", "k", "v"))
-        b, c, hh, ww = q.shape
-        w = torch.softmax(torch.bmm(q.reshape(b, c, -1).permute(0, 2, 1), k.reshape(b, c, -1)) * c**-0.5, dim=2)
-        h = torch.bmm(v.reshape(b, c, -1), w.permute(0, 2, 1)).reshape(b, c, hh, ww)
-        return x + conv(h, f"{n}.proj_out", 0)
-
-    x = conv(conv(z, "post_quant_conv", 0), "decoder.conv_in", 1)
-    x = resnet(attn(resnet(x, "decoder.mid.block_1"), "decoder.mid.attn_1"), "decoder.mid.block_2")
-    for level in reversed(range(len(cfg.ch_mult))):
-        for j in range(cfg.num_res_blocks + 1):
-            x = resnet(x, f"decoder.up.{level}.block.{j}")
-        if level != 0:
-            x = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), f"decoder.up.{level}.upsample.conv", 1)
-    return conv(swish(gn(x, "decoder.norm_out")), "decoder.conv_out", 1)
 
 
 def reference_hifigan(sd: dict, cfg, mel: torch.Tensor) -> torch.Tensor:
@@ -235,7 +141,7 @@ def test_mapped_decoder_and_vocoder_match_the_official_computation(loaded):
     z = torch.randn(2, CFG.vae.embed_dim, 16, CFG.vocoder.num_mels // CFG.vae.downsample, generator=g)
     with torch.no_grad():
         ours_mel = model.vae.decode(z).sample
-        ref_mel = reference_decode(vae_sd, CFG.vae, z)
+        ref_mel = reference_ldm_vae_decode(vae_sd, CFG.vae, z)
         torch.testing.assert_close(ours_mel, ref_mel, atol=1e-5, rtol=1e-4)
         voc_sd = {k[len("vocoder.") :]: v for k, v in vae_sd.items() if k.startswith("vocoder.")}
         ours_wave = model.vocoder(ref_mel.squeeze(1))  # SpeechT5HifiGan takes (B, T, mels)
@@ -296,16 +202,6 @@ def test_real_config_shapes_and_scheduler():
 
 
 # --- loading a folder in the released layout ---------------------------------------------------
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GENAU_BENCH_CACHE", str(tmp_path / "genau-cache"))
 
 
 @pytest.mark.parametrize("cls,repo", [(Tango, "declare-lab/tango"), (Tango2, "declare-lab/tango2")])
@@ -372,10 +268,7 @@ def official_inference(model: TangoModel, prompts, seeds, steps, guidance, durat
 
 @pytest.fixture(scope="module")
 def tiny() -> TangoTiny:
-    plugin = TangoTiny()
-    plugin.load()
-    plugin._loaded = True
-    return plugin
+    return loaded_tiny(TangoTiny)
 
 
 def test_sampler_matches_the_official_batched_inference(tiny):

@@ -117,7 +117,8 @@ def test_decode_once_per_file_and_rate_and_cache(fake_backbones, clips, tmp_path
     warm = EmbeddingCache(tmp_path / "cache")
     first = score(g, r, texts, fake_backbones, EmbeddingCache(tmp_path / "cache"))
     again = score(g, r, texts, fake_backbones, warm)
-    assert CALLS == [] and warm.misses == 0  # no embedding and no model built and warm.hits == 30 + 10  # 30 audio + 10 prompt embeddings: nothing recomputed
+    assert CALLS == [] and warm.misses == 0  # no embedding and no model built
+    assert warm.hits == 30 + 10  # 30 audio + 10 prompt embeddings: nothing recomputed
     assert first.table() == again.table()
     # changed content -> exactly that file recomputed
     _tone(Path(g["c0"]), 999)
@@ -132,6 +133,37 @@ def test_decode_once_per_file_and_rate_and_cache(fake_backbones, clips, tmp_path
     fake_backbones.random_seed = 1
     score(g, r, texts, fake_backbones, EmbeddingCache(tmp_path / "cache"))
     assert sum(n for _, n in CALLS) == 30
+
+
+def test_text_audio_network_is_freed_before_the_references(fake_backbones, clips, monkeypatch):
+    import bench.metrics.suite as suite
+
+    release = suite.LazyBackbone.release
+
+    def recording_release(self):
+        if self._built is not None:
+            CALLS.append((self.name + ":release", 0))
+        release(self)
+
+    monkeypatch.setattr(suite.LazyBackbone, "release", recording_release)
+    g, r, texts = clips
+    score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    events = [name for name, _ in CALLS]
+    ref_embed = len(events) - 1 - events[::-1].index("fake-spectral")  # the last batch: references
+    assert events.index("fake-clap:release") < ref_embed < events.index("fake-spectral:release")
+    assert events.count("fake-clap:build") == 1
+
+
+def test_text_error_is_the_clap_metrics_reason(fake_backbones, clips, monkeypatch):
+    def too_long(self, texts):
+        raise ValueError("fake-clap: text 3 has 99 tokens, more than the 77 positions of the text tower")
+
+    monkeypatch.setattr(_TextSpectral, "embed_text", too_long)
+    g, r, texts = clips
+    res = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    clap = next(m for m in res.metrics if m.metric == "CLAP_LAION")
+    assert np.isnan(clap.value) and "99 tokens" in clap.reason
+    assert all(np.isfinite(m.value) for m in res.metrics if m.metric != "CLAP_LAION")
 
 
 def test_cache_key_includes_rate(tmp_path):

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from bench.audio import AudioError, read_audio, resample
 from bench.metrics import functional as F
-from bench.checkpoints import find_checkpoint, sha256_file
+from bench.checkpoints import find_checkpoint, sha256_file, sha256_files
 from bench.metrics.backbones import AudioBackbone, BackboneIdentity, TextAudioBackbone, backbone_class
 from bench.metrics.cache import EmbeddingCache, content_hash
 from bench.protocol import PROTOCOL
@@ -159,6 +159,14 @@ def build_backbone(name: str, config: ScoreConfig) -> AudioBackbone:
     return cls(device=config.device).init_random(config.random_seed)
 
 
+def locate_checkpoint(name: str, config: ScoreConfig, shell: AudioBackbone | None = None) -> Path:
+    """The official checkpoint file of backbone `name`: --checkpoint NAME=PATH, else the checkpoint dirs."""
+    cls = backbone_class(name)
+    shell = shell or cls(device=config.device)  # constructors build no network
+    filename = getattr(shell, "checkpoint_filename", cls.checkpoint_filename)
+    return find_checkpoint(filename, config.checkpoints.get(name), what=f"{name} checkpoint", source=cls.checkpoint_source)
+
+
 class LazyBackbone:
     """A backbone whose identity (the cache key) is known before its weights are loaded.
 
@@ -174,8 +182,7 @@ class LazyBackbone:
         self._shell = self.cls(device=config.device)  # constructors build no network
         self._built: AudioBackbone | None = None
         if config.weights == "official":
-            filename = getattr(self._shell, "checkpoint_filename", self.cls.checkpoint_filename)
-            path = find_checkpoint(filename, config.checkpoints.get(name), what=f"{name} checkpoint", source=self.cls.checkpoint_source)
+            path = locate_checkpoint(name, config, self._shell)
             self.identity = BackboneIdentity(name, self.sample_rate, f"sha256:{sha256_file(path)}", "official", str(path))
         else:
             suffix = "+in-process-tokenizer" if _random_tokenizer_note(self.cls) else ""
@@ -194,6 +201,15 @@ class LazyBackbone:
             self.identity = bb.identity
             self._built = bb
         return self._built
+
+    def release(self) -> None:
+        """Free the network's memory after its last use (it is built again if needed later)."""
+        import torch
+
+        model = getattr(self._built, "model", None)
+        if isinstance(model, torch.nn.Module):
+            model.to("meta")  # frees the weights now: some transformers modules hold reference cycles
+        self._built = None
 
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         return self._shell.prepare(waveform)
@@ -289,6 +305,18 @@ def _with_ci(metric, column, backbone, value, n, ci: Callable[[], tuple[float, f
     return MetricResult(metric, column, float(value), float(low), float(high), n=n, backbone=backbone)
 
 
+def _hash_checkpoints_in_parallel(names: Sequence[str], config: ScoreConfig) -> None:
+    """Fill the sha256 memo for every checkpoint file found, several files at once (a missing
+    or unknown one is reported later, by the backbone that needs it)."""
+    paths = []
+    for name in names:
+        try:
+            paths.append(locate_checkpoint(name, config))
+        except (FileNotFoundError, KeyError, ImportError, RuntimeError, ValueError):
+            continue
+    sha256_files(paths)
+
+
 def score(
     gen: dict[str, str | Path],
     ref: dict[str, str | Path],
@@ -307,6 +335,8 @@ def score(
     ref = {k: str(v) for k, v in ref.items()}
 
     roles = {METRICS[m] for m in config.metrics}
+    if config.weights == "official":
+        _hash_checkpoints_in_parallel([config.backbones[r] for r in roles], config)
     backbones: dict[str, LazyBackbone] = {}
     identities: dict[str, dict] = {}
     role_error: dict[str, str] = {}
@@ -325,8 +355,21 @@ def score(
     ref_bbs = {config.backbones[r]: backbones[config.backbones[r]] for r in sorted(audio_roles_ref)}
     embedder.backbones = gen_bbs
     gen_emb = embedder.embed(sorted(gen.values()), "embedding generated clips")
+    # Prompts now, so each text-audio network is freed before the references are embedded.
+    text_emb: dict[str, dict[str, np.ndarray] | ValueError] = {}
+    for name, bb in gen_bbs.items():
+        if issubclass(bb.cls, TextAudioBackbone):
+            ids = [c for c in sorted(gen) if gen[c] in gen_emb[name] and c in texts]
+            try:
+                text_emb[name] = dict(zip(ids, bb.embed_text([texts[c] for c in ids], cache))) if ids else {}
+            except ValueError as e:  # e.g. a prompt longer than the text tower (reported as the metric's reason)
+                text_emb[name] = e
+        if name not in ref_bbs:
+            bb.release()
     embedder.backbones = ref_bbs
     ref_emb = embedder.embed(sorted(ref.values()), "embedding reference clips") if ref_bbs else {}
+    for bb in backbones.values():
+        bb.release()
 
     def rows(name: str, side: dict[str, str], emb: dict, key: str) -> tuple[list[str], np.ndarray | None]:
         ids = [cid for cid in sorted(side) if side[cid] in emb.get(name, {})]
@@ -345,7 +388,7 @@ def score(
             results.append(_nan(metric, column, name, role_error[role]))
             continue
         try:
-            results.append(_compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, backbones[name], rows, config, rng_seed, cache))
+            results.append(_compute(metric, column, name, gen, ref, text_emb, gen_emb, ref_emb, backbones[name], rows, config, rng_seed))
         except ValueError as e:
             results.append(_nan(metric, column, name, str(e)))
 
@@ -369,7 +412,7 @@ def score(
     )
 
 
-def _compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, bb, rows, config, seed, cache) -> MetricResult:
+def _compute(metric, column, name, gen, ref, text_emb, gen_emb, ref_emb, bb, rows, config, seed) -> MetricResult:
     boot = dict(n_resamples=config.bootstrap, confidence=config.confidence, seed=seed)
     if metric in ("FD", "KAD"):
         _, x = rows(name, gen, gen_emb, "embedding")
@@ -414,11 +457,13 @@ def _compute(metric, column, name, gen, ref, texts, gen_emb, ref_emb, bb, rows, 
     if metric.startswith("CLAP_"):
         if not issubclass(bb.cls, TextAudioBackbone):
             raise ValueError(f"{name} has no text tower")
-        ids = [c for c in sorted(gen) if gen[c] in gen_emb[name] and c in texts]
+        if isinstance(text_emb.get(name), ValueError):
+            raise text_emb[name]
+        ids = sorted(text_emb.get(name, {}))
         if not ids:
             raise ValueError("no generated clip has a prompt")
         a = np.stack([gen_emb[name][gen[c]]["embedding"] for c in ids])
-        t = bb.embed_text([texts[c] for c in ids], cache)
+        t = np.stack([text_emb[name][c] for c in ids])
         per = F.clap_score_per_pair(t, a)
         return _with_ci(metric, column, name, F.clap_score(t, a), len(ids), lambda: F.bootstrap_ci(np.mean, per, **boot), config)
     raise ValueError(f"unknown metric {metric}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from bench.plugins._hub import folder_identity, resolve_model_dir
-from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
+from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, TextToAudioPlugin, cpu_generators
 
 
 def _audioldm_pipeline_class():
@@ -18,9 +19,29 @@ def _audioldm_pipeline_class():
 
 
 class _DiffusersAudioPlugin(TextToAudioPlugin):
-    """Shared generation path for diffusers text-to-audio pipelines."""
+    """Shared loading and generation path for diffusers text-to-audio pipelines (a released diffusers
+    folder found through `repo_id`; offline twins override the checkpoint methods and `load`)."""
 
     pipe = None
+    repo_id: ClassVar[str] = ""
+    pipeline_class = staticmethod(_audioldm_pipeline_class)
+
+    def _use_pipeline(self, pipe) -> None:
+        self.pipe = pipe.to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+
+    def _model_folder(self) -> Path:
+        return self._found_or_raise(*resolve_model_dir(self.checkpoint, self.repo_id, self.name))
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
+        return folder is not None, status
+
+    def checkpoint_identity(self) -> str:
+        return folder_identity(self._model_folder())
+
+    def load(self) -> None:
+        self._use_pipeline(self.pipeline_class().from_pretrained(str(self._model_folder())))
 
     def parameter_count(self) -> int:
         self._ensure_loaded()
@@ -31,23 +52,21 @@ class _DiffusersAudioPlugin(TextToAudioPlugin):
                 total += sum(p.numel() for p in module.parameters())
         return total
 
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self.load()
-            self._loaded = True
-
-    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
-        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    def _run_pipeline(self, *, seeds, steps, guidance, duration_s, **conditioning) -> list[np.ndarray]:
+        """One pipeline call; `conditioning` is the prompt or its precomputed embeddings."""
         out = self.pipe(
-            prompt=list(prompts),
             num_inference_steps=steps,
             guidance_scale=guidance,
             audio_length_in_s=duration_s,
             num_waveforms_per_prompt=1,  # protocol: one candidate, no CLAP re-ranking
-            generator=generators,
+            generator=cpu_generators(seeds),
             output_type="np",
+            **conditioning,
         )
         return [np.asarray(a, dtype=np.float32) for a in out.audios]
+
+    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
+        return self._run_pipeline(prompt=list(prompts), seeds=seeds, steps=steps, guidance=guidance, duration_s=duration_s)
 
 
 class AudioLDMLarge(_DiffusersAudioPlugin):
@@ -63,23 +82,6 @@ class AudioLDMLarge(_DiffusersAudioPlugin):
         notes="Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no re-ranking.",
     )
     repo_id = "cvssp/audioldm-l-full"
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
-        return folder is not None, status
-
-    def checkpoint_identity(self) -> str:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        return folder_identity(folder)
-
-    def load(self) -> None:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id, self.name)
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        self.pipe = _audioldm_pipeline_class().from_pretrained(str(folder)).to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
 
 
 def build_tiny_vocoder(seed: int = 0):
@@ -112,32 +114,26 @@ def tiny_ddim_scheduler():
     )
 
 
-def build_tiny_audioldm_components(seed: int = 0) -> dict:
-    """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import ClapTextConfig, ClapTextModelWithProjection
+# UNet layout of the AudioLDM twins (latents of 4 channels, 2 levels, attention in the deeper one)
+TINY_UNET_LAYOUT: dict = dict(
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=4,
+    norm_num_groups=8,
+)
 
-    from bench.plugins._tiny_text import roberta_style_tokenizer
 
-    tokenizer = roberta_style_tokenizer()
+def build_tiny_vae(seed: int = 0):
+    """Tiny KL-VAE of the AudioLDM twins (1-channel mel images, 4 latent channels), random weights."""
+    from diffusers import AutoencoderKL
+
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(16, 32),
-        attention_head_dim=4,
-        norm_num_groups=8,
-        class_embed_type="simple_projection",
-        projection_class_embeddings_input_dim=16,
-        class_embeddings_concat=True,
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
+    return AutoencoderKL(
         block_out_channels=[8, 16],
         in_channels=1,
         out_channels=1,
@@ -146,21 +142,45 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
         latent_channels=4,
         norm_num_groups=8,
     )
-    torch.manual_seed(seed)
-    text_encoder = ClapTextModelWithProjection(
-        ClapTextConfig(
-            bos_token_id=0,
-            eos_token_id=2,
-            pad_token_id=1,
-            hidden_size=16,
-            intermediate_size=32,
-            num_attention_heads=2,
-            num_hidden_layers=2,
-            vocab_size=len(tokenizer),
-            projection_dim=16,
-            max_position_embeddings=80,
-        )
+
+
+def tiny_clap_text_config(vocab_size: int, projection_dim: int = 16):
+    """Tiny CLAP text branch (RoBERTa layout: <s>=0, <pad>=1, </s>=2) of the AudioLDM twins."""
+    from transformers import ClapTextConfig
+
+    return ClapTextConfig(
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+        hidden_size=16,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        projection_dim=projection_dim,
+        max_position_embeddings=80,
     )
+
+
+def build_tiny_audioldm_components(seed: int = 0) -> dict:
+    """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights."""
+    from diffusers import UNet2DConditionModel
+    from transformers import ClapTextModelWithProjection
+
+    from bench.plugins._tiny_text import roberta_style_tokenizer
+
+    tokenizer = roberta_style_tokenizer()
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        **TINY_UNET_LAYOUT,
+        cross_attention_dim=(16, 32),
+        class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=16,
+        class_embeddings_concat=True,
+    )
+    vae = build_tiny_vae(seed)
+    torch.manual_seed(seed)
+    text_encoder = ClapTextModelWithProjection(tiny_clap_text_config(len(tokenizer)))
     vocoder = build_tiny_vocoder(seed)
     scheduler = tiny_ddim_scheduler()
     for module in (unet, vae, text_encoder, vocoder):
@@ -168,7 +188,7 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)
 
 
-class AudioLDMTiny(_DiffusersAudioPlugin):
+class AudioLDMTiny(RandomWeightsTwin, _DiffusersAudioPlugin):
     info = PluginInfo(
         name="audioldm-l-tiny",
         family="audioldm",
@@ -180,14 +200,5 @@ class AudioLDMTiny(_DiffusersAudioPlugin):
         tiny=True,
         notes="Offline twin of audioldm-l: same pipeline code, tiny random components, 10 DDIM steps.",
     )
-    seed = 0
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        return True, "built in-process (random weights, seed 0)"
-
-    def checkpoint_identity(self) -> str:
-        return f"random:seed={self.seed}"
-
     def load(self) -> None:
-        self.pipe = _audioldm_pipeline_class()(**build_tiny_audioldm_components(self.seed)).to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
+        self._use_pipeline(self.pipeline_class()(**build_tiny_audioldm_components(self.seed)))

@@ -22,9 +22,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.plugins._hub import folder_identity, resolve_model_dir
-from bench.plugins.audioldm import _DiffusersAudioPlugin, build_tiny_vocoder, tiny_ddim_scheduler
-from bench.plugins.base import InferenceSettings, PluginInfo
+from bench.plugins.audioldm import (
+    TINY_UNET_LAYOUT,
+    _DiffusersAudioPlugin,
+    build_tiny_vae,
+    build_tiny_vocoder,
+    tiny_clap_text_config,
+    tiny_ddim_scheduler,
+)
+from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin
 
 
 def _audioldm2_pipeline_class():
@@ -35,6 +41,8 @@ def _audioldm2_pipeline_class():
 
 class _AudioLDM2Generation(_DiffusersAudioPlugin):
     """Per-prompt text conditioning, batched denoising (see module docstring)."""
+
+    pipeline_class = staticmethod(_audioldm2_pipeline_class)
 
     def _encode_one(self, prompt: str, cfg: bool) -> dict[str, torch.Tensor]:
         pipe = self.pipe
@@ -68,17 +76,7 @@ class _AudioLDM2Generation(_DiffusersAudioPlugin):
         if cfg:
             kwargs["negative_prompt_embeds"], kwargs["negative_attention_mask"] = stack("neg", "neg_mask")
             kwargs["negative_generated_prompt_embeds"] = torch.cat([p["neg_gen"] for p in parts])
-        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        out = self.pipe(
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            audio_length_in_s=duration_s,
-            num_waveforms_per_prompt=1,  # protocol: one candidate, so no CLAP re-ranking
-            generator=generators,
-            output_type="np",
-            **kwargs,
-        )
-        return [np.asarray(a, dtype=np.float32) for a in out.audios]
+        return self._run_pipeline(seeds=seeds, steps=steps, guidance=guidance, duration_s=duration_s, **kwargs)
 
 
 class AudioLDM2Large(_AudioLDM2Generation):
@@ -96,23 +94,6 @@ class AudioLDM2Large(_AudioLDM2Generation):
         "Prompts are text-encoded one at a time so a clip does not depend on its batch.",
     )
     repo_id = "cvssp/audioldm2-large"
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id)
-        return folder is not None, status
-
-    def checkpoint_identity(self) -> str:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id)
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        return folder_identity(folder)
-
-    def load(self) -> None:
-        folder, status = resolve_model_dir(self.checkpoint, self.repo_id)
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        self.pipe = _audioldm2_pipeline_class().from_pretrained(str(folder)).to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
 
 
 # --- tiny twin ---------------------------------------------------------------------------
@@ -168,13 +149,12 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     GPT-2 generating 8 "language of audio" states, AudioLDM2 UNet cross-attending to both
     (GPT-2 states and T5 states), KL-VAE on 16-bin mels, HiFi-GAN with 160x upsampling.
     """
-    from diffusers import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel, AutoencoderKL
+    from diffusers import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
     from transformers import (
         ClapAudioConfig,
         ClapConfig,
         ClapFeatureExtractor,
         ClapModel,
-        ClapTextConfig,
         GPT2Config,
         GPT2LMHeadModel,
         T5Config,
@@ -186,41 +166,10 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     gpt_dim, t5_dim, clap_dim = 16, 32, 16
 
     torch.manual_seed(seed)
-    unet = AudioLDM2UNet2DConditionModel(
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=([None, gpt_dim, t5_dim], [None, gpt_dim, t5_dim]),
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
+    unet = AudioLDM2UNet2DConditionModel(**TINY_UNET_LAYOUT, cross_attention_dim=([None, gpt_dim, t5_dim], [None, gpt_dim, t5_dim]))
+    vae = build_tiny_vae(seed)
     torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        block_out_channels=[8, 16],
-        in_channels=1,
-        out_channels=1,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=8,
-    )
-    torch.manual_seed(seed)
-    text_config = ClapTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
-        pad_token_id=1,
-        hidden_size=16,
-        intermediate_size=32,
-        num_attention_heads=2,
-        num_hidden_layers=2,
-        vocab_size=len(tokenizer),
-        projection_dim=clap_dim,
-        max_position_embeddings=80,
-    )
+    text_config = tiny_clap_text_config(len(tokenizer), clap_dim)
     audio_config = ClapAudioConfig(
         spec_size=64,
         window_size=4,
@@ -267,7 +216,7 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     )
 
 
-class AudioLDM2Tiny(_AudioLDM2Generation):
+class AudioLDM2Tiny(RandomWeightsTwin, _AudioLDM2Generation):
     info = PluginInfo(
         name="audioldm2-l-tiny",
         family="audioldm2",
@@ -280,14 +229,5 @@ class AudioLDM2Tiny(_AudioLDM2Generation):
         notes="Offline twin of audioldm2-l: same pipeline code and per-prompt encoding, tiny random "
         "components (seed 0), 10 DDIM steps instead of 200.",
     )
-    seed = 0
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        return True, f"built in-process (random weights, seed {self.seed})"
-
-    def checkpoint_identity(self) -> str:
-        return f"random:seed={self.seed}"
-
     def load(self) -> None:
-        self.pipe = _audioldm2_pipeline_class()(**build_tiny_audioldm2_components(self.seed)).to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
+        self._use_pipeline(self.pipeline_class()(**build_tiny_audioldm2_components(self.seed)))

@@ -13,12 +13,17 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence, TypeVar
 
 import numpy as np
 
 from bench.audio import resample
 from bench.protocol import PROTOCOL
+
+if TYPE_CHECKING:
+    import torch
+
+Found = TypeVar("Found")
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,17 @@ class TextToAudioPlugin(ABC):
     def load(self) -> None:
         """Build / load the weights. Raises a clear error naming missing files."""
 
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def _found_or_raise(self, found: Found | None, status: str) -> Found:
+        """What a checkpoint lookup found, or FileNotFoundError naming this model and the lookup's status."""
+        if found is None:
+            raise FileNotFoundError(f"{self.name}: {status}")
+        return found
+
     @abstractmethod
     def _generate(
         self, prompts: Sequence[str], *, seeds: Sequence[int], steps: int, guidance: float, duration_s: float
@@ -159,9 +175,7 @@ class TextToAudioPlugin(ABC):
 
         `seed` is one int (prompt i gets seed + i) or one seed per prompt.
         """
-        if not self._loaded:
-            self.load()
-            self._loaded = True
+        self._ensure_loaded()
         d = self.info.defaults
         steps = d.steps if steps is None else steps
         guidance = d.guidance if guidance is None else guidance
@@ -194,6 +208,39 @@ class TextToAudioPlugin(ABC):
             prompts=records,
         )
         return result
+
+
+def cpu_generators(seeds: Sequence[int]) -> list["torch.Generator"]:
+    """One CPU generator per prompt: a clip's noise depends neither on its batch nor on the device."""
+    import torch  # here, so that listing plugins does not import torch
+
+    return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+
+
+class RandomWeightsTwin:
+    """Mixin (listed before the plugin base) for an offline twin whose weights are built in-process from `seed`."""
+
+    seed: int = 0
+
+    def checkpoint_status(self) -> tuple[bool, str]:
+        return True, f"built in-process (random weights, seed {self.seed})"
+
+    def checkpoint_identity(self) -> str:
+        return f"random:seed={self.seed}"
+
+
+class SamplingModelPlugin(TextToAudioPlugin):
+    """A plugin around a model object with `sample(prompts, generators, ...)` and `parameter_count()`."""
+
+    model = None
+
+    def parameter_count(self) -> int:
+        self._ensure_loaded()
+        return self.model.parameter_count()
+
+    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
+        waves = self.model.sample(list(prompts), cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s)
+        return [w.numpy().astype(np.float32) for w in waves]
 
 
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:

@@ -10,6 +10,7 @@ official evaluation path: `scripts/generate_and_eval.py` samples with the config
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -32,11 +33,6 @@ _COMMON_NOTES = (
 class _GenAuPlugin(TextToAudioPlugin):
     model = None
     pipeline = None
-
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self.load()
-            self._loaded = True
 
     def parameter_count(self) -> int:
         self._ensure_loaded()
@@ -210,14 +206,4 @@ class GenAuSmall(_OfficialGenAu):
 
 class GenAuLarge(_OfficialGenAu):
     size = "l"
-    info = PluginInfo(
-        name="genau-l",
-        family="genau",
-        native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=200, guidance=3.5, duration_s=10.0),
-        training_data="AutoReCap (AudioCaps, Clotho, WavCaps, AudioSet and VGGSound re-captioned by AutoCap; ~760k clips)",
-        text_encoder="FLAN-T5-large (pooled) + LAION-CLAP HTSAT-tiny text tower",
-        source=OFFICIAL_SOURCE + " genau-full-l",
-        paper_params="1.25B",
-        notes=_COMMON_NOTES,
-    )
+    info = replace(GenAuSmall.info, name="genau-l", source=OFFICIAL_SOURCE + " genau-full-l", paper_params="1.25B")

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from bench.checkpoints import CheckpointNotFound, checkpoint_dirs, find_checkpoint, sha256_file
 from bench.plugins._hub import cached_snapshot
-from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
+from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, SamplingModelPlugin
 
 MAA1_SOURCE = "Text-to-Audio/Make-An-Audio README (Google Drive: maa1_full.ckpt, bigvgan/)"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model")
@@ -104,8 +103,7 @@ def load_tokenizer(folder: Path):
 # -- plugins ----------------------------------------------------------------------------------------
 
 
-class _MakeAnAudioPlugin(TextToAudioPlugin):
-    model = None
+class _MakeAnAudioPlugin(SamplingModelPlugin):
     _found: tuple[ReleaseFiles, str] | None = None
 
     def _cached_locate(self, locate) -> tuple[ReleaseFiles | None, str]:
@@ -116,18 +114,6 @@ class _MakeAnAudioPlugin(TextToAudioPlugin):
                 return None, status
             self._found = (files, status)
         return self._found
-
-    def parameter_count(self) -> int:
-        if not self._loaded:
-            self.load()
-            self._loaded = True
-        return self.model.parameter_count()
-
-    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
-        # one CPU generator per prompt: its x_T does not depend on the batch or the device
-        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        waves = self.model.sample(list(prompts), generators, steps=steps, guidance=guidance, duration_s=duration_s)
-        return [w.numpy().astype(np.float32) for w in waves]
 
 
 _MAA1_NOTES = (
@@ -167,17 +153,12 @@ class MakeAnAudio(_MakeAnAudioPlugin):
         return files is not None, status
 
     def checkpoint_identity(self) -> str:
-        files, status = self._locate()
-        if files is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        return release_identity(files)
+        return release_identity(self._found_or_raise(*self._locate()))
 
     def load(self) -> None:
         from genau_core.baselines.make_an_audio import MAKE_AN_AUDIO_CONFIG, load_make_an_audio
 
-        files, status = self._locate()
-        if files is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
+        files = self._found_or_raise(*self._locate())
         tokenizer = load_tokenizer(files.tokenizers["bert-base-uncased"])
         cfg = self.config or MAKE_AN_AUDIO_CONFIG
         self.model = load_make_an_audio(files.checkpoint, files.vocoder_dir, tokenizer, cfg).to(self.device)
@@ -250,7 +231,7 @@ def build_tiny_make_an_audio(seed: int = 0):
     return model.eval()
 
 
-class MakeAnAudioTiny(_MakeAnAudioPlugin):
+class MakeAnAudioTiny(RandomWeightsTwin, _MakeAnAudioPlugin):
     info = PluginInfo(
         name="make-an-audio-tiny",
         family="make-an-audio",
@@ -263,14 +244,6 @@ class MakeAnAudioTiny(_MakeAnAudioPlugin):
         notes="Offline twin of make-an-audio: same sampler, key mappings and decode path (LDM UNet and 2D VAE as diffusers "
         "modules, BigVGAN), tiny random modules (seed 0), 16 mel bins, 10 DDIM steps instead of 100.",
     )
-    seed = 0
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        return True, f"built in-process (random weights, seed {self.seed})"
-
-    def checkpoint_identity(self) -> str:
-        return f"random:seed={self.seed}"
-
     def load(self) -> None:
         self.model = build_tiny_make_an_audio(self.seed).to(self.device)
 

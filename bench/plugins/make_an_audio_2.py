@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from bench.checkpoints import sha256_file
-from bench.plugins.base import InferenceSettings, PluginInfo
+from bench.plugins.base import InferenceSettings, PluginInfo, cpu_generators
 from bench.plugins.make_an_audio import (
     ReleaseFiles,
     _MakeAnAudioPlugin,
@@ -258,8 +258,7 @@ class _MakeAnAudio2Plugin(_MakeAnAudioPlugin):
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
         structs = [r["struct_caption"] for r in self.structure(prompts)]
-        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        waves = self.model.sample(list(prompts), structs, generators, steps=steps, guidance=guidance, duration_s=duration_s)
+        waves = self.model.sample(list(prompts), structs, cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s)
         return [w.numpy().astype(np.float32) for w in waves]
 
 
@@ -317,17 +316,12 @@ class MakeAnAudio2(_MakeAnAudio2Plugin):
         return True, f"{status}; structured captions: {f if f is not None else 'none (fallback for every prompt)'}"
 
     def checkpoint_identity(self) -> str:
-        files, status = self._locate()
-        if files is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        return f"{release_identity(files)}+{self.struct_identity()}"
+        return f"{release_identity(self._found_or_raise(*self._locate()))}+{self.struct_identity()}"
 
     def load(self) -> None:
         from genau_core.baselines.make_an_audio_2 import MAKE_AN_AUDIO_2_CONFIG, load_make_an_audio_2
 
-        files, status = self._locate()
-        if files is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
+        files = self._found_or_raise(*self._locate())
         clap_tok = load_tokenizer(files.tokenizers["bert-base-uncased"])
         t5_tok = load_tokenizer(files.tokenizers["google/t5-v1_1-large"])
         cfg = self.config or MAKE_AN_AUDIO_2_CONFIG
@@ -339,30 +333,14 @@ class MakeAnAudio2(_MakeAnAudio2Plugin):
 
 
 def make_an_audio_2_tiny_config():
+    from genau_core.baselines._common import TINY_T5_ENCODER_CONFIG
     from genau_core.baselines.make_an_audio_2 import DiTConfig, MakeAnAudio2Config, Vae1dConfig
 
-    t5 = dict(
-        vocab_size=120,
-        d_model=32,
-        d_kv=8,
-        d_ff=48,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.1,
-        layer_norm_epsilon=1e-6,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
     return MakeAnAudio2Config(
         dit=DiTConfig(in_channels=4, context_dim=32, hidden_size=32, depth=2, num_heads=4, max_len=1000, block_groups=8, final_groups=8),
         vae=Vae1dConfig(in_channels=16, out_ch=16, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4, embed_dim=4, kernel_size=5, norm_num_groups=8),
         text=tiny_clap_text_config(),
-        t5=t5,
+        t5=dict(TINY_T5_ENCODER_CONFIG),
         t5_tokenizer="in-process tiny T5 Unigram",
         vocoder=tiny_bigvgan_config(16),
     )

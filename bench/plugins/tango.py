@@ -43,7 +43,10 @@ import numpy as np
 import torch
 
 from bench.plugins._hub import cached_snapshot, folder_identity, resolve_model_dir
-from bench.plugins.base import InferenceSettings, PluginInfo, TextToAudioPlugin
+from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, SamplingModelPlugin
+from genau_core.baselines import ldm_keys
+from genau_core.baselines._common import T5_LARGE_ENCODER_CONFIG, TINY_T5_ENCODER_CONFIG
+from genau_core.baselines._state import CheckpointMappingError, fold_weight_norm, load_strict
 
 # ---------------------------------------------------------------------------------------
 # configuration
@@ -77,23 +80,7 @@ TANGO_UNET_CONFIG: dict = dict(
 OFFICIAL_UNET_CONFIG_PATHS = ("configs/diffusion_model_config.json",)
 
 # google/flan-t5-large, encoder half (the weights come from pytorch_model_main.bin)
-FLAN_T5_LARGE_CONFIG: dict = dict(
-    vocab_size=32128,
-    d_model=1024,
-    d_kv=64,
-    d_ff=2816,
-    num_layers=24,
-    num_heads=16,
-    relative_attention_num_buckets=32,
-    relative_attention_max_distance=128,
-    dropout_rate=0.1,
-    layer_norm_epsilon=1e-6,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-    pad_token_id=0,
-    eos_token_id=1,
-    decoder_start_token_id=0,
-)
+FLAN_T5_LARGE_CONFIG: dict = dict(T5_LARGE_ENCODER_CONFIG)
 
 # stabilityai/stable-diffusion-2-1 scheduler/scheduler_config.json, read by the official code as a
 # DDPMScheduler; steps_offset=0 reproduces diffusers 0.18's DDPM timesteps (see module docstring).
@@ -127,6 +114,20 @@ class LdmVaeConfig:
     @property
     def downsample(self) -> int:
         return 2 ** (len(self.ch_mult) - 1)
+
+    def ldm_layout(self) -> ldm_keys.LdmVaeConfig2D:
+        """The same autoencoder in the terms of the LDM key mapping (AudioLDM's VAE has no attention inside levels)."""
+        return ldm_keys.LdmVaeConfig2D(
+            ch=self.ch,
+            ch_mult=self.ch_mult,
+            num_res_blocks=self.num_res_blocks,
+            z_channels=self.z_channels,
+            embed_dim=self.embed_dim,
+            in_channels=self.in_channels,
+            out_ch=self.out_ch,
+            attn_resolutions=(),
+            norm_num_groups=self.norm_num_groups,
+        )
 
     @classmethod
     def from_official_json(cls, d: Mapping) -> "LdmVaeConfig":
@@ -282,10 +283,6 @@ def build_scheduler(cfg: TangoConfig):
 # ---------------------------------------------------------------------------------------
 
 
-class CheckpointMappingError(ValueError):
-    """Official keys that map nowhere, or model keys that no official key fills."""
-
-
 def map_tango_main_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
     """`pytorch_model_main.bin` -> (T5EncoderModel state dict, UNet2DConditionModel state dict)."""
     t5, unet, unknown = {}, {}, []
@@ -304,99 +301,17 @@ def map_tango_main_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dic
     return t5, unet
 
 
-def _ldm_resnet(src: str, dst: str) -> dict[str, str]:
-    names = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
-    return {f"{src}.{a}": f"{dst}.{b}" for a, b in names.items()}
-
-
-def _ldm_vae_prefix_table(cfg: LdmVaeConfig) -> dict[str, str]:
-    """Official LDM module prefixes -> diffusers AutoencoderKL prefixes (resnets and conv layers)."""
-    n = len(cfg.ch_mult)
-    table = {
-        "encoder.conv_in": "encoder.conv_in",
-        "encoder.norm_out": "encoder.conv_norm_out",
-        "encoder.conv_out": "encoder.conv_out",
-        "decoder.conv_in": "decoder.conv_in",
-        "decoder.norm_out": "decoder.conv_norm_out",
-        "decoder.conv_out": "decoder.conv_out",
-        "quant_conv": "quant_conv",
-        "post_quant_conv": "post_quant_conv",
-    }
-    for part in ("encoder", "decoder"):
-        table.update(_ldm_resnet(f"{part}.mid.block_1", f"{part}.mid_block.resnets.0"))
-        table.update(_ldm_resnet(f"{part}.mid.block_2", f"{part}.mid_block.resnets.1"))
-        table[f"{part}.mid.attn_1.norm"] = f"{part}.mid_block.attentions.0.group_norm"
-    for level in range(n):
-        for j in range(cfg.num_res_blocks):
-            table.update(_ldm_resnet(f"encoder.down.{level}.block.{j}", f"encoder.down_blocks.{level}.resnets.{j}"))
-        if level != n - 1:
-            table[f"encoder.down.{level}.downsample.conv"] = f"encoder.down_blocks.{level}.downsamplers.0.conv"
-        # the official decoder stores `up` by resolution level (prepended); diffusers runs deepest first
-        up = n - 1 - level
-        for j in range(cfg.num_res_blocks + 1):
-            table.update(_ldm_resnet(f"decoder.up.{level}.block.{j}", f"decoder.up_blocks.{up}.resnets.{j}"))
-        if level != 0:
-            table[f"decoder.up.{level}.upsample.conv"] = f"decoder.up_blocks.{up}.upsamplers.0.conv"
-    return table
-
-
-_ATTN_1X1 = {"q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
-
-
 def map_ldm_vae_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig) -> tuple[dict, dict]:
     """`pytorch_model_vae.bin` -> (diffusers AutoencoderKL state dict, official HiFi-GAN state dict under `vocoder.`)."""
-    table = _ldm_vae_prefix_table(cfg)
-    vae, vocoder, unknown = {}, {}, []
-    for key, value in sd.items():
-        if key.startswith("vocoder."):
-            vocoder[key[len("vocoder.") :]] = value
-            continue
-        module, _, param = key.rpartition(".")
-        m = re.fullmatch(r"(encoder|decoder)\.mid\.attn_1\.(q|k|v|proj_out)", module)
-        if m:  # 1x1 Conv2d -> Linear
-            target = f"{m.group(1)}.mid_block.attentions.0.{_ATTN_1X1[m.group(2)]}.{param}"
-            vae[target] = value.reshape(value.shape[0], -1) if param == "weight" else value
-        elif module in table:
-            vae[f"{table[module]}.{param}"] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointMappingError(f"pytorch_model_vae.bin: {len(unknown)} unmapped keys (e.g. {unknown[:5]})")
-    return vae, vocoder
-
-
-_WEIGHT_NORM_SUFFIXES = (
-    (".weight_g", "g"),
-    (".weight_v", "v"),
-    (".parametrizations.weight.original0", "g"),
-    (".parametrizations.weight.original1", "v"),
-)
-
-
-def _fuse_weight_norm(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """weight_g/weight_v (torch weight_norm) or parametrizations.weight.original0/1 -> plain weight."""
-    out: dict[str, torch.Tensor] = {}
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in sd.items():
-        for suffix, slot in _WEIGHT_NORM_SUFFIXES:
-            if key.endswith(suffix):
-                pairs.setdefault(key[: -len(suffix)], {})[slot] = value
-                break
-        else:
-            out[key] = value
-    for prefix, gv in pairs.items():
-        if set(gv) != {"g", "v"}:
-            raise CheckpointMappingError(f"vocoder: incomplete weight-norm pair for {prefix}")
-        v = gv["v"]
-        norm = v.flatten(1).norm(dim=1).reshape(-1, *([1] * (v.dim() - 1)))
-        out[f"{prefix}.weight"] = gv["g"] * v / norm
-    return out
+    vae = {k: v for k, v in sd.items() if not k.startswith("vocoder.")}
+    vocoder = {k[len("vocoder.") :]: v for k, v in sd.items() if k.startswith("vocoder.")}
+    return ldm_keys.map_ldm_vae_state_dict(vae, cfg.ldm_layout(), what="pytorch_model_vae.bin"), vocoder
 
 
 def map_hifigan_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """AudioLDM HiFi-GAN (`conv_pre`, `ups.i`, `resblocks.k.convs{1,2}.j`, `conv_post`) -> SpeechT5HifiGan."""
     out, unknown = {}, []
-    for key, value in _fuse_weight_norm(sd).items():
+    for key, value in fold_weight_norm(sd, what="vocoder").items():
         if re.fullmatch(r"conv_(pre|post)\.(weight|bias)", key) or re.fullmatch(r"resblocks\.\d+\.convs[12]\.\d+\.(weight|bias)", key):
             out[key] = value
         elif re.fullmatch(r"ups\.\d+\.(weight|bias)", key):
@@ -406,19 +321,6 @@ def map_hifigan_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     if unknown:
         raise CheckpointMappingError(f"vocoder: {len(unknown)} unmapped keys (e.g. {unknown[:5]})")
     return out
-
-
-def _load_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str, *, allow_missing: Sequence[str] = ()) -> None:
-    own = module.state_dict()
-    missing = sorted(k for k in own if k not in sd and k not in allow_missing)
-    unexpected = sorted(k for k in sd if k not in own)
-    wrong = sorted(k for k in sd if k in own and tuple(sd[k].shape) != tuple(own[k].shape))
-    if missing or unexpected or wrong:
-        raise CheckpointMappingError(
-            f"{what}: {len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
-            f"{len(wrong)} with wrong shape {[(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}"
-        )
-    module.load_state_dict({**{k: own[k] for k in allow_missing if k in own and k not in sd}, **sd}, strict=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -462,11 +364,11 @@ class TangoModel:
         t5_sd, unet_sd = map_tango_main_state_dict(main_sd)
         vae_mapped, vocoder_sd = map_ldm_vae_state_dict(vae_sd, self.config.vae)
         # transformers ties encoder.embed_tokens to shared; older checkpoints store both copies
-        _load_strict(self.text_encoder, t5_sd, "text_encoder (pytorch_model_main.bin)", allow_missing=("encoder.embed_tokens.weight",))
-        _load_strict(self.unet, unet_sd, "unet (pytorch_model_main.bin)")
-        _load_strict(self.vae, vae_mapped, "vae (pytorch_model_vae.bin)")
+        load_strict(self.text_encoder, t5_sd, "text_encoder (pytorch_model_main.bin)", allow_missing=("encoder.embed_tokens.weight",))
+        load_strict(self.unet, unet_sd, "unet (pytorch_model_main.bin)")
+        load_strict(self.vae, vae_mapped, "vae (pytorch_model_vae.bin)")
         # mean/scale are SpeechT5HifiGan's input normalisation buffers, unused (normalize_before=False)
-        _load_strict(self.vocoder, map_hifigan_state_dict(vocoder_sd), "vocoder (pytorch_model_vae.bin)", allow_missing=("mean", "scale"))
+        load_strict(self.vocoder, map_hifigan_state_dict(vocoder_sd), "vocoder (pytorch_model_vae.bin)", allow_missing=("mean", "scale"))
 
     # -- inference -----------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -605,20 +507,8 @@ def save_official_tango_folder(folder: Path, main_sd: Mapping, vae_sd: Mapping, 
 # ---------------------------------------------------------------------------------------
 
 
-class _TangoPlugin(TextToAudioPlugin):
+class _TangoPlugin(SamplingModelPlugin):
     model: TangoModel | None = None
-
-    def parameter_count(self) -> int:
-        if not self._loaded:
-            self.load()
-            self._loaded = True
-        return self.model.parameter_count()
-
-    def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
-        # CPU generators (as the diffusers plugins): the same noise whatever device runs the model
-        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        waves = self.model.sample(list(prompts), generators, steps=steps, guidance=guidance, duration_s=duration_s)
-        return [w.numpy().astype(np.float32) for w in waves]
 
 
 _TANGO_NOTES = (
@@ -652,15 +542,11 @@ class Tango(_TangoPlugin):
 
     def checkpoint_identity(self) -> str:
         folder, _, status = self._locate()
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        return folder_identity(folder)
+        return folder_identity(self._found_or_raise(folder, status))
 
     def load(self) -> None:
         folder, tok, status = self._locate()
-        if folder is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
-        self.model = load_tango_folder(folder, tok, self.config).to(self.device)
+        self.model = load_tango_folder(self._found_or_raise(folder, status), tok, self.config).to(self.device)
 
 
 class Tango2(Tango):
@@ -677,23 +563,7 @@ class Tango2(Tango):
 # --- tiny twins ---------------------------------------------------------------------------
 
 TANGO_TINY_CONFIG = TangoConfig(
-    t5=dict(
-        vocab_size=120,
-        d_model=32,
-        d_kv=8,
-        d_ff=48,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.1,
-        layer_norm_epsilon=1e-6,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    ),
+    t5=dict(TINY_T5_ENCODER_CONFIG),
     unet=dict(
         TANGO_UNET_CONFIG,
         attention_head_dim=(2, 4),
@@ -742,15 +612,7 @@ def build_tiny_tango(seed: int = 0) -> TangoModel:
     return model.to("cpu")
 
 
-class _TangoTiny(_TangoPlugin):
-    seed: int = 0
-
-    def checkpoint_status(self) -> tuple[bool, str]:
-        return True, f"built in-process (random weights, seed {self.seed})"
-
-    def checkpoint_identity(self) -> str:
-        return f"random:seed={self.seed}"
-
+class _TangoTiny(RandomWeightsTwin, _TangoPlugin):
     def load(self) -> None:
         self.model = build_tiny_tango(self.seed).to(self.device)
 

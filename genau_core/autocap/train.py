@@ -20,16 +20,14 @@ by `save_pretrained`. Checkpoints go to `<out>/checkpoints/step-XXXXXXX/` (model
 `trainer.pt`) every `--save-every` steps; `--resume` continues from the latest one exactly (the
 data order is a function of (seed, epoch); dropout and metadata dropping of (seed, rank, step);
 optimiser and schedule states are restored). The finished model is `<out>/final/`.
-Distributed: torchrun with the GenAu engine's helpers (`genau_core.genau.train`: process group,
-gradient averaging, checkpoint folders, warm-up + cosine schedule).
+Distributed: torchrun with the trainer helpers shared with the GenAu engine (`genau_core.training_utils`:
+process group, gradient averaging, checkpoint folders, warm-up + cosine schedule).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,7 +38,9 @@ from genau_core.autocap.configs import AutoCapConfig, get_config
 from genau_core.autocap.data import CaptionDataset, collate, load_records
 from genau_core.autocap.model import AutoCapBatch, AutoCapModel, FrozenFeatures, build_autocap, is_pretrained_folder, load_pretrained, save_pretrained
 from genau_core.autocap.text import caption_labels, metadata_ids, pad_ids
-from genau_core.genau.train import Dist, checkpoint_dir, init_distributed, latest_checkpoint, warmup_cosine
+from genau_core.training_utils import Dist, ShardedLoader, append_log, config_from_namespace, finish_distributed, print_metrics_on_main, read_trainer_state
+from genau_core.training_utils import restore_optimisation, save_checkpoint, setup_device, step_seed, trainer_state, warmup_cosine_scheduler, write_train_config
+from genau_core.training_utils import latest_checkpoint  # noqa: F401  (re-exported: callers import it from here)
 
 DEFAULT_LR = {1: 1e-4, 2: 1e-5}
 
@@ -124,10 +124,6 @@ def initial_model(tc: TrainConfig) -> AutoCapModel:
     return model
 
 
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    return (seed * 1_000_003 + rank * 7919 + step) % (2**63 - 1)
-
-
 def make_batch(model: AutoCapModel, wave, clap, captions, metas, *, drop_p: float, generator: torch.Generator) -> AutoCapBatch:
     cfg, tok = model.cfg, model.tokenizer
     if drop_p > 0:
@@ -153,11 +149,7 @@ def cached_features(model: AutoCapModel, cache: dict, ids, wave: torch.Tensor, c
 # ---------------------------------------------------------------------------------- train ---
 def train(tc: TrainConfig) -> dict:
     """Run (or resume) one stage in this process; returns the last logged metrics."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if tc.device == "auto" else tc.device)
-    dist: Dist = init_distributed(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
+    device, dist = setup_device(tc.device)
     if tc.batch_size % dist.world:
         raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world} processes")
     out = Path(tc.out_dir)
@@ -169,30 +161,20 @@ def train(tc: TrainConfig) -> dict:
 
     split, records = load_records(tc.manifest, split_csv=tc.split_csv, ref_dir=tc.ref_dir)
     dataset = CaptionDataset(records, model.cfg, source=split.source)
-    per_rank = tc.batch_size // dist.world
     if len(dataset) < tc.batch_size:
         raise ValueError(f"{split.source}: {len(dataset)} captioned clips for a global batch of {tc.batch_size}")
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=tc.seed, drop_last=True)
-    batches_per_epoch = len(sampler) // per_rank
-    loader_kw = dict(batch_size=per_rank, sampler=sampler, collate_fn=collate, drop_last=True, num_workers=tc.num_workers)
+    data = ShardedLoader.build(dataset, global_batch=tc.batch_size, dist=dist, seed=tc.seed, collate_fn=collate, num_workers=tc.num_workers)
 
     opt = torch.optim.Adam(trainable, lr=tc.resolved_lr(), betas=tuple(tc.betas), eps=tc.eps, weight_decay=tc.weight_decay)
-    lr0 = tc.resolved_lr()
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine(s, total=tc.steps, warmup=tc.warmup_steps, lr=lr0, final_lr=tc.final_lr) / lr0
-    )
+    sched = warmup_cosine_scheduler(opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.final_lr)
     step = 0
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer.pt", map_location=device, weights_only=False)
+        state = read_trainer_state(resume_from, device)
         if int(state["stage"]) != tc.stage:
             raise ValueError(f"{resume_from}: a stage {state['stage']} checkpoint, this run is stage {tc.stage}")
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step = int(state["step"])
+        step = restore_optimisation(state, opt, sched)
 
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(tc), indent=2))
+    write_train_config(out, tc, dist)
     end = tc.steps if tc.stop_at is None else min(tc.steps, tc.stop_at)
     bar = None
     if dist.main and tc.progress:
@@ -201,84 +183,49 @@ def train(tc: TrainConfig) -> dict:
         bar = tqdm(total=end, initial=step, desc=f"autocap stage {tc.stage}", unit="step")
     metrics: dict = {}
     cache: dict | None = {} if tc.cache_features else None
-    while step < end:
-        epoch, offset = divmod(step, batches_per_epoch)
-        sampler.set_epoch(epoch)
-        for i, (ids, wave, clap, captions, metas) in enumerate(torch.utils.data.DataLoader(dataset, **loader_kw)):
-            if i < offset:
-                continue  # exact resume inside an epoch
-            if step >= end:
-                break
-            gen = torch.Generator().manual_seed(_step_seed(tc.seed, dist.rank, step))
-            torch.manual_seed(_step_seed(tc.seed + 1, dist.rank, step))  # dropout masks
-            batch = make_batch(model, wave, clap, captions, metas, drop_p=tc.meta_drop_p, generator=gen)
-            if cache is not None:
-                batch.features, batch.waveform, batch.clap_waveform = cached_features(model, cache, ids, wave, clap), None, None
-            batch = batch.to(device)
-            loss = model(batch, label_smoothing=tc.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            dist.average_gradients(trainable)
-            gnorm = torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
-            lr_used = opt.param_groups[0]["lr"]
-            opt.step()
-            sched.step()
-            step += 1
-            value = loss.detach().reshape(1)
-            if dist.world > 1:
-                torch.distributed.all_reduce(value)
-                value /= dist.world
-            metrics = {"step": step, "epoch": epoch, "loss": float(value), "grad_norm": float(gnorm), "lr": lr_used}
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}")
-            if dist.main and (step % tc.log_every == 0 or step == end):
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-            if step % tc.save_every == 0 or step == end:
-                _save(out, step, model, opt, sched, tc, dist)
-        offset = 0
+    for epoch, (ids, wave, clap, captions, metas) in data.batches(step, end):
+        gen = torch.Generator().manual_seed(step_seed(tc.seed, dist.rank, step))
+        torch.manual_seed(step_seed(tc.seed + 1, dist.rank, step))  # dropout masks
+        batch = make_batch(model, wave, clap, captions, metas, drop_p=tc.meta_drop_p, generator=gen)
+        if cache is not None:
+            batch.features, batch.waveform, batch.clap_waveform = cached_features(model, cache, ids, wave, clap), None, None
+        batch = batch.to(device)
+        loss = model(batch, label_smoothing=tc.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dist.average_gradients(trainable)
+        gnorm = torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
+        lr_used = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        step += 1
+        value = dist.mean(loss.detach().reshape(1))
+        metrics = {"step": step, "epoch": epoch, "loss": float(value), "grad_norm": float(gnorm), "lr": lr_used}
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+        if dist.main and (step % tc.log_every == 0 or step == end):
+            append_log(out, metrics)
+        if step % tc.save_every == 0 or step == end:
+            _save(out, step, model, opt, sched, tc, dist)
     if bar is not None:
         bar.close()
     if step >= tc.steps and dist.main:
         save_pretrained(model, out / "final")
-    if dist.world > 1:
-        metrics["replicas_in_sync"] = replicas_in_sync(trainable)
-        dist.barrier()
-        torch.distributed.destroy_process_group()
-        if not metrics["replicas_in_sync"]:
-            raise RuntimeError("data-parallel replicas diverged")
+    finish_distributed(metrics, trainable, dist)
     metrics["world_size"] = dist.world
     metrics["final"] = str(out / "final") if step >= tc.steps else None
     return metrics
 
 
-@torch.no_grad()
-def replicas_in_sync(params) -> bool:
-    """Every process holds the same trainable weights (float64 checksum, all-gathered)."""
-    mine = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1).cpu()
-    if torch.distributed.get_backend() == "nccl":
-        mine = mine.cuda()
-    everyone = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(everyone, mine)
-    return all(torch.equal(e, mine) for e in everyone)
-
-
 def _save(out: Path, step: int, model, opt, sched, tc: TrainConfig, dist: Dist) -> None:
-    if dist.main:
-        d = checkpoint_dir(out, step)
-        tmp = d.with_name(d.name + ".tmp")
-        save_pretrained(model, tmp / "model")
-        torch.save(
-            {"step": step, "stage": tc.stage, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "train_config": dataclasses.asdict(tc)},
-            tmp / "trainer.pt",
-        )
-        if d.exists():
-            import shutil
-
-            shutil.rmtree(d)
-        tmp.rename(d)
-    dist.barrier()
+    save_checkpoint(
+        out,
+        step,
+        save_model=lambda folder: save_pretrained(model, folder),
+        make_trainer_state=lambda: trainer_state(step, opt, sched, tc, stage=tc.stage),
+        dist=dist,
+    )
 
 
 # ------------------------------------------------------------------------------------ CLI ---
@@ -316,16 +263,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    return config_from_namespace(TrainConfig, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    metrics = train(config_from_args(args))
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(metrics))
-    return 0
+    return print_metrics_on_main(train(config_from_args(build_parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -25,15 +25,16 @@ skipped and counted. The UNet and VAE map onto diffusers modules (`ldm_keys`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from genau_core.baselines._state import CheckpointMappingError, load_strict, read_checkpoint, split_prefixes
-from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig, load_bigvgan_folder
+from genau_core.baselines._common import load_release_with_bigvgan, split_latent_diffusion_state_dict
+from genau_core.baselines._state import load_strict
+from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig
 from genau_core.baselines.clap_text import ClapTextConfig, ClapTextEncoder, load_clap_text
 from genau_core.baselines.ldm_keys import (
     LdmUNetConfig,
@@ -43,7 +44,7 @@ from genau_core.baselines.ldm_keys import (
     map_ldm_unet_state_dict,
     map_ldm_vae_state_dict,
 )
-from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS, LdmSchedule, check_schedule_buffers, ddim_sample
+from genau_core.baselines.ldm_sampling import LdmSchedule, ddim_sample
 
 IGNORED_PREFIXES = ("model_ema.", "first_stage_model.loss.")
 
@@ -108,31 +109,20 @@ class MakeAnAudioModel(nn.Module):
     # -- official weights ------------------------------------------------------------------
     def load_official_state_dict(self, sd: Mapping[str, torch.Tensor], *, source: str = "maa1_full.ckpt") -> None:
         """The LatentDiffusion state dict (strict: every model key filled, every file key understood)."""
-        skipped = {p: 0 for p in IGNORED_PREFIXES}
-        kept = {}
-        for key, value in sd.items():
-            prefix = next((p for p in IGNORED_PREFIXES if key.startswith(p)), None)
-            if prefix is None:
-                kept[key] = value
-            else:
-                skipped[prefix] += 1
-        groups, rest = split_prefixes(
-            kept, {"model.diffusion_model.": "unet", "first_stage_model.": "vae", "cond_stage_model.": "text"}
+        parts = split_latent_diffusion_state_dict(
+            sd,
+            groups={"model.diffusion_model.": "unet", "first_stage_model.": "vae", "cond_stage_model.": "text"},
+            ignored=IGNORED_PREFIXES,
+            schedule=self.config.schedule,
+            source=source,
+            layout="Make-An-Audio",
         )
-        unknown = [k for k in rest if k not in SCHEDULE_BUFFERS and k != "scale_factor"]
-        if unknown:
-            raise CheckpointMappingError(f"{source}: {len(unknown)} keys outside the Make-An-Audio layout (e.g. {unknown[:5]})")
-        if "scale_factor" not in kept:
-            raise CheckpointMappingError(f"{source}: no `scale_factor` (the config uses scale_by_std, so the file must hold it)")
-        for name, group in groups.items():
-            if not group:
-                raise CheckpointMappingError(f"{source}: no {name} weights (prefix missing)")
-        check_schedule_buffers({k: kept[k] for k in rest}, self.config.schedule, what=source)
+        groups = parts.groups
         load_strict(self.unet, map_ldm_unet_state_dict(groups["unet"], self.config.unet, what=f"{source} UNet"), f"{source} UNet")
         load_strict(self.vae, map_ldm_vae_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
         load_clap_text(self.text_encoder, groups["text"], what=f"{source} CLAP text encoder")
-        self.scale_factor.fill_(float(kept["scale_factor"]))
-        self.skipped_keys = {p: n for p, n in skipped.items() if n}
+        self.scale_factor.fill_(parts.scale_factor)
+        self.skipped_keys = parts.skipped
 
     # -- inference -------------------------------------------------------------------------
     @torch.no_grad()
@@ -167,13 +157,9 @@ def load_make_an_audio(
     checkpoint: str | Path, vocoder_dir: str | Path, tokenizer, cfg: MakeAnAudioConfig = MAKE_AN_AUDIO_CONFIG
 ) -> MakeAnAudioModel:
     """Build from the released files: `maa1_full.ckpt` and the BigVGAN folder (args.yml, best_netG.pt)."""
-    vocoder = load_bigvgan_folder(vocoder_dir, expected_mels=cfg.num_mels)
-    if vocoder.config != cfg.vocoder:
-        cfg = replace(cfg, vocoder=vocoder.config)
-    model = MakeAnAudioModel(cfg, tokenizer)
-    model.load_official_state_dict(read_checkpoint(checkpoint, what="Make-An-Audio checkpoint"), source=str(checkpoint))
-    model.vocoder.load_state_dict(vocoder.state_dict(), strict=True)
-    return model.eval()
+    return load_release_with_bigvgan(
+        checkpoint, vocoder_dir, cfg, lambda c: MakeAnAudioModel(c, tokenizer), expected_mels=cfg.num_mels, what="Make-An-Audio checkpoint"
+    )
 
 
 __all__ = [

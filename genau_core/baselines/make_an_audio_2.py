@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -45,10 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genau_core.baselines._state import CheckpointMappingError, load_strict, read_checkpoint, split_prefixes
-from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig, load_bigvgan_folder
+from genau_core.baselines._common import T5_LARGE_ENCODER_CONFIG, load_release_with_bigvgan, split_latent_diffusion_state_dict
+from genau_core.baselines._state import CheckpointMappingError, load_strict
+from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig
 from genau_core.baselines.clap_text import ClapTextConfig, ClapTextEncoder, load_clap_text
-from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS, LdmSchedule, check_schedule_buffers, ddim_sample
+from genau_core.baselines.ldm_sampling import LdmSchedule, ddim_sample
 
 # -- configuration -----------------------------------------------------------------------------
 
@@ -97,23 +98,7 @@ class DiTConfig:
 
 
 # google/t5-v1_1-large (its encoder), trained inside maa2.ckpt
-T5_V1_1_LARGE_CONFIG: dict = dict(
-    vocab_size=32128,
-    d_model=1024,
-    d_kv=64,
-    d_ff=2816,
-    num_layers=24,
-    num_heads=16,
-    relative_attention_num_buckets=32,
-    relative_attention_max_distance=128,
-    dropout_rate=0.1,
-    layer_norm_epsilon=1e-6,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-    pad_token_id=0,
-    eos_token_id=1,
-    decoder_start_token_id=0,
-)
+T5_V1_1_LARGE_CONFIG: dict = dict(T5_LARGE_ENCODER_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -588,39 +573,26 @@ class MakeAnAudio2Model(nn.Module):
         return self.scale_factor.device
 
     def load_official_state_dict(self, sd: Mapping[str, torch.Tensor], *, source: str = "maa2.ckpt") -> None:
-        ignored = ("model_ema.", "first_stage_model.loss.")
-        skipped = {p: 0 for p in ignored}
-        kept = {}
-        for key, value in sd.items():
-            prefix = next((p for p in ignored if key.startswith(p)), None)
-            if prefix is None:
-                kept[key] = value
-            else:
-                skipped[prefix] += 1
-        groups, rest = split_prefixes(
-            kept,
-            {
+        parts = split_latent_diffusion_state_dict(
+            sd,
+            groups={
                 "model.diffusion_model.": "dit",
                 "first_stage_model.": "vae",
                 "cond_stage_model.t5_transformer.": "t5",
                 "cond_stage_model.": "clap",
             },
+            ignored=("model_ema.", "first_stage_model.loss."),
+            schedule=self.config.schedule,
+            source=source,
+            layout="Make-An-Audio 2",
         )
-        unknown = [k for k in rest if k not in SCHEDULE_BUFFERS and k != "scale_factor"]
-        if unknown:
-            raise CheckpointMappingError(f"{source}: {len(unknown)} keys outside the Make-An-Audio 2 layout (e.g. {unknown[:5]})")
-        if "scale_factor" not in kept:
-            raise CheckpointMappingError(f"{source}: no `scale_factor` (the config uses scale_by_std, so the file must hold it)")
-        for name, group in groups.items():
-            if not group:
-                raise CheckpointMappingError(f"{source}: no {name} weights (prefix missing)")
-        check_schedule_buffers({k: kept[k] for k in rest}, self.config.schedule, what=source)
+        groups = parts.groups
         load_strict(self.dit, map_dit_state_dict(groups["dit"], self.config.dit, what=f"{source} DiT"), f"{source} DiT")
         load_strict(self.vae, map_vae1d_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
         load_clap_text(self.clap_text, groups["clap"], what=f"{source} CLAP text encoder")
         load_strict(self.t5, map_t5_state_dict(groups["t5"], what=f"{source} T5"), f"{source} T5 encoder")
-        self.scale_factor.fill_(float(kept["scale_factor"]))
-        self.skipped_keys = {p: n for p, n in skipped.items() if n}
+        self.scale_factor.fill_(parts.scale_factor)
+        self.skipped_keys = parts.skipped
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -664,13 +636,14 @@ def load_make_an_audio_2(
     checkpoint: str | Path, vocoder_dir: str | Path, clap_tokenizer, t5_tokenizer, cfg: MakeAnAudio2Config = MAKE_AN_AUDIO_2_CONFIG
 ) -> MakeAnAudio2Model:
     """Build from the released files: `maa2.ckpt` and the BigVGAN folder (args.yml, best_netG.pt)."""
-    vocoder = load_bigvgan_folder(vocoder_dir, expected_mels=cfg.vae.out_ch)
-    if vocoder.config != cfg.vocoder:
-        cfg = replace(cfg, vocoder=vocoder.config)
-    model = MakeAnAudio2Model(cfg, clap_tokenizer, t5_tokenizer)
-    model.load_official_state_dict(read_checkpoint(checkpoint, what="Make-An-Audio 2 checkpoint"), source=str(checkpoint))
-    model.vocoder.load_state_dict(vocoder.state_dict(), strict=True)
-    return model.eval()
+    return load_release_with_bigvgan(
+        checkpoint,
+        vocoder_dir,
+        cfg,
+        lambda c: MakeAnAudio2Model(c, clap_tokenizer, t5_tokenizer),
+        expected_mels=cfg.vae.out_ch,
+        what="Make-An-Audio 2 checkpoint",
+    )
 
 
 __all__ = [

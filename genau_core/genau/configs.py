@@ -315,6 +315,7 @@ LAION_CLAP_TEXT = dict(
 )
 
 TINY_T5 = dict(
+    FLAN_T5_LARGE,
     vocab_size=192,
     d_model=32,
     d_kv=16,
@@ -323,29 +324,18 @@ TINY_T5 = dict(
     num_heads=2,
     relative_attention_num_buckets=8,
     relative_attention_max_distance=32,
-    feed_forward_proj="gated-gelu",
-    layer_norm_epsilon=1e-6,
     dropout_rate=0.0,
-    tie_word_embeddings=False,
-    pad_token_id=0,
-    eos_token_id=1,
 )
 
 TINY_CLAP_TEXT = dict(
+    LAION_CLAP_TEXT,
     vocab_size=320,
     hidden_size=32,
     num_hidden_layers=1,
     num_attention_heads=2,
     intermediate_size=64,
-    hidden_act="gelu",
     max_position_embeddings=72,
-    type_vocab_size=1,
-    layer_norm_eps=1e-5,
-    pad_token_id=1,
-    bos_token_id=0,
-    eos_token_id=2,
     projection_dim=16,
-    projection_hidden_act="relu",
 )
 
 
@@ -366,11 +356,10 @@ GENAU_S = GenAuConfig(
     diffusion=DiffusionConfig(scale_factor=1.0),
 )
 
-GENAU_L = GenAuConfig(
+GENAU_L = dataclasses.replace(
+    GENAU_S,
     name="genau-l",
     fit=FITConfig(latent_channels=1536, blocks=6, **_fit_l_attention()),
-    conditioning=ConditioningConfig(t5=FLAN_T5_LARGE, clap_text=LAION_CLAP_TEXT, t5_tokenizer="flan-t5-large", clap_tokenizer="roberta-base"),
-    diffusion=DiffusionConfig(scale_factor=1.0),
 )
 
 _TINY_HEADS = AttentionSpec(2, 32)

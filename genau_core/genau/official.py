@@ -17,15 +17,14 @@ that inference does not use are listed in `IGNORED_*` and anything unknown is an
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from bench.metrics.backbones._checkpoint_io import parameters_on_meta
 from genau_core.audio import hifigan as hifigan_mod
 from genau_core.audio.hifigan import HiFiGANConfig
 from genau_core.audio.mel import MelConfig
@@ -555,24 +554,6 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
             sd.update(torch.load(str(f), map_location="cpu", weights_only=True))
         return sd
     return {}
-
-
-@contextlib.contextmanager
-def parameters_on_meta():
-    """Create parameters on the meta device (buffers stay real) so a large model costs no init time."""
-    original = nn.Module.register_parameter
-
-    def register(module, name, param):
-        original(module, name, param)
-        if param is not None:
-            p = module._parameters[name]
-            module._parameters[name] = nn.Parameter(p.to("meta"), requires_grad=p.requires_grad)
-
-    nn.Module.register_parameter = register
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = original
 
 
 def _hf_config(folder: Path, keys) -> dict:

@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
-import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +40,9 @@ from genau_core.genau.configs import GenAuConfig, get_config
 from genau_core.genau.diffusion import ldm_loss, make_ddpm_scheduler
 from genau_core.genau.losses import VAELoss
 from genau_core.genau.model import GenAuModel, build_genau, load_pretrained, save_pretrained
+from genau_core.training_utils import ShardedLoader, append_log, config_from_namespace, finish_distributed, latest_checkpoint, print_metrics_on_main, read_trainer_state
+from genau_core.training_utils import restore_optimisation, save_checkpoint, setup_device, step_seed, trainer_state, warmup_cosine_scheduler, write_train_config
+from genau_core.training_utils import Dist, checkpoint_dir, init_distributed, warmup_cosine  # noqa: F401  (re-exported: callers import them from here)
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,6 @@ def _collate(batch):
 # ------------------------------------------------------------------------------ schedule ---
 
 
-def warmup_cosine(step: int, *, total: int, warmup: int, lr: float, final_lr: float) -> float:
-    """Linear warm-up to `lr`, then cosine decay to `final_lr` at `total` (a pure function of the step)."""
-    if warmup > 0 and step < warmup:
-        return lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * progress))
-
-
 def make_optimizer(params, tc: TrainConfig) -> torch.optim.Optimizer:
     lr = tc.resolved_lr()
     if tc.stage == "vae":
@@ -171,56 +163,8 @@ def make_optimizer(params, tc: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {tc.optimizer!r}")
 
 
-# ---------------------------------------------------------------------------- distributed ---
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def average_gradients(self, params) -> None:
-        if self.world == 1:
-            return
-        for p in params:
-            if p.grad is not None:
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= self.world
-
-
-def init_distributed(device: torch.device) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7919 + step) % (2**63 - 1))
-
-
-# ---------------------------------------------------------------------------- checkpoints ---
-
-
-def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
-    return Path(out_dir) / "checkpoints" / f"step-{step:07d}"
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    root = Path(out_dir) / "checkpoints"
-    done = sorted(p for p in root.glob("step-*") if (p / "trainer.pt").exists()) if root.exists() else []
-    return done[-1] if done else None
+    return torch.Generator().manual_seed(step_seed(seed, rank, step))
 
 
 def _build_model(tc: TrainConfig) -> GenAuModel:
@@ -239,11 +183,7 @@ def train(tc: TrainConfig) -> dict:
     """Run (or resume) one training stage in this process; returns the last logged metrics."""
     if tc.stage not in ("vae", "ldm"):
         raise ValueError(f"stage must be 'vae' or 'ldm', got {tc.stage!r}")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if tc.device == "auto" else tc.device)
-    dist = init_distributed(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
+    device, dist = setup_device(tc.device)
     if tc.crop_frames is not None and tc.stage != "vae":
         raise ValueError("crop_frames applies to the vae stage only (the FIT sees whole latent clips)")
     if tc.batch_size % dist.world:
@@ -257,14 +197,9 @@ def train(tc: TrainConfig) -> dict:
 
     rows = read_manifest(tc.manifest)
     dataset = AudioCaptionDataset(rows, cfg)
-    per_rank = tc.batch_size // dist.world
     if len(dataset) < tc.batch_size:
         raise ValueError(f"{len(dataset)} clips for a global batch of {tc.batch_size}")
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=tc.seed, drop_last=True)
-    batches_per_epoch = len(sampler) // per_rank
-    loader_kw = dict(batch_size=per_rank, sampler=sampler, collate_fn=_collate, drop_last=True, num_workers=0)
-
-    lr_lambda = lambda s: warmup_cosine(s, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.resolved_final_lr()) / tc.resolved_lr()  # noqa: E731
+    data = ShardedLoader.build(dataset, global_batch=tc.batch_size, dist=dist, seed=tc.seed, collate_fn=_collate)
 
     # what trains in each stage
     model.eval()
@@ -278,7 +213,7 @@ def train(tc: TrainConfig) -> dict:
         if dist.world > 1:
             net = nn.parallel.DistributedDataParallel(model.backbone, device_ids=[device.index] if device.type == "cuda" else None)
         opt = make_optimizer(trainable, tc)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        sched = warmup_cosine_scheduler(opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.resolved_final_lr())
         ddpm = make_ddpm_scheduler(cfg.diffusion)
         loss_mod = disc_opt = None
     else:
@@ -297,77 +232,45 @@ def train(tc: TrainConfig) -> dict:
 
     step = 0
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer.pt", map_location=device, weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        state = read_trainer_state(resume_from, device)
+        step = restore_optimisation(state, opt, sched)
         if loss_mod is not None:
             loss_mod.load_state_dict(state["vae_loss"])
             disc_opt.load_state_dict(state["disc_optimizer"])
-        step = int(state["step"])
     elif tc.stage == "ldm" and tc.scale_by_std and float(model.scale_factor) == 1.0:
-        _set_scale_factor(model, dataset, sampler, loader_kw, device, dist, tc.seed)
+        _set_scale_factor(model, data, device, dist, tc.seed)
 
-    log_path = out / "log.jsonl"
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(tc), indent=2))
+    write_train_config(out, tc, dist)
     metrics: dict = {}
     end = tc.steps if tc.stop_at is None else min(tc.steps, tc.stop_at)
-    while step < end:
-        epoch, offset = divmod(step, batches_per_epoch)
-        sampler.set_epoch(epoch)
-        for i, (wav, captions, ids) in enumerate(torch.utils.data.DataLoader(dataset, **loader_kw)):
-            if i < offset:
-                continue  # exact resume inside an epoch
-            if step >= end:
-                break
-            gen = _step_generator(tc.seed, dist.rank, step)
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=_step_generator(tc.seed + 1, dist.rank, step))))  # dropout masks
-            wav, ids = wav.to(device), ids.to(device)
-            autocast = lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
-            if tc.stage == "ldm":
-                metrics = _ldm_step(model, net, wav, captions, ids, ddpm, opt, trainable, tc, dist, gen, autocast)
-            else:
-                metrics = _vae_step(model, loss_mod, wav, opt, disc_opt, trainable, tc, dist, gen, step, autocast)
-            lr_used = opt.param_groups[0]["lr"]
-            sched.step()
-            step += 1
-            metrics.update(step=step, lr=lr_used, epoch=epoch)
-            if dist.main and (step % tc.log_every == 0 or step == tc.steps):
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-            if step % tc.save_every == 0 or step == end:
-                _save(out, step, model, opt, sched, loss_mod, disc_opt, tc, dist)
-        offset = 0
-    if dist.world > 1:
-        metrics["replicas_in_sync"] = _replicas_in_sync(trainable)
-        dist.barrier()
-        torch.distributed.destroy_process_group()
-        if not metrics["replicas_in_sync"]:
-            raise RuntimeError("data-parallel replicas diverged")
+    for epoch, (wav, captions, ids) in data.batches(step, end):
+        gen = _step_generator(tc.seed, dist.rank, step)
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=_step_generator(tc.seed + 1, dist.rank, step))))  # dropout masks
+        wav, ids = wav.to(device), ids.to(device)
+        autocast = lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+        if tc.stage == "ldm":
+            metrics = _ldm_step(model, net, wav, captions, ids, ddpm, opt, trainable, tc, dist, gen, autocast)
+        else:
+            metrics = _vae_step(model, loss_mod, wav, opt, disc_opt, trainable, tc, dist, gen, step, autocast)
+        lr_used = opt.param_groups[0]["lr"]
+        sched.step()
+        step += 1
+        metrics.update(step=step, lr=lr_used, epoch=epoch)
+        if dist.main and (step % tc.log_every == 0 or step == tc.steps):
+            append_log(out, metrics)
+        if step % tc.save_every == 0 or step == end:
+            _save(out, step, model, opt, sched, loss_mod, disc_opt, tc, dist)
+    finish_distributed(metrics, trainable, dist)
     metrics["world_size"] = dist.world
     return metrics
 
 
 @torch.no_grad()
-def _replicas_in_sync(params) -> bool:
-    """Every process holds the same trainable weights (checked with a float64 checksum)."""
-    mine = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
-    everyone = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(everyone, mine)
-    return all(torch.equal(e, mine) for e in everyone)
-
-
-@torch.no_grad()
-def _set_scale_factor(model, dataset, sampler, loader_kw, device, dist, seed) -> None:
+def _set_scale_factor(model, data: ShardedLoader, device, dist, seed) -> None:
     """Official `scale_by_std`: scale latents to unit std, measured on the first batch (averaged over ranks)."""
-    sampler.set_epoch(0)
-    wav, _, _ = next(iter(torch.utils.data.DataLoader(dataset, **loader_kw)))
+    wav, _, _ = next(iter(data.epoch(0)))
     z = model.vae.encode(model.mel(wav.to(device))).sample(torch.Generator().manual_seed(seed))
-    var = z.float().var().reshape(1)
-    if dist.world > 1:
-        torch.distributed.all_reduce(var)
-        var /= dist.world
+    var = dist.mean(z.float().var().reshape(1))
     model.scale_factor.fill_(float(1.0 / var.sqrt()))
 
 
@@ -386,10 +289,7 @@ def _ldm_step(model, net, wav, captions, ids, ddpm, opt, trainable, tc, dist, ge
     out.loss.backward()
     gnorm = torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
     opt.step()
-    loss = out.loss.detach().reshape(1)
-    if dist.world > 1:
-        torch.distributed.all_reduce(loss)
-        loss /= dist.world
+    loss = dist.mean(out.loss.detach().reshape(1))
     return {"loss": float(loss), "grad_norm": float(gnorm), "cfg_dropped": int(out.dropped.sum())}
 
 
@@ -429,20 +329,13 @@ def _vae_step(model, loss_mod, wav, opt, disc_opt, trainable, tc, dist, gen, ste
 
 
 def _save(out: Path, step: int, model, opt, sched, loss_mod, disc_opt, tc, dist) -> None:
-    if dist.main:
-        d = checkpoint_dir(out, step)
-        tmp = d.with_name(d.name + ".tmp")
-        save_pretrained(model, tmp / "model")
-        state = {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "train_config": dataclasses.asdict(tc)}
+    def make_state() -> dict:
+        state = trainer_state(step, opt, sched, tc)
         if loss_mod is not None:
             state.update(vae_loss=loss_mod.state_dict(), disc_optimizer=disc_opt.state_dict())
-        torch.save(state, tmp / "trainer.pt")
-        if d.exists():
-            import shutil
+        return state
 
-            shutil.rmtree(d)
-        tmp.rename(d)
-    dist.barrier()
+    save_checkpoint(out, step, save_model=lambda folder: save_pretrained(model, folder), make_trainer_state=make_state, dist=dist)
 
 
 # ------------------------------------------------------------------------------------- CLI ---
@@ -476,16 +369,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    return config_from_namespace(TrainConfig, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    metrics = train(config_from_args(args))
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(metrics))
-    return 0
+    return print_metrics_on_main(train(config_from_args(build_parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ starts with the file (or "state dict" when no file is involved) and says what is
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -119,11 +120,53 @@ def check_complete(
         raise CheckpointFormatError(f"{source}: not a {what} checkpoint: " + "; ".join(problems))
 
 
-def load_state_dict_exact(net: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Build modules whose parameters live on the meta device (no memory, no random init),
+    while buffers are computed as usual: mel filter banks, windows and position ids are
+    often non-persistent, so a checkpoint does not carry them. Only for a network whose every
+    parameter is then assigned from a checkpoint (`load_state_dict(..., assign=True)`);
+    `assert_materialized` checks that none was left behind."""
+    original = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None and param.device.type != "meta":
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original
+
+
+def assert_materialized(net: nn.Module, source: str, what: str) -> None:
+    left = [k for k, v in [*net.named_parameters(), *net.named_buffers()] if v.device.type == "meta"]
+    if left:
+        raise CheckpointFormatError(f"{source}: not a {what} checkpoint: {len(left)} weights not in the file, e.g. {left[:5]}")
+
+
+def build_from_state(
+    factory: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], source: str | Path, what: str
+) -> nn.Module:
+    """Build the network without initialising its parameters and take the checkpoint's tensors
+    as they are (no second copy in memory): strict key and shape matching, errors name the file."""
+    with parameters_on_meta():
+        net = factory()
+    contiguous = {k: v.contiguous() for k, v in state.items()}
+    load_state_dict_exact(net, contiguous, Path(source), what, assign=True)
+    assert_materialized(net, str(source), what)
+    return net
+
+
+def load_state_dict_exact(
+    net: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str, *, assign: bool = False
+) -> None:
     """Load with strict key and shape matching; any mismatch is an error naming the file.
     (torch's own loader, so BatchNorm's legacy handling of `num_batches_tracked` applies.)"""
     try:
-        result = net.load_state_dict(state, strict=False)
+        result = net.load_state_dict(state, strict=False, assign=assign)
     except RuntimeError as e:  # shape mismatches; torch's message spans several lines
         raise CheckpointFormatError(f"{path}: not a {what} checkpoint: {' '.join(str(e).split())}") from None
     if result.missing_keys or result.unexpected_keys:

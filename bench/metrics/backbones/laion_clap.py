@@ -41,6 +41,7 @@ from torch import nn
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
+    build_from_state,
     check_complete,
     expected_state,
     read_state_dict,
@@ -62,7 +63,7 @@ from bench.metrics.backbones._stft import (
     dft_kernels,
     slaney_mel_matrix,
 )
-from bench.metrics.backbones._tokenizers import check_texts
+from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
 from bench.metrics.backbones.base import TextAudioBackbone
 
 # Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
@@ -438,8 +439,7 @@ class LaionClapBackbone(TextAudioBackbone):
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("state_dict",), what=what, allow_pickle=self.allow_pickle)
         converted = convert_laion_clap_state_dict(state, self.config, source=str(path))
-        net = LaionClapNet(self.config)
-        net.load_state_dict(converted, strict=True)
+        net = build_from_state(lambda: LaionClapNet(self.config), converted, path, what)
         return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "LaionClapBackbone":
@@ -495,7 +495,7 @@ class LaionClapBackbone(TextAudioBackbone):
         chunks = []
         with torch.inference_mode():
             for k in range(0, len(texts), self.text_batch_size):
-                enc = self.tokenize(texts[k : k + self.text_batch_size])
+                enc = trim_right_padding(self.tokenize(texts[k : k + self.text_batch_size]))
                 emb = self.model.embed_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
                 chunks.append(emb.float().cpu().numpy())
         if not chunks:

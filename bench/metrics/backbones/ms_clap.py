@@ -52,6 +52,7 @@ from torch import nn
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
+    build_from_state,
     check_complete,
     expected_state,
     read_state_dict,
@@ -73,7 +74,7 @@ from bench.metrics.backbones._stft import (
     dft_kernels,
     slaney_mel_matrix,
 )
-from bench.metrics.backbones._tokenizers import check_texts
+from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
 from bench.metrics.backbones.base import TextAudioBackbone
 
 FRONTEND_TOLERANCE = 1e-4
@@ -602,8 +603,7 @@ class MsClapBackbone(TextAudioBackbone):
                 f"hop {self.config.hop_size}): max deviation {bad}; using the stored tensors as msclap does",
                 stacklevel=2,
             )
-        net = MsClapNet(self.config)
-        net.load_state_dict(converted, strict=True)
+        net = build_from_state(lambda: MsClapNet(self.config), converted, path, what)
         self.frontend_deviation = deviation
         return self._install(net, self._official_identity(path))
 
@@ -681,9 +681,9 @@ class MsClapBackbone(TextAudioBackbone):
             for idxs in by_len.values():
                 for k in range(0, len(idxs), self.text_batch_size):
                     batch = idxs[k : k + self.text_batch_size]
-                    enc = {
-                        key: torch.tensor([encs[i][key] for i in batch], device=self.device) for key in encs[batch[0]]
-                    }
+                    enc = trim_right_padding(
+                        {key: torch.tensor([encs[i][key] for i in batch], device=self.device) for key in encs[batch[0]]}
+                    )
                     result[batch] = self.model.embed_text(enc).float().cpu().numpy()
         return result
 

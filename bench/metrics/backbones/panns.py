@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, load_state_dict_exact, read_state_dict
+from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, build_from_state, read_state_dict
 from bench.metrics.backbones._stft import (
     LogMelFilterBank,
     PowerSpectrogram,
@@ -194,8 +194,7 @@ class Cnn14Backbone(AudioBackbone):
         )
         state = read_panns_state_dict(path)
         check_panns_frontend(state, self.config, path)
-        net = Cnn14Net(self.config)
-        load_state_dict_exact(net, state, path, "PANNs Cnn14 16 kHz")
+        net = build_from_state(lambda: Cnn14Net(self.config), state, path, "PANNs Cnn14 16 kHz")
         return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "Cnn14Backbone":

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import load_state_dict_exact, read_state_dict
+from bench.metrics.backbones._checkpoint_io import build_from_state, read_state_dict
 from bench.metrics.backbones._stft import as_mono_float32
 from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
 
@@ -186,8 +186,7 @@ class VGGishBackbone(AudioBackbone):
     def load(self, checkpoint: str | Path | None = None) -> "VGGishBackbone":
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what="VGGish", source=self.checkpoint_source)
         state = read_vggish_state_dict(path)
-        net = VGGishNet()
-        load_state_dict_exact(net, state, path, "torchvggish VGGish")
+        net = build_from_state(VGGishNet, state, path, "torchvggish VGGish")
         return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> "VGGishBackbone":
