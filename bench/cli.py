@@ -192,6 +192,8 @@ def cmd_run(args) -> int:
         )
         run = generate_run(plugin, split, gen_cfg, store)
         print(f"{name}: clips in {run.clips_dir}")
+        del plugin  # the generator's memory (GPU included) goes back before the metric networks load
+        _free_memory()
         if distributed and shard[1] > 1:
             _barrier()
             if shard[0] != 0:
@@ -206,6 +208,16 @@ def cmd_run(args) -> int:
     if args.leaderboard and score_cfg is not None and shard[0] == 0:
         return cmd_leaderboard(argparse.Namespace(split=split.name, root=args.out, out=args.leaderboard_dir, rank_by="FD", with_paper=None))
     return 0
+
+
+def _free_memory() -> None:
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _barrier() -> None:

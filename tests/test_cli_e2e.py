@@ -74,3 +74,42 @@ def test_missing_references_are_counted_in_console_and_record(tmp_path, toy_plug
     assert record["n_missing_reference"] == 1 and record["n_evaluated"] == 3
     kl = next(x for x in record["metrics"] if x["metric"] == "KL_softmax")
     assert kl["n"] == 2  # paired by clip id: only the clips with a reference
+
+
+def test_generator_is_freed_before_scoring(tmp_path, toy_plugin_path, monkeypatch):
+    """`bench run` drops each model before the metric networks load (GPU memory goes back)."""
+    import gc
+    import weakref
+
+    import numpy as np
+    import soundfile as sf
+
+    import bench.harness as harness
+    from bench.plugins.registry import get_plugin_class
+
+    alive: list[weakref.ref] = []
+    cls = get_plugin_class("toy-sine")
+    original_init = cls.__init__
+
+    def tracking_init(self, *a, **k):
+        original_init(self, *a, **k)
+        alive.append(weakref.ref(self))
+
+    monkeypatch.setattr(cls, "__init__", tracking_init)
+    seen_alive_at_scoring: list[int] = []
+    original_score = harness.score_run
+
+    def checking_score(*a, **k):
+        gc.collect()
+        seen_alive_at_scoring.append(sum(r() is not None for r in alive))
+        return original_score(*a, **k)
+
+    monkeypatch.setattr(harness, "score_run", checking_score)
+    t = np.arange(32000) / 16000
+    sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000)
+    sf.write(tmp_path / "b.wav", (0.3 * np.sin(2 * np.pi * 900 * t)).astype(np.float32), 16000)
+    m = tmp_path / "mini.csv"
+    m.write_text("id,caption,audio\na,a low tone,a.wav\nb,a high tone,b.wav\n")
+    assert main(["run", "--models", "toy-sine", "--split", str(m), "--duration", "2", "--backbones", "random",
+                 "--metrics", "FD", "--bootstrap", "0", "--out", str(tmp_path / "runs")]) == 0
+    assert len(alive) == 1 and seen_alive_at_scoring == [0]

@@ -59,12 +59,11 @@ from bench.metrics.backbones._htsat import (
 from bench.metrics.backbones._stft import (
     LogMelFilterBank,
     PowerSpectrogram,
-    as_mono_float32,
     dft_kernels,
     slaney_mel_matrix,
 )
 from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
-from bench.metrics.backbones.base import TextAudioBackbone
+from bench.metrics.backbones._clap_common import ClapBackbone
 
 # Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
 # versions); anything larger means the file was made for another STFT or mel configuration.
@@ -378,12 +377,11 @@ def load_roberta_tokenizer(source: str):
         ) from None
 
 
-class LaionClapBackbone(TextAudioBackbone):
+class LaionClapBackbone(ClapBackbone):
     """Shared implementation; use `LaionClapHtsatBase` or `LaionClapHtsatTiny`."""
 
     sample_rate: ClassVar[int] = 48000
     embedding_dim: ClassVar[int] = 512
-    outputs: ClassVar[tuple[str, ...]] = ("embedding",)
     checkpoint_source: ClassVar[str] = "https://huggingface.co/lukewys/laion_clap"
     default_config: ClassVar[LaionClapConfig]
 
@@ -397,20 +395,13 @@ class LaionClapBackbone(TextAudioBackbone):
         batch_size: int = 4,
         allow_pickle: bool = False,
     ):
-        super().__init__(device)
-        if not hasattr(type(self), "default_config"):
-            raise TypeError("use LaionClapHtsatBase or LaionClapHtsatTiny, not LaionClapBackbone itself")
-        self.config = config or self.default_config
+        super().__init__(device, config=config, batch_size=batch_size, allow_pickle=allow_pickle)
         if self.config.sample_rate != self.sample_rate or self.config.joint_embed_dim != self.embedding_dim:
             raise ValueError(
                 f"{self.name}: configuration must keep {self.sample_rate} Hz and {self.embedding_dim}-d embeddings"
             )
-        if batch_size < 1:
-            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
         # The checkpoint file name is a recorded setting (several LAION files share an architecture).
         self.checkpoint_filename = checkpoint_filename or type(self).checkpoint_filename
-        self.batch_size = batch_size
-        self.allow_pickle = allow_pickle
         self._tokenizer = tokenizer
 
     # -- settings ---------------------------------------------------------------------
@@ -434,18 +425,16 @@ class LaionClapBackbone(TextAudioBackbone):
         return self._tokenizer
 
     # -- weights ----------------------------------------------------------------------
+    def build_network(self) -> LaionClapNet:
+        return LaionClapNet(self.config)
+
     def load(self, checkpoint: str | Path | None = None) -> "LaionClapBackbone":
         what = f"LAION-CLAP {self.name}"
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("state_dict",), what=what, allow_pickle=self.allow_pickle)
         converted = convert_laion_clap_state_dict(state, self.config, source=str(path))
-        net = build_from_state(lambda: LaionClapNet(self.config), converted, path, what)
+        net = build_from_state(self.build_network, converted, path, what)
         return self._install(net, self._official_identity(path))
-
-    def init_random(self, seed: int = 0) -> "LaionClapBackbone":
-        torch.manual_seed(seed)
-        net = LaionClapNet(self.config)
-        return self._install(net, self._random_identity(seed))
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:
         self._require_loaded()
@@ -456,31 +445,8 @@ class LaionClapBackbone(TextAudioBackbone):
         return save_laion_clap_checkpoint(self.model, path)
 
     # -- inference --------------------------------------------------------------------
-    def model_input(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
-        """The `clip_samples` waveform the network sees for one clip."""
-        return prepare_audio(as_mono_float32(waveform, index, self.name), self.config.clip_samples)
-
-    def embed(self, waveforms: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        self._require_loaded()
-        # Validate every clip first; prepare (pad / crop) one batch at a time to bound memory.
-        clips = [as_mono_float32(w, i, self.name) for i, w in enumerate(waveforms)]
-        out: list[dict[str, np.ndarray]] = []
-        with torch.inference_mode():
-            for k in range(0, len(clips), self.batch_size):
-                batch = np.stack(
-                    [prepare_audio(c, self.config.clip_samples) for c in clips[k : k + self.batch_size]]
-                )
-                x = torch.from_numpy(batch).to(self.device)
-                emb = self.model.embed_audio(x).float().cpu().numpy()
-                out.extend({"embedding": e.copy()} for e in emb)
-        return out
-
-    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
-        """(frames, n_mels) dB log-mel of one prepared clip (before bn0)."""
-        self._require_loaded()
-        x = torch.from_numpy(self.model_input(waveform)[None]).to(self.device)
-        with torch.inference_mode():
-            return self.model.log_mel(x)[0, 0].float().cpu().numpy()
+    def fit_clip(self, clip: np.ndarray) -> np.ndarray:
+        return prepare_audio(clip, self.config.clip_samples)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         texts = check_texts(texts, self.name)

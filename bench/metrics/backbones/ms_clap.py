@@ -70,12 +70,11 @@ from bench.metrics.backbones._htsat import (
 from bench.metrics.backbones._stft import (
     LogMelFilterBank,
     PowerSpectrogram,
-    as_mono_float32,
     dft_kernels,
     slaney_mel_matrix,
 )
 from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
-from bench.metrics.backbones.base import TextAudioBackbone
+from bench.metrics.backbones._clap_common import ClapBackbone
 
 FRONTEND_TOLERANCE = 1e-4
 
@@ -532,12 +531,11 @@ def load_text_tokenizer(config: MsClapConfig):
     return prepare_tokenizer(tok, config)
 
 
-class MsClapBackbone(TextAudioBackbone):
+class MsClapBackbone(ClapBackbone):
     """Shared implementation; use `MsClap2022` or `MsClap2023`."""
 
     sample_rate: ClassVar[int] = 44100
     embedding_dim: ClassVar[int] = 1024
-    outputs: ClassVar[tuple[str, ...]] = ("embedding",)
     checkpoint_source: ClassVar[str] = "https://huggingface.co/microsoft/msclap"
     default_config: ClassVar[MsClapConfig]
 
@@ -550,10 +548,7 @@ class MsClapBackbone(TextAudioBackbone):
         batch_size: int = 8,
         allow_pickle: bool = False,
     ):
-        super().__init__(device)
-        if not hasattr(type(self), "default_config"):
-            raise TypeError("use MsClap2022 or MsClap2023, not MsClapBackbone itself")
-        self.config = config or self.default_config
+        super().__init__(device, config=config, batch_size=batch_size, allow_pickle=allow_pickle)
         if type(self.config.audio) is not type(self.default_config.audio) or type(self.config.text) is not type(
             self.default_config.text
         ):
@@ -562,10 +557,6 @@ class MsClapBackbone(TextAudioBackbone):
             raise ValueError(
                 f"{self.name}: configuration must keep {self.sample_rate} Hz and {self.embedding_dim}-d embeddings"
             )
-        if batch_size < 1:
-            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
-        self.allow_pickle = allow_pickle
         self._tokenizer = None if tokenizer is None else prepare_tokenizer(tokenizer, self.config)
         self.frontend_deviation: dict[str, float] = {}
 
@@ -603,15 +594,16 @@ class MsClapBackbone(TextAudioBackbone):
                 f"hop {self.config.hop_size}): max deviation {bad}; using the stored tensors as msclap does",
                 stacklevel=2,
             )
-        net = build_from_state(lambda: MsClapNet(self.config), converted, path, what)
+        net = build_from_state(self.build_network, converted, path, what)
         self.frontend_deviation = deviation
         return self._install(net, self._official_identity(path))
 
+    def build_network(self) -> MsClapNet:
+        return MsClapNet(self.config)
+
     def init_random(self, seed: int = 0) -> "MsClapBackbone":
-        torch.manual_seed(seed)
-        net = MsClapNet(self.config)
         self.frontend_deviation = {}
-        return self._install(net, self._random_identity(seed))
+        return super().init_random(seed)
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:
         self._require_loaded()
@@ -622,29 +614,8 @@ class MsClapBackbone(TextAudioBackbone):
         return save_ms_clap_checkpoint(self.model, path)
 
     # -- inference --------------------------------------------------------------------
-    def model_input(self, waveform: np.ndarray, index: int = 0) -> np.ndarray:
-        return fit_to_duration(as_mono_float32(waveform, index, self.name), self.config.clip_samples)
-
-    def embed(self, waveforms: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        self._require_loaded()
-        # Validate every clip first; prepare (pad / crop) one batch at a time to bound memory.
-        clips = [as_mono_float32(w, i, self.name) for i, w in enumerate(waveforms)]
-        out: list[dict[str, np.ndarray]] = []
-        with torch.inference_mode():
-            for k in range(0, len(clips), self.batch_size):
-                batch = np.stack(
-                    [fit_to_duration(c, self.config.clip_samples) for c in clips[k : k + self.batch_size]]
-                )
-                x = torch.from_numpy(batch).to(self.device)
-                emb = self.model.embed_audio(x).float().cpu().numpy()
-                out.extend({"embedding": e.copy()} for e in emb)
-        return out
-
-    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
-        self._require_loaded()
-        x = torch.from_numpy(self.model_input(waveform)[None]).to(self.device)
-        with torch.inference_mode():
-            return self.model.log_mel(x)[0, 0].float().cpu().numpy()
+    def fit_clip(self, clip: np.ndarray) -> np.ndarray:
+        return fit_to_duration(clip, self.config.clip_samples)
 
     def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
         """One encoding per text, as msclap's `preprocess_text` makes it (no truncation)."""
