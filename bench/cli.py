@@ -228,13 +228,69 @@ def _barrier() -> None:
     dist.barrier()
 
 
+def _folder_record_fields(args, gen: dict, ref: dict) -> dict:
+    """The fields of a `bench score` record that describe its inputs (both implementations)."""
+    from bench.protocol import PROTOCOL
+
+    return {
+        "protocol_version": PROTOCOL.version,
+        "model": f"folder {args.gen}",
+        "split": args.split or f"references in {args.ref}",
+        "gen_dir": str(args.gen),
+        "ref": str(args.ref or args.split),
+        "n_missing_reference": len(set(gen) - set(ref)),
+    }
+
+
+def _score_with_reference_tools(args, cfg_file: dict, gen: dict, ref: dict, texts: dict) -> dict:
+    """`--impl reference`: the field's tools, run by --reference-python, never imported here."""
+    from bench.metrics.reference_impl import ReferenceImplError, score_with_reference_tools
+
+    if args.tokenizer or cfg_file.get("tokenizers"):
+        print("note: --tokenizer / tokenizers: ignored by --impl reference (the reference tools load their own tokenizers)")
+    if args.resampler or cfg_file.get("resampler"):
+        print("note: --resampler: ignored by --impl reference (each reference tool resamples with its own resampler)")
+    print(f"scoring with the reference tools in {args.reference_python} ...", flush=True)
+    try:
+        fields = score_with_reference_tools(gen, ref, texts, _score_config(args, cfg_file), args.reference_python)
+    except ReferenceImplError as e:
+        raise SystemExit(f"error: {e}") from None
+    rec = {**_folder_record_fields(args, gen, ref), "n_evaluated": len(gen), "n_failed": None, **fields}
+    rec["model_weights"] = rec["backbone_weights"]
+    return rec
+
+
+def _print_reference_record(rec: dict) -> None:
+    tools = ", ".join(f"{p} {v}" for p, v in rec["reference_tools"].items() if p in ("audioldm_eval", "laion_clap", "msclap") and v)
+    print(f"\n== {rec['model']} on {rec['split']} [reference implementation: {tools or 'no tool ran'}; "
+          f"python {rec['reference_python']}] protocol {rec['protocol_version']}")
+    print(f"   evaluated {rec['n_evaluated']} / missing reference {rec['n_missing_reference']} / failed files unknown (the reference tools report none)")
+    for name, ident in sorted(rec["backbones"].items()):
+        what = ident.get("error") or f"{ident['checkpoint_id']}  {ident['source']}"
+        print(f"   checkpoint {name:<24} {what}")
+    for m in rec["metrics"]:
+        if math.isnan(m["value"]):
+            print(f"   {m['column']:<40} missing: {m['reason']}")
+        else:
+            note = f"  ({m['reason']})" if m["reason"] else ""
+            print(f"   {m['column']:<40} {m['value']:.6g}  (n={m['n']}){note}")
+    if rec["metrics"]:
+        print(f"   no confidence intervals: {rec['metrics'][0]['ci_reason']}")
+    for tool, how in rec["resamplers"].items():
+        print(f"   resampler {tool}: {how}")
+    for note in rec["reference_notes"]:
+        print(f"   note: {note}")
+
+
 def cmd_score(args) -> int:
     from bench.audio import list_audio_files
     from bench.metrics.cache import EmbeddingCache
     from bench.metrics.suite import score
-    from bench.protocol import PROTOCOL
     from bench.splits import SplitError, load_split
 
+    if args.impl == "reference" and args.backbones == "random":
+        raise SystemExit("error: --impl reference needs the official checkpoint files (the reference tools cannot run "
+                         "with random weights); drop --backbones random and give --checkpoint NAME=PATH")
     cfg_file = _load_config(args.config)
     gen = {p.stem: p for p in list_audio_files(args.gen)}
     if not gen:
@@ -258,21 +314,20 @@ def cmd_score(args) -> int:
     unmatched = sorted(set(gen) - set(texts)) if texts else []
     if unmatched:
         print(f"note: {len(unmatched)} generated files have no prompt (e.g. {unmatched[:3]}); CLAP scores use the rest")
-    result = score(gen, ref, texts, _score_config(args, cfg_file), EmbeddingCache(enabled=not args.no_cache))
-    rec = {
-        "protocol_version": PROTOCOL.version,
-        "model": f"folder {args.gen}",
-        "split": args.split or f"references in {args.ref}",
-        "gen_dir": str(args.gen),
-        "ref": str(args.ref or args.split),
-        "n_missing_reference": len(set(gen) - set(ref)),
-        "n_evaluated": result.n_generated - sum(1 for f in result.failures if f["side"] == "generated"),
-        "n_failed": len(result.failures),
-        "model_weights": "n/a",
-        **result.to_dict(),
-    }
-    rec["model_weights"] = rec["backbone_weights"]
-    _print_record(rec)
+    if args.impl == "reference":
+        rec = _score_with_reference_tools(args, cfg_file, gen, ref, texts)
+        _print_reference_record(rec)
+    else:
+        result = score(gen, ref, texts, _score_config(args, cfg_file), EmbeddingCache(enabled=not args.no_cache))
+        rec = {
+            **_folder_record_fields(args, gen, ref),
+            "n_evaluated": result.n_generated - sum(1 for f in result.failures if f["side"] == "generated"),
+            "n_failed": len(result.failures),
+            "model_weights": "n/a",
+            **result.to_dict(),
+        }
+        rec["model_weights"] = rec["backbone_weights"]
+        _print_record(rec)
     if args.out:
         from bench.runs.store import atomic_write_json
 
@@ -344,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-csv")
     p.add_argument("--prompts", help="CSV/JSONL with id,caption for the CLAP scores")
     p.add_argument("--out", help="write the results record (JSON) here")
+    p.add_argument("--impl", choices=["ours", "reference"], default="ours",
+                   help="ours (default), or the field's reference tools (audioldm_eval, laion_clap, msclap) on the same "
+                   "inputs and checkpoint files, run by --reference-python; recorded as impl=reference, never ranked")
+    p.add_argument("--reference-python", default=sys.executable, metavar="PATH",
+                   help="python of the environment that holds the reference packages (default: this interpreter)")
     _add_scoring_args(p)
     p.set_defaults(func=cmd_score)
 

@@ -3,7 +3,9 @@
 Rows are ranked only against rows of the same protocol version whose model *and* metric
 backbones carry official weights. Rows computed with random or tiny-trained weights are
 kept, labelled "not comparable", and never ranked; published numbers (paper Table 4) are
-shown for orientation, labelled, never ranked.
+shown for orientation, labelled, never ranked. Records scored by the field's reference tools
+(`bench score --impl reference`, `impl: "reference"`) are shown in their own labelled rows,
+under their own metric columns, and are never ranked nor used to pick the ranking column.
 """
 
 from __future__ import annotations
@@ -39,6 +41,41 @@ def metric_name(column: str) -> str:
         if column.startswith(m + "_"):
             return m
     return column
+
+
+REFERENCE_WEIGHTS_LABEL = "REFERENCE IMPLEMENTATION (the field's tools on the same clips; not ranked)"
+
+
+def is_reference_impl(rec: dict) -> bool:
+    """True for a record scored by the field's reference tools instead of our implementation."""
+    return rec.get("impl", "ours") == "reference"
+
+
+def reference_row(rec: dict) -> dict:
+    """A labelled, never-ranked row for an impl=reference record (its columns name the tools)."""
+    tools = ", ".join(f"{p} {v}" for p, v in sorted(rec.get("reference_tools", {}).items()) if p in ("audioldm_eval", "laion_clap", "msclap") and v)
+    row = {
+        "model": rec.get("model", "-"),
+        "weights": REFERENCE_WEIGHTS_LABEL,
+        "comparable": False,
+        "split": rec.get("split"),
+        "n_evaluated": rec.get("n_evaluated"),
+        "n_missing": rec.get("n_missing_reference"),
+        "n_failed": rec.get("n_failed"),
+    }
+    for m in rec.get("metrics", []):
+        row[m["column"]] = m["value"]
+        if math.isnan(m["value"]) and m.get("reason"):
+            row[m["column"] + "_missing_reason"] = m["reason"]
+    row.update(
+        backbones="; ".join(f"{k}={v.get('checkpoint_id', 'unavailable')[:23]}" for k, v in sorted(rec.get("backbones", {}).items())),
+        resampler=rec.get("resampler"),
+        protocol_version=rec.get("protocol_version"),
+        date=rec.get("date", "")[:10],
+        settings_hash=rec.get("settings_hash"),
+        source=f"reference tools ({tools or 'impl=reference'})",
+    )
+    return row
 
 
 def record_row(rec: dict) -> dict:
@@ -101,18 +138,22 @@ def paper_rows(metric_columns: dict[str, str]) -> list[dict]:
 
 def build_leaderboard(root: str | Path, split: str, *, rank_by: str = "FD", with_paper: bool | None = None) -> pd.DataFrame:
     store = RunStore(root)
-    records = []
+    records, reference_records = [], []
     for run in store.run_dirs(split):
         recs = run.results()
-        if recs:
-            records.append(max(recs, key=lambda r: r["date"]))  # latest scoring of this run
-    if not records:
+        reference_records += [r for r in recs if is_reference_impl(r)]
+        ours = [r for r in recs if not is_reference_impl(r)]
+        if ours:
+            records.append(max(ours, key=lambda r: r["date"]))  # latest scoring of this run
+    if not records and not reference_records:
         raise FileNotFoundError(f"no scored runs for split {split!r} under {root}; run `bench run --split {split} ...` first")
-    rows = [record_row(r) for r in records]
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([record_row(r) for r in records], columns=None if records else ["model", "comparable", "source", "protocol_version"])
+    # the ranking / chart columns come from our records only, never from reference-tool columns
     metric_columns = {metric_name(c): c for c in df.columns if metric_name(c) != c and not c.endswith(SUFFIXES)}
     if with_paper if with_paper is not None else split == "audiocaps":
         df = pd.concat([df, pd.DataFrame(paper_rows(metric_columns))], ignore_index=True)
+    if reference_records:
+        df = pd.concat([df, pd.DataFrame([reference_row(r) for r in reference_records])], ignore_index=True)
     df.insert(0, "rank", pd.NA)
     rank_col = metric_columns.get(rank_by)
     if rank_col is not None:

@@ -393,7 +393,9 @@ def kl_divergence_per_clip(
 
     i.e. KL(reference_i || generated_i) with eps added to the generated probabilities
     inside the log only. This is `torch.nn.functional.kl_div((P + eps).log(), Q,
-    reduction="sum")` restricted to row i (terms with Q_ic = 0 count as 0). The sigmoid
+    reduction="sum")` restricted to row i (terms with Q_ic = 0 count as 0). Because eps is
+    added inside the log only, the softmax value dips slightly below 0 when P is close to Q
+    (e.g. -4e-4 on the demo, where random-weight backbones give near-uniform outputs). The sigmoid
     variant sums the positive-class terms only (no 1 - Q complement terms), exactly as
     audioldm_eval does; it is therefore not a sum of Bernoulli KLs and can be negative.
 
