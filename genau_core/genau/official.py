@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from bench.metrics.backbones._checkpoint_io import parameters_on_meta
+from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS
 from genau_core.audio import hifigan as hifigan_mod
 from genau_core.audio.hifigan import HiFiGANConfig
 from genau_core.audio.mel import MelConfig
@@ -385,22 +386,7 @@ IGNORED_PREFIXES = (
     "clap.",  # HTSAT-base CLAP used by the official code for re-ranking only
     "model_ema.",
 )
-IGNORED_KEYS = {
-    "logvar",
-    "betas",
-    "alphas_cumprod",
-    "alphas_cumprod_prev",
-    "sqrt_alphas_cumprod",
-    "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod",
-    "sqrt_recip_alphas_cumprod",
-    "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance",
-    "posterior_log_variance_clipped",
-    "posterior_mean_coef1",
-    "posterior_mean_coef2",
-    "lvlb_weights",
-}
+IGNORED_KEYS = {"logvar", "lvlb_weights", *SCHEDULE_BUFFERS}  # derived from the schedule, recomputed by diffusers
 
 
 @dataclass

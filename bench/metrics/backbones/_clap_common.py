@@ -21,13 +21,10 @@ class ClapBackbone(TextAudioBackbone):
     default_config: ClassVar[Any]
 
     def __init__(self, device: str | torch.device, *, config: Any, batch_size: int, allow_pickle: bool):
-        super().__init__(device)
+        super().__init__(device, batch_size)
         if not hasattr(type(self), "default_config"):
             raise TypeError(f"use one of {type(self).__name__}'s subclasses, not {type(self).__name__} itself")
         self.config = config or self.default_config
-        if batch_size < 1:
-            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
         self.allow_pickle = allow_pickle
 
     @abstractmethod

@@ -43,8 +43,14 @@ class AudioBackbone(ABC):
     checkpoint_filename: ClassVar[str] = ""
     checkpoint_source: ClassVar[str] = ""
 
-    def __init__(self, device: str | torch.device = "cpu"):
+    # Clips (or examples) per forward pass unless the caller chooses.
+    default_batch_size: ClassVar[int] = 8
+
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None):
         self.device = torch.device(device)
+        self.batch_size = self.default_batch_size if batch_size is None else batch_size
+        if self.batch_size < 1:
+            raise ValueError(f"{self.name}: batch_size must be >= 1, got {self.batch_size}")
         self.model: torch.nn.Module | None = None
         self.identity: BackboneIdentity | None = None
 

@@ -181,12 +181,6 @@ class Cnn14Backbone(AudioBackbone):
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         return audioldm_eval_prepare(waveform)
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 8):
-        super().__init__(device)
-        if batch_size < 1:
-            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
-
     # -- weights ---------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None) -> "Cnn14Backbone":
         path = find_checkpoint(

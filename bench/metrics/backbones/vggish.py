@@ -172,15 +172,10 @@ class VGGishBackbone(AudioBackbone):
     checkpoint_filename = "vggish-10086976.pth"
     checkpoint_source = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
     frontend = VGGISH_FRONTEND
+    default_batch_size = 64  # 0.96 s examples, not clips
 
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         return audioldm_eval_prepare(waveform)
-
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 64):
-        super().__init__(device)
-        if batch_size < 1:
-            raise ValueError(f"{self.name}: batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
 
     # -- weights ---------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None) -> "VGGishBackbone":
