@@ -27,6 +27,12 @@ SOUND_CORPUS = (
 )
 
 
+# RoBERTa's special tokens, as the tokenizer classes take them
+ROBERTA_SPECIAL_TOKENS: dict[str, str] = dict(
+    bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>"
+)
+
+
 @lru_cache(maxsize=None)
 def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77, corpus: tuple[str, ...] = SOUND_CORPUS):
     """A RoBERTa-layout tokenizer: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4; wraps in <s> ... </s>."""
@@ -48,12 +54,6 @@ def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77, c
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
+        **ROBERTA_SPECIAL_TOKENS,
         model_max_length=model_max_length,
     )

@@ -125,18 +125,12 @@ def _roberta_tokenizer_for_clap():
     """The in-process RoBERTa-layout BPE, as a `RobertaTokenizer` (AudioLDM2Pipeline checks the class)."""
     from transformers import RobertaTokenizer
 
-    from bench.plugins._tiny_text import roberta_style_tokenizer
+    from bench.plugins._tiny_text import ROBERTA_SPECIAL_TOKENS, roberta_style_tokenizer
 
     base = roberta_style_tokenizer()
     return RobertaTokenizer(
         tokenizer_object=base.backend_tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
+        **ROBERTA_SPECIAL_TOKENS,
         model_max_length=base.model_max_length,
     )
 
