@@ -424,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "study":
         return cmd_study(None, argv[1:])
     args = build_parser().parse_args(argv)
+    if args.func in (cmd_score, cmd_run):
+        from bench.allocator import keep_large_blocks_in_heap
+
+        keep_large_blocks_in_heap()
     return args.func(args)
 
 

@@ -29,6 +29,9 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=32)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
+    from bench.allocator import keep_large_blocks_in_heap
+
+    keep_large_blocks_in_heap()  # as `bench score` / `bench run` do
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         gen = make_clips(tmp / "gen", args.clips, seed=1)

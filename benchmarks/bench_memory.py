@@ -25,8 +25,10 @@ import json, resource, sys, time
 sys.path.insert(0, {here!r})
 from pathlib import Path
 from _clips import make_clips, prompts_for
+from bench.allocator import keep_large_blocks_in_heap
 from bench.metrics.cache import EmbeddingCache
 from bench.metrics.suite import ScoreConfig, score
+keep_large_blocks_in_heap()  # as `bench score` / `bench run` do
 tmp = Path({tmp!r})
 gen = make_clips(tmp / "gen", {n}, seed=1)
 ref = make_clips(tmp / "ref", {n}, seed=2)

@@ -186,12 +186,18 @@ def run_ours(a) -> None:
 
 
 # ============================================================================ driver
-def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False) -> dict:
+# glibc's environment equivalent of bench.allocator (what `bench score` sets with mallopt), for
+# the extra reference row that shows how much of our lead a reference-tool user gets by
+# exporting two variables.
+GLIBC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False, extra_env: dict | None = None) -> dict:
     out = WORK / f"{tag}.json"
     out.unlink(missing_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONDONTWRITEBYTECODE="0")
+               PYTHONDONTWRITEBYTECODE="0", **(extra_env or {}))
     tmp = Path(tempfile.mkdtemp(prefix=f"benchref_{tag}_"))
     if side == "reference":
         cmd = [str(ORACLE_PY), str(HERE / "parity" / "reference_timing.py"), "--gen", str(WORK / "gen"),
@@ -261,6 +267,8 @@ def main() -> int:
     ap.add_argument("--laion-batch", type=int, default=16)
     ap.add_argument("--no-bootstrap-line", action="store_true", help="skip the extra run of ours with bootstrap 100")
     ap.add_argument("--profile", action="store_true", help="one more run of ours under cProfile (not timed)")
+    ap.add_argument("--reference-glibc-env", action="store_true",
+                    help="one more reference run with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB (ours sets these itself)")
     ap.add_argument("--results", default=str(HERE / "RESULTS.reference.md"))
     # child mode (our side)
     ap.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
@@ -292,12 +300,13 @@ def main() -> int:
         runs.append(got)
     boot = None if args.no_bootstrap_line else launch("ours", args, "ours_bootstrap100", bootstrap=100)
     prof = launch("ours", args, "ours_profile", bootstrap=0, profile=True) if args.profile else None
+    ref_glibc = launch("reference", args, "reference_glibc_env", extra_env=GLIBC_ENV) if args.reference_glibc_env else None
 
     # ------------------------------------------------------------------ report
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
            "threads": args.threads}
     summary = {"n": args.n, "ref_rate": args.ref_rate, "env": env, "rounds": runs, "bootstrap100": boot,
-               "profile": prof}
+               "profile": prof, "reference_glibc_env": ref_glibc}
     (WORK / "results.json").write_text(json.dumps(summary, indent=1, default=str))
 
     L: list[str] = []
@@ -330,6 +339,11 @@ def main() -> int:
         ref_mean = sum(g["reference"]["wall_s"] for g in runs) / len(runs)
         L.append(f"| ours, bootstrap 100 | alone | {args.n} | ({ref_mean:.1f}, mean of the reference rows) | "
                  f"{boot['wall_s']:.1f} | {ref_mean / boot['wall_s']:.2f}x | - | {boot['peak_rss_mb']:.0f} | - |")
+    if ref_glibc is not None:
+        ours_mean = sum(g["ours"]["wall_s"] for g in runs) / len(runs)
+        L.append(f"| reference with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB | alone | {args.n} | {ref_glibc['wall_s']:.1f} | "
+                 f"({ours_mean:.1f}, mean of the ours rows) | {ref_glibc['wall_s'] / ours_mean:.2f}x | "
+                 f"{ref_glibc['peak_rss_mb']:.0f} | - | - |")
     L.append("")
     L.append("CPU time (user+sys) per side, same rounds (less sensitive to other jobs than wall time): " + "; ".join(
         f"round {i + 1}: reference {g['reference']['user_s'] + g['reference']['sys_s']:.0f} s, ours "
@@ -370,7 +384,8 @@ def main() -> int:
         L.append("### Profile of ours (cProfile, separate run, top functions by own time)\n")
         L.append("```\n" + profile_summary(WORK / "ours_profile.pstats").strip()[-6000:] + "\n```\n")
     L.append(f"Command: `.venv/bin/python benchmarks/bench_vs_reference.py --n {args.n} --ref-rate {args.ref_rate} "
-             f"--rounds {args.rounds}{' --profile' if args.profile else ''}`; raw numbers in "
+             f"--rounds {args.rounds}{' --profile' if args.profile else ''}"
+             f"{' --reference-glibc-env' if args.reference_glibc_env else ''}`; raw numbers in "
              "`benchmarks/.work/bench_ref/results.json`; total driver time "
              f"{time.perf_counter() - T_START:.0f} s.")
     text = "\n".join(L) + "\n"

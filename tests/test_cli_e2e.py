@@ -25,6 +25,9 @@ def test_demo_run_scores_and_exports_leaderboard(tmp_path, capsys):
     assert (lb / "demo.png").stat().st_size > 1000
     record = json.loads(next(root.rglob("results/*.json")).read_text())
     assert record["protocol_version"] == "gb-1" and record["resampler"] == "soxr-hq"
+    from bench.metrics.backbones._cpu_kernels import active_kernels
+
+    assert record["kernels"] == active_kernels("cpu")  # which float32 CPU kernels embedded the clips
     assert record["backbones"]["panns-cnn14-16k"]["sample_rate"] == 16000
     assert record["backbones"]["panns-cnn14-16k"]["checkpoint_id"] == "random:seed=0"
 

@@ -21,6 +21,7 @@ from bench.audio import AudioError, read_audio, resample
 from bench.metrics import functional as F
 from bench.checkpoints import find_checkpoint, sha256_file, sha256_files
 from bench.metrics.backbones import AudioBackbone, BackboneIdentity, TextAudioBackbone, backbone_class
+from bench.metrics.backbones._cpu_kernels import active_kernels
 from bench.metrics.cache import EmbeddingCache, content_hash
 from bench.protocol import PROTOCOL
 
@@ -102,6 +103,9 @@ class ScoreResult:
     resampler: str
     cache_hits: int
     cache_misses: int
+    # Which float32 CPU kernels embedded the clips ("onednn-linear+channels-last-conv" or
+    # "pytorch-default"): equal numbers up to float32 rounding, recorded for provenance.
+    kernels: str = "pytorch-default"
 
     def table(self) -> dict[str, float]:
         return {m.column: m.value for m in self.metrics}
@@ -122,6 +126,7 @@ class ScoreResult:
             "n_paired": self.n_paired,
             "resampler": self.resampler,
             "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+            "kernels": self.kernels,
         }
 
 
@@ -409,6 +414,7 @@ def score(
         resampler=config.resampler,
         cache_hits=cache.hits,
         cache_misses=cache.misses,
+        kernels=active_kernels(config.device),
     )
 
 

@@ -20,7 +20,7 @@ class ClapBackbone(TextAudioBackbone):
     outputs: ClassVar[tuple[str, ...]] = ("embedding",)
     default_config: ClassVar[Any]
 
-    def __init__(self, device: str | torch.device, *, config: Any, batch_size: int, allow_pickle: bool):
+    def __init__(self, device: str | torch.device, *, config: Any, batch_size: int | None, allow_pickle: bool):
         super().__init__(device, batch_size)
         if not hasattr(type(self), "default_config"):
             raise TypeError(f"use one of {type(self).__name__}'s subclasses, not {type(self).__name__} itself")

@@ -41,10 +41,12 @@ from torch import nn
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
-    build_from_state,
+    build_on_meta,
     check_complete,
     expected_state,
+    materialize,
     read_state_dict,
+    state_shapes,
     strip_prefix,
 )
 from bench.metrics.backbones._htsat import (
@@ -268,11 +270,16 @@ def _derived_entries(config: LaionClapConfig) -> dict[str, torch.Tensor]:
 
 
 def convert_laion_clap_state_dict(
-    state: Mapping[str, torch.Tensor], config: LaionClapConfig, *, source: str = "state dict"
+    state: Mapping[str, torch.Tensor],
+    config: LaionClapConfig,
+    *,
+    source: str = "state dict",
+    expected: Mapping[str, torch.Size] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Original laion_clap state dict (keys optionally under `module.`) -> `LaionClapNet`
     state dict. Unknown, missing or mis-shaped weights, a stored front end or attention mask
-    that contradicts `config`, are a `CheckpointFormatError` naming `source`."""
+    that contradicts `config`, are a `CheckpointFormatError` naming `source`. `expected` (the
+    target network's key -> shape) is built on the meta device when not given."""
     what = "LAION-CLAP (HTSAT + RoBERTa, non-fusion)"
     state = strip_prefix(state, "module.", source=source)
     out: dict[str, torch.Tensor] = {}
@@ -319,7 +326,9 @@ def convert_laion_clap_state_dict(
         out.setdefault(key, value)
     if problems:
         raise CheckpointFormatError(f"{source}: not a {what} checkpoint: " + "; ".join(problems[:6]))
-    check_complete(out, expected_state(lambda: LaionClapNet(config)), unknown=unknown, source=source, what=what)
+    if expected is None:
+        expected = expected_state(lambda: LaionClapNet(config))
+    check_complete(out, expected, unknown=unknown, source=source, what=what)
     return out
 
 
@@ -392,7 +401,7 @@ class LaionClapBackbone(ClapBackbone):
         config: LaionClapConfig | None = None,
         checkpoint_filename: str | None = None,
         tokenizer=None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         allow_pickle: bool = False,
     ):
         super().__init__(device, config=config, batch_size=batch_size, allow_pickle=allow_pickle)
@@ -432,9 +441,9 @@ class LaionClapBackbone(ClapBackbone):
         what = f"LAION-CLAP {self.name}"
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("state_dict",), what=what, allow_pickle=self.allow_pickle)
-        converted = convert_laion_clap_state_dict(state, self.config, source=str(path))
-        net = build_from_state(self.build_network, converted, path, what)
-        return self._install(net, self._official_identity(path))
+        net = build_on_meta(self.build_network)  # built once: its shapes check the conversion
+        converted = convert_laion_clap_state_dict(state, self.config, source=str(path), expected=state_shapes(net))
+        return self._install(materialize(net, converted, path, what), self._official_identity(path))
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:
         self._require_loaded()

@@ -52,10 +52,12 @@ from torch import nn
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
-    build_from_state,
+    build_on_meta,
     check_complete,
     expected_state,
+    materialize,
     read_state_dict,
+    state_shapes,
     strip_prefix,
 )
 from bench.metrics.backbones._htsat import (
@@ -403,15 +405,21 @@ def _legacy_text_buffer(key: str, value: torch.Tensor, config: MsClapConfig) -> 
 
 
 def convert_ms_clap_state_dict(
-    state: Mapping[str, torch.Tensor], config: MsClapConfig, *, source: str = "state dict"
+    state: Mapping[str, torch.Tensor],
+    config: MsClapConfig,
+    *,
+    source: str = "state dict",
+    expected: Mapping[str, torch.Size] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """msclap state dict -> (`MsClapNet` state dict, front-end deviation). The deviation maps
     each stored front-end tensor to its max |stored - computed| (empty when the file stores
-    none). Unknown, missing or mis-shaped weights are a `CheckpointFormatError` naming `source`."""
+    none). Unknown, missing or mis-shaped weights are a `CheckpointFormatError` naming `source`.
+    `expected` (the target network's key -> shape) is built on the meta device when not given."""
     htsat = isinstance(config.audio, HTSATConfig)
     what = f"MS-CLAP ({'HTSAT' if htsat else 'Cnn14'} + {'GPT-2' if config.is_gpt2 else 'BERT'})"
     state = strip_prefix(state, "module.", source=source)
-    expected = expected_state(lambda: MsClapNet(config))
+    if expected is None:
+        expected = expected_state(lambda: MsClapNet(config))
     out: dict[str, torch.Tensor] = {}
     htsat_state: dict[str, torch.Tensor] = {}
     frontend: dict[str, torch.Tensor] = {}
@@ -545,7 +553,7 @@ class MsClapBackbone(ClapBackbone):
         *,
         config: MsClapConfig | None = None,
         tokenizer=None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         allow_pickle: bool = False,
     ):
         super().__init__(device, config=config, batch_size=batch_size, allow_pickle=allow_pickle)
@@ -585,7 +593,8 @@ class MsClapBackbone(ClapBackbone):
         what = f"MS-CLAP {self.name}"
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("model",), what=what, allow_pickle=self.allow_pickle)
-        converted, deviation = convert_ms_clap_state_dict(state, self.config, source=str(path))
+        net = build_on_meta(self.build_network)  # built once: its shapes check the conversion
+        converted, deviation = convert_ms_clap_state_dict(state, self.config, source=str(path), expected=state_shapes(net))
         bad = {k: v for k, v in deviation.items() if not v <= FRONTEND_TOLERANCE}
         if bad:
             warnings.warn(
@@ -594,7 +603,7 @@ class MsClapBackbone(ClapBackbone):
                 f"hop {self.config.hop_size}): max deviation {bad}; using the stored tensors as msclap does",
                 stacklevel=2,
             )
-        net = build_from_state(self.build_network, converted, path, what)
+        materialize(net, converted, path, what)
         self.frontend_deviation = deviation
         return self._install(net, self._official_identity(path))
 

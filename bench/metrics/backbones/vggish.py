@@ -173,6 +173,7 @@ class VGGishBackbone(AudioBackbone):
     checkpoint_source = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
     frontend = VGGISH_FRONTEND
     default_batch_size = 64  # 0.96 s examples, not clips
+    default_cpu_batch_size = None  # 32 examples per pass are 6% slower than 64 on CPU
 
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         return audioldm_eval_prepare(waveform)
