@@ -22,7 +22,9 @@ import sys
 ENV_VAR = "GENAU_BENCH_MALLOC"
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Above any single activation or weight tensor the backbones allocate (largest: ~260 MB).
+# Above any single tensor the backbones allocate (the largest: the 268 MB Winograd copy of
+# Cnn14's 2048x2048 layer; single activations stay near 100 MB, e.g. VGGish's first layer on
+# 64 examples).
 LARGE_BLOCK_BYTES = 1 << 30
 
 _applied: str | None = None
