@@ -15,9 +15,10 @@ check that the stored values are what this configuration computes (a wrong file 
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Sequence
 
-import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,10 +49,68 @@ def group_by_length(clips: Sequence[np.ndarray], batch_size: int) -> list[list[i
     return batches
 
 
+# librosa's outputs for the protocol's front ends, stored with the package (keys: `table_key`):
+# `librosa.filters` imports scipy.signal and numba, 0.8 s of every cold scoring run, for a
+# window and four mel matrices. Other configurations call librosa. tests/test_librosa_tables.py
+# checks every stored array equals what the installed librosa returns, bit for bit;
+# `python -m bench.metrics.backbones._stft` rewrites the file.
+LIBROSA_TABLES = Path(__file__).with_name("librosa_tables.npz")
+TABLE_WINDOWS = (512, 1024)
+TABLE_MELS = (  # (sample_rate, n_fft, n_mels, fmin, fmax): Cnn14 16 kHz, MS-CLAP 2022 / 2023, LAION-CLAP
+    (16000, 512, 64, 50.0, 8000.0),
+    (32000, 1024, 64, 50.0, 14000.0),
+    (44100, 1024, 64, 50.0, 14000.0),
+    (48000, 1024, 64, 50.0, 14000.0),
+)
+
+
+def table_key(kind: str, *args) -> str:
+    return "_".join([kind, *(f"{a:g}" if isinstance(a, float) else str(a) for a in args)])
+
+
+@functools.lru_cache(maxsize=1)
+def _stored_tables() -> dict[str, np.ndarray]:
+    if not LIBROSA_TABLES.exists():
+        return {}
+    with np.load(LIBROSA_TABLES) as z:
+        return {k: z[k] for k in z.files}
+
+
+def periodic_hann(n_fft: int) -> np.ndarray:
+    """librosa.filters.get_window("hann", n_fft, fftbins=True) (float64)."""
+    stored = _stored_tables().get(table_key("hann", n_fft))
+    if stored is not None:
+        return stored.copy()
+    import librosa.filters
+
+    return librosa.filters.get_window("hann", n_fft, fftbins=True)
+
+
+def librosa_mel(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax): (n_mels, n_fft // 2 + 1) float32, Slaney."""
+    stored = _stored_tables().get(table_key("mel", sample_rate, n_fft, n_mels, float(fmin), float(fmax)))
+    if stored is not None:
+        return stored.copy()
+    import librosa.filters
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+def compute_librosa_tables() -> dict[str, np.ndarray]:
+    """The stored tables, computed now by the installed librosa."""
+    import librosa.filters
+
+    out = {table_key("hann", n): librosa.filters.get_window("hann", n, fftbins=True) for n in TABLE_WINDOWS}
+    for sr, n_fft, n_mels, fmin, fmax in TABLE_MELS:
+        mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        out[table_key("mel", sr, n_fft, n_mels, fmin, fmax)] = mel
+    return out
+
+
 def dft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     """(real, imag) Conv1d kernels, each (n_fft // 2 + 1, 1, n_fft) float32: periodic-Hann
     windowed DFT rows, exp(-2*pi*i*k*n/N) * w[n], as torchlibrosa builds them."""
-    window = librosa.filters.get_window("hann", n_fft, fftbins=True)  # periodic
+    window = periodic_hann(n_fft)
     k = np.arange(n_fft // 2 + 1)[:, None]
     n = np.arange(n_fft)[None, :]
     # Reduce k*n modulo N first so the angle stays small and exact in float64.
@@ -63,7 +122,7 @@ def dft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
 
 def slaney_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """(n_fft // 2 + 1, n_mels) float32: librosa.filters.mel (Slaney scale and norm), transposed."""
-    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    mel = librosa_mel(sample_rate, n_fft, n_mels, fmin, fmax)
     return np.ascontiguousarray(mel.T, dtype=np.float32)
 
 
@@ -154,3 +213,9 @@ def frontend_deviation(
         s = stored.detach().cpu().to(torch.float32).numpy()
         out[key] = float("inf") if s.shape != computed.shape else float(np.abs(s - computed).max())
     return out
+
+
+if __name__ == "__main__":  # rewrite the stored tables with the installed librosa
+    tables = compute_librosa_tables()
+    np.savez(LIBROSA_TABLES, **tables)
+    print(f"wrote {LIBROSA_TABLES} ({', '.join(sorted(tables))})")
