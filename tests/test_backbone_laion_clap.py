@@ -298,3 +298,19 @@ def test_model_input_is_prepared_once_inside_embed():
 
     for cls in (LaionClapHtsatBase, LaionClapHtsatTiny, MsClap2022, MsClap2023):
         assert cls.prepare is AudioBackbone.prepare
+
+
+def test_texts_batched_by_length_come_back_in_input_order(model, monkeypatch):
+    """Prompts are batched by token length (less padding); each row must still be its own
+    prompt's embedding, as embedded alone in the fixed-length layout laion_clap uses."""
+    from bench.metrics.backbones._tokenizers import batches_by_length
+
+    assert batches_by_length([5, 2, 9, 2, 7], 2) == [[1, 3], [0, 4], [2]]
+    texts = ["rain falls on a metal roof while thunder rolls", "a dog", "birds sing", "an engine idles loudly"]
+    monkeypatch.setattr(model, "text_batch_size", 2)
+    with torch.inference_mode():
+        alone = []
+        for t in texts:
+            full = model.tokenize([t])
+            alone.append(model.model.embed_text(full["input_ids"], full["attention_mask"]).numpy()[0])
+    np.testing.assert_allclose(model.embed_text(texts), np.stack(alone), rtol=0, atol=1e-5)

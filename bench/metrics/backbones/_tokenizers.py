@@ -62,6 +62,14 @@ def trim_right_padding(enc: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {k: v[:, :keep] for k, v in enc.items()}
 
 
+def batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of `batch_size`, texts of similar token length together (stable sort),
+    so `trim_right_padding` leaves little padding in each batch. Each text's embedding is the
+    same whichever batch it is in (padding is masked out), up to float32 rounding."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+
+
 def _corpus(corpus: Iterable[str] | None) -> list[str]:
     texts = list(DEFAULT_CORPUS if corpus is None else corpus)
     if not texts:

@@ -64,7 +64,7 @@ from bench.metrics.backbones._stft import (
     dft_kernels,
     slaney_mel_matrix,
 )
-from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
+from bench.metrics.backbones._tokenizers import batches_by_length, check_texts, trim_right_padding
 from bench.metrics.backbones._clap_common import ClapBackbone
 
 # Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
@@ -467,15 +467,16 @@ class LaionClapBackbone(ClapBackbone):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         self._require_loaded()
         texts = check_texts(texts, self.name)
-        chunks = []
+        result = np.zeros((len(texts), self.embedding_dim), dtype=np.float32)
+        if not texts:
+            return result
+        enc = self.tokenize(texts)
         with torch.inference_mode():
-            for k in range(0, len(texts), self.text_batch_size):
-                enc = trim_right_padding(self.tokenize(texts[k : k + self.text_batch_size]))
-                emb = self.model.embed_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
-                chunks.append(emb.float().cpu().numpy())
-        if not chunks:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return np.concatenate(chunks).astype(np.float32)
+            for batch in batches_by_length(enc["attention_mask"].sum(dim=1).tolist(), self.text_batch_size):
+                part = trim_right_padding({k: v[batch] for k, v in enc.items()})
+                emb = self.model.embed_text(part["input_ids"].to(self.device), part["attention_mask"].to(self.device))
+                result[batch] = emb.float().cpu().numpy()
+        return result
 
 
 class LaionClapHtsatBase(LaionClapBackbone):

@@ -75,7 +75,7 @@ from bench.metrics.backbones._stft import (
     dft_kernels,
     slaney_mel_matrix,
 )
-from bench.metrics.backbones._tokenizers import check_texts, trim_right_padding
+from bench.metrics.backbones._tokenizers import batches_by_length, check_texts, trim_right_padding
 from bench.metrics.backbones._clap_common import ClapBackbone
 
 FRONTEND_TOLERANCE = 1e-4
@@ -659,8 +659,9 @@ class MsClapBackbone(ClapBackbone):
             by_len.setdefault(len(e["input_ids"]), []).append(i)
         with torch.inference_mode():
             for idxs in by_len.values():
-                for k in range(0, len(idxs), self.text_batch_size):
-                    batch = idxs[k : k + self.text_batch_size]
+                lengths = [sum(encs[i]["attention_mask"]) for i in idxs]
+                for positions in batches_by_length(lengths, self.text_batch_size):
+                    batch = [idxs[p] for p in positions]
                     enc = trim_right_padding(
                         {key: torch.tensor([encs[i][key] for i in batch], device=self.device) for key in encs[batch[0]]}
                     )
