@@ -206,3 +206,21 @@ def test_three_systems_give_bradley_terry_with_bootstrap_intervals(tmp_path: Pat
     assert all(r["ci_lo"] <= r["bt_log_strength"]) and all(r["bt_log_strength"] <= r["ci_hi"])
     assert len(res.table5) == 3
     assert "bradley_terry.csv" in {f.name for f in write_outputs(res, tmp_path)}
+
+
+def test_only_raters_who_answered_are_counted(tmp_path: Path):
+    """Issue 14: the analysis said "14 raters" where 3 had answered."""
+    invited = [f"p{i:03d}" for i in range(1, 15)]
+    answered = invited[:3]
+    rows = votes_for(answered, 4, {c: 8 for c in CRITERION_KEYS})
+    d = StudyData(config(rules=ExclusionRules(require_complete=True)), pd.DataFrame(rows),
+                  pd.DataFrame({"participant": invited, "completed": [True] * 3 + [False] * 11}))
+    res = analyze(d, n_boot=0)
+    s = res.summary
+    assert (s["n_invited"], s["n_raters"], s["n_excluded"], s["n_raters_included"]) == (14, 3, 0, 3)
+    assert "n_participants" not in s
+    assert list(res.exclusions["participant"]) == answered  # never-answered invitees are not "excluded raters"
+    assert set(res.per_rater["participant"]) == set(answered)
+    assert res.results.set_index("criterion").loc["realism", "n_raters"] == 3
+    write_outputs(res, tmp_path / "out")
+    assert '"n_raters": 3' in (tmp_path / "out" / "summary.json").read_text()

@@ -7,7 +7,9 @@ import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
@@ -184,22 +186,33 @@ def test_playback_gate_is_checked_on_the_server(study):
     assert c.post(f"/api/items/{pos}/votes", json={"criterion": "quality", "choice": "left"}).status_code == 200
 
 
-def test_repeated_vote_gets_409_and_is_not_stored(study):
+def test_repeated_vote_same_answer_is_a_retry_other_answer_409(study):
     c, clock = joined(study), study["clock"]
     pos = c.get("/api/state").json()["item"]["position"]
     play_both(c, clock, pos)
-    assert c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"}).status_code == 200
-    for choice in ("left", "right"):
-        r = c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": choice})
-        assert r.status_code == 409 and r.json()["detail"]["code"] == "already_answered"
+    first = c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"})
+    assert first.status_code == 200 and first.json()["vote"]["replayed"] is False
+    stored_ts = first.json()["vote"]["server_ts"]
+    # the server committed and the reply was lost: the client sends the same vote again
+    clock.t += 3.0
+    again = c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"})
+    assert again.status_code == 200, again.text
+    assert again.json()["vote"] == {"position": pos, "criterion": "realism", "choice": "left",
+                                    "server_ts": stored_ts, "replayed": True}  # the stored vote, not a new one
+    assert again.json()["item"]["criterion"]["key"] == "quality"  # the state moved on exactly once
+    r = c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "right"})
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "already_answered"
     st = answer_rest(c, pos)
-    # a replay of a finished item's vote: still 409
+    # a replay of a finished item's vote: the same answer succeeds, the other is still 409
     assert c.post(f"/api/items/{pos}/votes", json={"criterion": "overall", "choice": "right"}).status_code == 409
+    assert c.post(f"/api/items/{pos}/votes", json={"criterion": "overall", "choice": "left"}).status_code == 200
     assert st["progress"]["items_done"] == 1
     assert n_responses(study) == 4
     with study["S"]() as s:
-        stored = {r.criterion: r.choice_side for r in s.query(Response).all()}
-    assert stored == {"realism": "left", "quality": "left", "alignment": "left", "overall": "left"}
+        stored = {r.criterion: (r.choice_side, r.server_ts) for r in s.query(Response).all()}
+    assert {k: v[0] for k, v in stored.items()} == {"realism": "left", "quality": "left", "alignment": "left",
+                                                     "overall": "left"}
+    assert stored["realism"][1] == stored_ts
 
 
 def answer_rest(c: TestClient, pos: int) -> dict:
@@ -226,7 +239,12 @@ def test_audio_urls_are_opaque_and_per_participant(study):
         assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
         assert "content-disposition" not in r.headers
         assert r.content[:4] == b"RIFF"
-        assert any((study["tmp"] / "study" / "media" / n).read_bytes() == r.content for n in media)
+        assert "last-modified" not in r.headers and "etag" not in r.headers
+        # one of the study's clips, with its own +-1 LSB dither: never the file's bytes
+        served = np.frombuffer(r.content[44:], dtype="<i2").astype(int)
+        files = [sf.read(str(study["tmp"] / "study" / "media" / n), dtype="int16")[0].astype(int) for n in media]
+        assert sum(len(f) == len(served) and np.abs(f - served).max() <= 1 for f in files) >= 1
+        assert all((study["tmp"] / "study" / "media" / n).read_bytes() != r.content for n in media)
         # another participant or a visitor without a session cannot fetch it
         assert c2.get(url).status_code == 404
         assert TestClient(study["app"]).get(url).status_code == 401
@@ -267,7 +285,8 @@ def test_prompt_with_html_is_inert(study):
     js = c.get("/static/study.js").text
     assert re.search(r"\.(innerHTML|outerHTML|insertAdjacentHTML)|document\.write", js) is None
     assert "textContent" in js
-    owner = TestClient(study["app"]).get(f"/owner/{study['made'].study_id}?token={study['made'].owner_token}")
+    owner = TestClient(study["app"]).get(f"/owner/{study['made'].study_id}",
+                                         headers={"Authorization": f"Bearer {study['made'].owner_token}"})
     assert owner.status_code == 200
     assert "&lt;script&gt;alert(" in owner.text and "<script>alert" not in owner.text
     assert "<img src=x" not in owner.text
@@ -282,7 +301,9 @@ def test_completion_code_after_all_items(study):
     assert st["completed"] and st["item"] is None
     assert re.fullmatch(r"GB-[0-9A-F]{8}", st["completion_code"])
     assert c.get("/api/state").json()["completion_code"] == st["completion_code"]
-    assert c.post("/api/items/0/votes", json={"criterion": "realism", "choice": "left"}).status_code == 409
+    # the stored answer again is a retry (200, nothing stored); the other answer is refused
+    assert c.post("/api/items/0/votes", json={"criterion": "realism", "choice": "left"}).status_code == 200
+    assert c.post("/api/items/0/votes", json={"criterion": "realism", "choice": "right"}).status_code == 409
     prog = TestClient(study["app"]).get(
         f"/owner/{study['made'].study_id}/progress.json", headers={"Authorization": f"Bearer {study['made'].owner_token}"}
     ).json()
@@ -295,14 +316,48 @@ def test_completion_code_after_all_items(study):
 def test_owner_views_need_the_owner_token(study):
     c = TestClient(study["app"])
     sid, tok = study["made"].study_id, study["made"].owner_token
+    bearer = {"Authorization": f"Bearer {tok}"}
     for path in (f"/owner/{sid}", f"/owner/{sid}/progress.json", f"/owner/{sid}/export.json", f"/owner/{sid}/export.csv"):
         assert c.get(path).status_code == 403
-        assert c.get(path + "?token=wrong").status_code == 403
+        assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
         assert c.get(path, headers={"Authorization": "Bearer " + study["invs"][0].token}).status_code == 403
-        assert c.get(f"{path}?token={tok}").status_code == 200
-    assert c.get(f"/owner/999/export.json?token={tok}").status_code == 404
+        assert c.get(path, headers=bearer).status_code == 200
+        # never in the URL, not even the right token: URLs end up in logs
+        r = c.get(f"{path}?token={tok}")
+        assert r.status_code == 400 and tok not in r.text
     # a participant session grants nothing on owner pages
     assert joined(study).get(f"/owner/{sid}/export.json").status_code == 403
+
+
+def test_owner_login_cookie_and_unknown_study_answers_alike(study):
+    sid, tok, name = study["made"].study_id, study["made"].owner_token, study["made"].name
+    c = TestClient(study["app"])
+    page = c.get(f"/owner/{sid}/login")
+    assert page.status_code == 200 and 'name="token"' in page.text and 'type="password"' in page.text
+    assert c.get("/owner/999/login").text == page.text.replace(f"/owner/{sid}/login", "/owner/999/login")
+    bad = c.post(f"/owner/{sid}/login", data={"token": "wrong"}, follow_redirects=False)
+    assert bad.status_code == 403 and not c.cookies
+    r = c.post(f"/owner/{sid}/login", data={"token": tok}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/owner/{sid}"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/owner/" in cookie
+    assert c.get(f"/owner/{sid}").status_code == 200
+    assert c.get(f"/owner/{name}/export.csv").status_code == 200  # by name too
+    assert 'href="/owner/1/export.csv"' in c.get(f"/owner/{sid}").text  # links carry no token
+    # an unknown study id or name and a wrong token: the same status and the same body
+    fresh = TestClient(study["app"])
+    for headers in ({"Authorization": f"Bearer {tok}"}, {"Authorization": "Bearer wrong"}, {}):
+        for suffix in ("/export.json", "/progress.json", ""):
+            known_wrong = fresh.get(f"/owner/{sid}{suffix}", headers={"Authorization": "Bearer wrong"})
+            unknown = fresh.get(f"/owner/999{suffix}", headers=headers)
+            unknown_name = fresh.get(f"/owner/no-such-study{suffix}", headers=headers)
+            assert known_wrong.status_code == unknown.status_code == unknown_name.status_code == 403
+            assert known_wrong.content == unknown.content == unknown_name.content
+    html = {"Accept": "text/html"}
+    assert (fresh.get(f"/owner/{sid}", headers=html).content == fresh.get("/owner/999", headers=html).content)
+    bad_unknown = fresh.post("/owner/999/login", data={"token": tok}, follow_redirects=False)
+    assert bad_unknown.status_code == 403
+    assert bad_unknown.text == bad.text.replace(f"/owner/{sid}/login", "/owner/999/login")
 
 
 def independent_sqlite_digest(db_file: Path) -> str:
@@ -326,8 +381,9 @@ def test_export_carries_protocol_and_database_hash(study):
     owner = TestClient(study["app"])
     sid, tok = study["made"].study_id, study["made"].owner_token
     answer_current(c, clock, "right")
-    doc = owner.get(f"/owner/{sid}/export.json?token={tok}").json()
-    assert doc["protocol_version"] == "gb-1" and doc["study"]["protocol_version"] == "gb-1"
+    owner.headers["Authorization"] = f"Bearer {tok}"
+    doc = owner.get(f"/owner/{sid}/export.json").json()
+    assert doc["protocol_version"] == "gb-2" and doc["study"]["protocol_version"] == "gb-2"
     assert doc["study"]["config_sha256"] == study["made"].config_sha256
     assert len(doc["responses"]) == 4
     assert {r["criterion"] for r in doc["responses"]} == set(CRITERION_KEYS)
@@ -341,17 +397,17 @@ def test_export_carries_protocol_and_database_hash(study):
     with study["S"]() as s:
         assert database_sha256(s) == digest
     # stable while nothing changes; CSV agrees
-    r = owner.get(f"/owner/{sid}/export.csv?token={tok}")
+    r = owner.get(f"/owner/{sid}/export.csv")
     assert r.headers["x-database-sha256"] == digest
     lines = r.text.strip().splitlines()
     header = lines[0].split(",")
     assert "protocol_version" in header and header[-1] == "database_sha256"
-    assert len(lines) == 1 + 4 and all(line.endswith("," + digest) and ",gb-1," in line for line in lines[1:])
+    assert len(lines) == 1 + 4 and all(line.endswith("," + digest) and ",gb-2," in line for line in lines[1:])
     # one more vote changes the digest
     pos = c.get("/api/state").json()["item"]["position"]
     play_both(c, clock, pos)
     c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"})
-    doc2 = owner.get(f"/owner/{sid}/export.json?token={tok}").json()
+    doc2 = owner.get(f"/owner/{sid}/export.json").json()
     assert doc2["database_sha256"] != digest
     assert doc2["database_sha256"] == independent_sqlite_digest(study["tmp"] / "study.db")
     assert len(doc2["responses"]) == 5

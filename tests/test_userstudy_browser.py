@@ -4,10 +4,16 @@ A participant opens the invitation link, plays both clips of each item, answers 
 questions in order for several items, sees the completion code; the analysis then counts
 exactly the clicks made. A screenshot of an item page (prompt revealed) is written to
 $GB_TEST_ARTIFACTS (or the test's tmp dir) and its path printed.
+
+Issue 14: the progress bar moves with every question; the play / pause glyphs are CSS shapes
+(no text outside Latin-1 on the page, so no symbol font is needed) and both render; and when
+the server commits a vote but the reply is lost (the connection is reset after the server
+answered), the page retries, gets the stored vote back, and goes on without an error.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -61,6 +67,18 @@ def test_participant_completes_items_in_chromium(tmp_path: Path):
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(f"{base}/join/{inv.token}")
             assert page.url == f"{base}/study"
+            page.wait_for_selector("#item:not([hidden])", timeout=10_000)
+            glyphs = check_glyphs(page)
+            lost_replies: list[int] = []
+
+            def lose_reply(route):  # the server commits the vote, the participant never hears back
+                lost_replies.append(route.fetch().status)
+                route.abort("connectionreset")
+
+            vote_replies: list[tuple[int, bool | None]] = []
+            page.on("response", lambda r: vote_replies.append((r.status, (r.json().get("vote") or {}).get("replayed")))
+                    if "/votes" in r.url else None)
+
             shown_prompts = []
             for k in range(N_ITEMS):
                 for q, crit in enumerate(CRITERIA):
@@ -68,6 +86,8 @@ def test_participant_completes_items_in_chromium(tmp_path: Path):
                         "t => document.getElementById('progress-text').textContent === t",
                         arg=f"Item {k + 1} of {N_ITEMS} \u00b7 question {q + 1} of 4", timeout=10_000,
                     )
+                    # the bar moves per question, not only per item
+                    assert page.eval_on_selector("#progress-bar", "b => [b.value, b.max]") == [4 * k + q, 4 * N_ITEMS]
                     assert page.text_content("#question-title") == f"Question {q + 1} of 4: {crit.title}"
                     if q == 0:
                         # answers stay locked until both clips were played to the end
@@ -89,13 +109,23 @@ def test_participant_completes_items_in_chromium(tmp_path: Path):
                         assert page.is_hidden("#prompt") and page.is_visible("#prompt-hidden")
                     if k == 0 and q == 2:
                         page.screenshot(path=str(shot), full_page=True)
+                    if k == 1 and q == 1:
+                        page.route("**/api/items/*/votes", lose_reply, times=1)
                     page.click(f"#vote-{PLAN[k][q]}")
+                    if k == 1 and q == 1:
+                        page.wait_for_function("() => document.getElementById('question-title').textContent"
+                                               ".startsWith('Question 3 of 4')", timeout=15_000)
+                        # committed (200) but lost; the page retried and went on without an error
+                        assert lost_replies == [200] and page.text_content("#message") == ""
             page.wait_for_selector("#done:not([hidden])", timeout=10_000)
             code = page.text_content("#completion-code")
+            page.wait_for_timeout(200)  # let the last response events arrive
+            # every click got a fresh vote stored, except the retry, which got the stored vote back
+            assert sorted(vote_replies) == [(200, False)] * (4 * N_ITEMS - 1) + [(200, True)], vote_replies
         finally:
             browser.close()
     wall = time.monotonic() - t0
-    print(f"\nbrowser test: {N_ITEMS} items x 4 questions in {wall:.1f} s; screenshot {shot}")
+    print(f"\nbrowser test: {N_ITEMS} items x 4 questions in {wall:.1f} s; screenshot {shot}; glyph pixels {glyphs}")
 
     assert dialogs == []  # the prompt's script never ran
     assert sorted(shown_prompts) == sorted(inp.captions.values())
@@ -106,6 +136,7 @@ def test_participant_completes_items_in_chromium(tmp_path: Path):
     for k in range(N_ITEMS):
         got = df[df["position"] == k].set_index("criterion")["choice_side"].to_dict()
         assert got == dict(zip(CRITERION_KEYS, PLAN[k], strict=True))
+    assert len(df) == len(df.drop_duplicates(["position", "criterion"]))  # the retried vote is stored once
     res = analyze(data, n_boot=20)
     pb = res.position_bias.set_index("criterion")
     for q, key in enumerate(CRITERION_KEYS):
@@ -119,3 +150,32 @@ def test_participant_completes_items_in_chromium(tmp_path: Path):
     with session_factory(engine)() as s:
         assert s.query(Participant).one().completion_code == code
     engine.dispose()
+
+
+def check_glyphs(page) -> dict[str, int]:
+    """The page's text needs no symbol font (Latin-1 only) and the CSS play / pause glyphs render:
+    dark pixels in both shapes, and the two shapes differ. Returns the dark-pixel counts."""
+    import numpy as np
+    from PIL import Image
+
+    text = page.evaluate("() => document.body.innerText")
+    assert all(ord(ch) <= 0xFF for ch in text), sorted({ch for ch in text if ord(ch) > 0xFF})
+    for side in ("left", "right"):
+        assert page.text_content(f"#play-{side}").isascii()
+
+    def dark(png: bytes) -> tuple[int, bytes]:
+        img = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        return int((img < 110).sum()), img.tobytes()
+
+    n_play, play = dark(page.locator("#play-left .icon").screenshot())
+    page.eval_on_selector("#play-left", "b => b.classList.add('playing')")
+    n_pause, pause = dark(page.locator("#play-left .icon").screenshot())
+    page.eval_on_selector("#play-left", "b => b.classList.remove('playing')")
+    assert n_play > 30 and n_pause > 30 and play != pause
+    # the page itself switches to the pause shape while a clip plays
+    page.click("#play-right")
+    page.wait_for_selector("#play-right.playing", timeout=5_000)
+    assert page.text_content("#play-right").strip() == "Pause clip 2"
+    page.click("#play-right")  # pause again; the item's first question still needs full plays
+    page.wait_for_selector("#play-right:not(.playing)", timeout=5_000)
+    return {"play": n_play, "pause": n_pause}

@@ -133,7 +133,7 @@ def test_create_study_reports_missing_and_freezes_config(tmp_path: Path, db):
     with db() as s:
         made = create_study(s, spec, log=messages.append)
         cfg = made.config
-        assert cfg["protocol_version"] == "gb-1"
+        assert cfg["protocol_version"] == "gb-2"
         assert cfg["missing"]["by_system"] == {"A": [], "B": ["pr008"], "C": ["pr001"]}
         assert cfg["missing"]["top_ranked_skipped"] == ["pr008"]  # pr008 is the longest prompt
         assert any("'B'" in m and "no clip for 1 of 9" in m for m in messages)
@@ -202,7 +202,7 @@ def test_cli_create_and_invite(tmp_path: Path, capsys):
                "--prompts", str(inp.prompts_csv), "--out", str(out), "--n-items", "3", "--pool", "4", "--seed", "2",
                "--reference", str(inp.reference), "--catch-anchor", "1", "--catch-repeat", "1"])
     text = capsys.readouterr().out
-    assert rc == 0 and "owner token" in text and "protocol gb-1" in text
+    assert rc == 0 and "owner token" in text and "protocol gb-2" in text
     assert (out / "study.db").is_file() and (out / "study.json").is_file()
     rc = main(["invite", "--db", str(out / "study.db"), "--n", "2", "--base-url", "http://h:1"])
     lines = capsys.readouterr().out.strip().splitlines()

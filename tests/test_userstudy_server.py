@@ -100,6 +100,8 @@ def test_twenty_participants_concurrently_lose_no_vote(tmp_path: Path, capsys):
 
 
 def test_racing_replays_of_one_vote_store_exactly_one(tmp_path: Path, capsys):
+    """Ten copies of one vote at once (a client retrying): all succeed, one is stored; a racing
+    different answer is refused."""
     db = make_study(tmp_path, 1)
     (token,) = invite(db, 1, capsys)
     with serve_in_thread(f"sqlite:///{db}") as base:
@@ -108,15 +110,19 @@ def test_racing_replays_of_one_vote_store_exactly_one(tmp_path: Path, capsys):
         listen(c, pos)
         cookies = dict(c.cookies)
 
-        def fire(_: int) -> int:
+        def fire(_: int) -> tuple[int, bool | None]:
             with httpx.Client(base_url=base, cookies=cookies, timeout=30) as cc:
-                return cc.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"}).status_code
+                r = cc.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "left"})
+                return r.status_code, r.json().get("vote", {}).get("replayed")
 
         with ThreadPoolExecutor(max_workers=10) as pool:
-            codes = sorted(pool.map(fire, range(10)))
+            results = sorted(pool.map(fire, range(10)))
+        other = c.post(f"/api/items/{pos}/votes", json={"criterion": "realism", "choice": "right"})
         c.close()
-    assert codes == [200] + [409] * 9
-    assert len(load_from_db(f"sqlite:///{db}", None).responses) == 1
+    assert results == [(200, False)] + [(200, True)] * 9
+    assert other.status_code == 409
+    df = load_from_db(f"sqlite:///{db}", None).responses
+    assert len(df) == 1 and df.iloc[0]["choice_side"] == "left"
 
 
 def test_racing_joins_consume_an_invitation_once(tmp_path: Path, capsys):
@@ -162,7 +168,7 @@ def test_restart_in_the_middle_loses_nothing(tmp_path: Path, capsys):
     capsys.readouterr()
     assert main(["export", "--db", db, "--out", str(tmp_path / "export")]) == 0
     doc = json.loads((tmp_path / "export" / "responses.json").read_text())
-    assert len(doc["responses"]) == 2 * 4 and doc["protocol_version"] == "gb-1"
+    assert len(doc["responses"]) == 2 * 4 and doc["protocol_version"] == "gb-2"
     assert doc["database_sha256"] in capsys.readouterr().out
     assert main(["analyze", "--export", str(tmp_path / "export" / "responses.json"), "--out", str(tmp_path / "a"),
                  "--n-boot", "20"]) == 0

@@ -6,6 +6,9 @@ interval, a two-sided exact binomial test against 50 % (scipy.stats.binomtest), 
 step-down correction across the four criteria of that comparison, and a cluster-bootstrap
 interval that resamples items (votes on one item by several raters are not independent).
 
+Raters are the participants who answered at least one question: invited participants who
+never answered are counted apart (``n_invited``), never as raters, and appear in no table.
+
 Checks: position bias (share of votes for the clip on the left, per criterion, binomial
 test against 50 %); a per-rater breakdown; the pre-registered exclusions frozen in the study
 config (failed anchor trials, inconsistent repeated pairs, optionally incomplete raters)
@@ -204,7 +207,10 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
         df = pd.DataFrame(columns=["participant", "item_seq", "item_kind", "repeat_of_seq", "criterion", "system_a",
                                    "system_b", "chose_a", "choice_side"])
     df["chose_a"] = df["chose_a"].astype(bool)
-    excl = apply_exclusions(df, data.participants, rules)
+    # Only participants who answered are raters (issue 14: "14 raters" were reported where 3 had answered).
+    answered = set(df["participant"])
+    raters = data.participants[data.participants["participant"].isin(answered)].reset_index(drop=True)
+    excl = apply_exclusions(df, raters, rules)
     excluded = set(excl.loc[excl["excluded"], "participant"])
     kept = df[~df["participant"].isin(excluded)]
     main = kept[kept["item_kind"] == ITEM_MAIN]
@@ -272,7 +278,7 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
 
     pr_rows = []
     all_main = df[df["item_kind"] == ITEM_MAIN]
-    for label in data.participants["participant"]:
+    for label in raters["participant"]:
         mine = all_main[all_main["participant"] == label]
         for a_sys, b_sys in cfg["pairs"]:
             pm = mine[(mine["system_a"] == a_sys) & (mine["system_b"] == b_sys)]
@@ -303,8 +309,10 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
         "n_boot": n_boot,
         "bootstrap_seed": seed,
         "exclusion_rules": rules.to_dict(),
-        "n_participants": int(len(data.participants)),
+        "n_invited": int(len(data.participants)),
+        "n_raters": len(raters),  # answered at least one question
         "n_excluded": len(excluded),
+        "n_raters_included": len(raters) - len(excluded),
         "excluded": {r["participant"]: r["reasons"] for _, r in excl[excl["excluded"]].iterrows()},
         "n_responses": int(len(df)),
         "n_responses_dropped_by_exclusion": int(df["participant"].isin(excluded).sum()),
@@ -367,7 +375,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> list[Path]:
     written.append(p)
     p = out_dir / "table5.png"
     plot_table5(res.results, p, f"{res.summary['study']} (protocol {res.summary['protocol_version']}, "
-                                f"{res.summary['n_participants'] - res.summary['n_excluded']} raters)")
+                                f"{res.summary['n_raters_included']} raters)")
     written.append(p)
     return written
 

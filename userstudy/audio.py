@@ -6,11 +6,18 @@ shorter than one 400 ms gating block, the RMS level in dBFS is matched to the sa
 instead (no K-weighting or gating); the method used is recorded per clip. When the gain
 would push the peak above the ceiling, the gain is lowered so the peak sits at the ceiling
 (recorded as ``peak_limited``). Silent clips are copied unchanged.
+
+One format per study (protocol gb-2): every clip is resampled to the study's rate (the highest
+source rate; ``scipy.signal.resample_poly``, which adds nothing above a clip's own Nyquist
+frequency) before loudness normalisation, and the clips of one prompt are padded with trailing
+digital silence to the longest of them, so neither the WAV header nor the byte length of a
+served clip tells which system made it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +57,43 @@ def read_clip(path: Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(data).all():
         raise ClipError(path, "audio contains NaN or inf samples")
     return data.mean(axis=1), int(sr)
+
+
+def clip_info(path: Path) -> tuple[int, int]:
+    """(frames, sample rate) from the file header; a ClipError names the file when unreadable."""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # noqa: BLE001 - soundfile raises several types for corrupt files
+        raise ClipError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
+    if info.frames <= 0:
+        raise ClipError(path, "file holds no samples")
+    return int(info.frames), int(info.samplerate)
+
+
+def resampled_length(n: int, sr: int, target_sr: int) -> int:
+    """Samples after ``resample_to`` (resample_poly's documented ceil(n * up / down))."""
+    if sr == target_sr:
+        return n
+    g = math.gcd(sr, target_sr)
+    up, down = target_sr // g, sr // g
+    return -(-n * up // down)
+
+
+def resample_to(x: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling (Kaiser window, scipy's default) to `target_sr`; a no-op at the same rate."""
+    if sr == target_sr:
+        return x
+    from scipy.signal import resample_poly
+
+    g = math.gcd(sr, target_sr)
+    return resample_poly(x, target_sr // g, sr // g)
+
+
+def pad_to(x: np.ndarray, n: int) -> np.ndarray:
+    """`x` followed by digital silence up to `n` samples (never truncates)."""
+    if len(x) > n:
+        raise ValueError(f"cannot pad {len(x)} samples to {n}")
+    return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)]) if len(x) < n else x
 
 
 def file_sha256(path: Path) -> str:

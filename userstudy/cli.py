@@ -1,4 +1,4 @@
-"""Command line: ``userstudy {create,invite,serve,export,analyze,owner-token}``.
+"""Command line: ``userstudy {create,invite,reissue,serve,export,analyze,owner-token}``.
 
 Also reachable as ``python -m userstudy ...``; ``bench study ...`` forwards here through
 ``main(argv)``. Every command returns 0 on success, 2 on bad input (the message names the
@@ -25,8 +25,19 @@ def _db_url(value: str) -> str:
     return default_sqlite_url(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="userstudy", description="Pairwise listening study (paper Table 5 protocol).")
+def _shown_url(url: str) -> str:
+    """The database URL with any password masked (it is printed, and may be logged)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy parses; nothing to mask that we can find
+        return url
+
+
+def build_parser(prog: str = "userstudy") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Pairwise listening study (paper Table 5 protocol).")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("create", help="create a study from two or more systems' clips")
@@ -63,30 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--n", type=int, required=True, help="number of participants to invite")
     i.add_argument("--base-url", default="http://127.0.0.1:8000", help="public address of the server")
 
+    r = sub.add_parser("reissue", help="a new invitation link for a participant who lost theirs (answers kept)")
+    r.add_argument("--db", required=True, help="database URL or SQLite path")
+    r.add_argument("--study", default=None, help="study id or name (default: the only study)")
+    r.add_argument("--participant", required=True, help="the participant's label as in the owner page, e.g. p003")
+    r.add_argument("--base-url", default="http://127.0.0.1:8000", help="public address of the server")
+
     s = sub.add_parser("serve", help="run the web app")
     s.add_argument("--db", required=True, help="database URL or SQLite path (schema created on first start)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default: %(default)s)")
 
     e = sub.add_parser("export", help="write all responses as CSV and JSON with the database SHA-256")
-    e.add_argument("--db", required=True)
-    e.add_argument("--study", default=None)
+    e.add_argument("--db", required=True, help="database URL or SQLite path")
+    e.add_argument("--study", default=None, help="study id or name (default: the only study)")
     e.add_argument("--out", required=True, type=Path, help="folder for responses.csv and responses.json")
 
     a = sub.add_parser("analyze", help="Table-5 analysis: CSVs, summary.json and a PNG chart")
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--db", help="database URL or SQLite path")
     src.add_argument("--export", type=Path, help="a responses.json written by 'export'")
-    a.add_argument("--study", default=None)
-    a.add_argument("--out", required=True, type=Path)
+    a.add_argument("--study", default=None, help="study id or name (default: the only study)")
+    a.add_argument("--out", required=True, type=Path, help="folder for the analysis CSVs, summary.json and the chart")
     a.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (items) for intervals")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    a.add_argument("--confidence", type=float, default=0.95)
+    a.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap intervals (default: %(default)s)")
 
     o = sub.add_parser("owner-token", help="issue a new owner token (the old one stops working)")
-    o.add_argument("--db", required=True)
-    o.add_argument("--study", default=None)
-    o.add_argument("--base-url", default="http://127.0.0.1:8000")
+    o.add_argument("--db", required=True, help="database URL or SQLite path")
+    o.add_argument("--study", default=None, help="study id or name (default: the only study)")
+    o.add_argument("--base-url", default="http://127.0.0.1:8000", help="public address of the server (default: %(default)s)")
     return p
 
 
@@ -118,7 +135,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     cfg = made.config
-    print(f"created study {made.name!r} (id {made.study_id}) in {url}")
+    print(f"created study {made.name!r} (id {made.study_id}) in {_shown_url(url)}")
     print(f"  protocol {cfg['protocol_version']}, config sha256 {made.config_sha256}")
     print(f"  {cfg['sampling']['n_items']} prompts drawn with seed {cfg['sampling']['seed']} from the "
           f"{len(cfg['sampling']['pool_ids'])} longest; sample sha256 {cfg['sampling']['sample_sha256']}")
@@ -129,8 +146,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
             shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
             print(f"  missing clips for {name}: {len(ids)} ({shown})")
     print(f"  owner token (shown once; keep it): {made.owner_token}")
-    print(f"  owner page: <server>/owner/{made.study_id}?token={made.owner_token}")
+    _print_owner_access(made.study_id, "<server>")
     return 0
+
+
+def _print_owner_access(study_id: int, base: str) -> None:
+    # The token is never put in a URL: URLs end up in access logs and browser history.
+    print(f"  owner page: {base}/owner/{study_id}/login (paste the token), or send it as a header:")
+    print(f"    curl -H 'Authorization: Bearer <owner token>' {base}/owner/{study_id}/export.csv")
 
 
 def _cmd_invite(args: argparse.Namespace) -> int:
@@ -152,14 +175,36 @@ def _cmd_invite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reissue(args: argparse.Namespace) -> int:
+    from .create import find_study
+    from .db import make_engine, session_factory
+    from .participation import reissue
+
+    engine = make_engine(_db_url(args.db))
+    try:
+        with session_factory(engine)() as s:
+            st = find_study(s, args.study)
+            inv = reissue(s, st, args.participant, args.base_url)
+            study_name = st.name
+    finally:
+        engine.dispose()
+    print("participant\ttoken\turl")
+    print(f"{inv.label}\t{inv.token}\t{inv.url}")
+    print(f"logged: study {study_name!r}: re-issued the invitation of {inv.label}; answers kept, the old link and "
+          "session no longer work; the new link resumes at the next unanswered question", file=sys.stderr)
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .logs import uvicorn_log_config
     from .server import create_app
 
     app = create_app(_db_url(args.db))
-    print(f"serving {args.db} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    print(f"serving {_shown_url(_db_url(args.db))} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    # uvicorn's own logging, with invitation / audio / owner tokens redacted from every line
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", log_config=uvicorn_log_config())
     return 0
 
 
@@ -189,8 +234,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     files = write_outputs(res, args.out)
     print(res.table5.to_string(index=False))
     s = res.summary
-    print(f"{s['n_main_votes_used']} main votes from {s['n_participants'] - s['n_excluded']} of "
-          f"{s['n_participants']} raters; excluded: {s['excluded'] or 'none'}")
+    print(f"{s['n_main_votes_used']} main votes from {s['n_raters_included']} of the {s['n_raters']} raters who "
+          f"answered ({s['n_invited']} invited); excluded: {s['excluded'] or 'none'}")
     print("wrote " + ", ".join(str(f) for f in files))
     return 0
 
@@ -208,13 +253,14 @@ def _cmd_owner_token(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"owner token: {token}")
-    print(f"owner page: {args.base_url.rstrip('/')}/owner/{sid}?token={token}")
+    _print_owner_access(sid, args.base_url.rstrip("/"))
     return 0
 
 
 COMMANDS = {
     "create": _cmd_create,
     "invite": _cmd_invite,
+    "reissue": _cmd_reissue,
     "serve": _cmd_serve,
     "export": _cmd_export,
     "analyze": _cmd_analyze,
@@ -222,12 +268,13 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "userstudy") -> int:
+    """`prog` is the name usage lines show (`bench study` when forwarded from bench)."""
     from .audio import ClipError
     from .create import StudyError
     from .sources import SourceError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except (StudyError, SourceError, ClipError, ValueError) as e:

@@ -24,15 +24,17 @@ import json
 import os
 import random
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
 from . import audio
-from .db import Clip, Item, Study
+from .db import AuditEvent, Clip, Item, Study
 from .protocol import (
     ANCHOR_SYSTEM,
     CRITERIA,
@@ -119,27 +121,60 @@ def select_sample(
     return pool_prompts, sample, skipped
 
 
-def _prepare_clip(
-    src: Path, system: str, prompt_id: str, media_dir: Path, rule: LoudnessRule, *, low_pass: bool = False
-) -> Clip:
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip to prepare: its key (system, prompt id), source file, and the group of clips
+    (one prompt's clips across systems, or one anchor pair) padded to a common length."""
+
+    system: str
+    prompt_id: str
+    src: Path
+    group: str
+    low_pass: bool = False
+
+
+@dataclass(frozen=True)
+class MediaPlan:
+    sample_rate: int  # the one rate every served clip of the study has
+    length: dict[str, int]  # group -> samples at sample_rate (the longest clip of the group)
+
+
+def plan_media(jobs: list[ClipJob]) -> MediaPlan:
+    """The study's common rate (the highest source rate) and each group's padded length, read
+    from the file headers only."""
+    infos = {j.src: audio.clip_info(j.src) for j in jobs}
+    rate = max(sr for _, sr in infos.values())
+    length: dict[str, int] = {}
+    for j in jobs:
+        n, sr = infos[j.src]
+        length[j.group] = max(length.get(j.group, 0), audio.resampled_length(n, sr, rate))
+    return MediaPlan(rate, length)
+
+
+def _prepare_clip(job: ClipJob, plan: MediaPlan, media_dir: Path, rule: LoudnessRule) -> Clip:
+    """Read, (low-pass,) resample to the study rate, normalise loudness, pad, write as 16-bit WAV
+    under a random name."""
+    src = job.src
     x, sr = audio.read_clip(src)
-    if low_pass:
+    if job.low_pass:
         try:
             x = audio.lowpass(x, sr)
         except ValueError as e:
             raise audio.ClipError(src, str(e)) from None
-    norm = audio.normalise_loudness(x, sr, rule)
+    x = audio.resample_to(x, sr, plan.sample_rate)
+    norm = audio.normalise_loudness(x, plan.sample_rate, rule)
+    samples = audio.pad_to(norm.samples, plan.length[job.group])
     name = secrets.token_hex(16) + ".wav"
     out = media_dir / name
-    audio.write_wav(out, norm.samples, sr)
+    audio.write_wav(out, samples, plan.sample_rate)
     return Clip(
         media_name=name,
-        system=system,
-        prompt_id=prompt_id,
+        system=job.system,
+        prompt_id=job.prompt_id,
         source_path=str(src),
         source_sha256=audio.file_sha256(src),
-        sample_rate=sr,
-        duration_s=len(x) / float(sr),
+        sample_rate=plan.sample_rate,
+        duration_s=len(samples) / float(plan.sample_rate),
         loudness_in=norm.loudness_in,
         gain_db=norm.gain_db,
         loudness_method=norm.method,
@@ -227,20 +262,25 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
     media_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        clips: dict[tuple[str, str], Clip] = {}
-
-        def add(key: tuple[str, str], src: Path, low_pass: bool = False) -> None:
-            c = _prepare_clip(src, key[0], key[1], media_dir, spec.loudness, low_pass=low_pass)
-            written.append(media_dir / c.media_name)
-            clips[key] = c
-
-        for p in sample:
-            for s in systems:
-                add((s.name, p.id), s.clips[p.id])
+        jobs = [ClipJob(sy.name, p.id, sy.clips[p.id], f"main:{p.id}") for p in sample for sy in systems]
         for p in anchor_prompts:
             assert reference is not None
-            add((REFERENCE_SYSTEM, p.id), reference.clips[p.id])
-            add((ANCHOR_SYSTEM, p.id), reference.clips[p.id], low_pass=True)
+            jobs.append(ClipJob(REFERENCE_SYSTEM, p.id, reference.clips[p.id], f"anchor:{p.id}"))
+            jobs.append(ClipJob(ANCHOR_SYSTEM, p.id, reference.clips[p.id], f"anchor:{p.id}", low_pass=True))
+        plan = plan_media(jobs)
+        # Written in an order drawn from the OS's random source (no seed to reconstruct it from),
+        # then all given one file time: neither order nor times follow the system (issue 14:
+        # A's clip was written before B's for every prompt, and served file times showed it).
+        random.SystemRandom().shuffle(jobs)
+        created_at = time.time()
+        clips: dict[tuple[str, str], Clip] = {}
+        for job in tqdm(jobs, desc="preparing clips", unit="clip", disable=len(jobs) < 20, file=sys.stderr):
+            c = _prepare_clip(job, plan, media_dir, spec.loudness)
+            written.append(media_dir / c.media_name)
+            clips[(job.system, job.prompt_id)] = c
+        file_time_ns = int(created_at) * 1_000_000_000
+        for f in written:
+            os.utime(f, ns=(file_time_ns, file_time_ns))
 
         config = {
             "protocol_version": STUDY_PROTOCOL_VERSION,
@@ -281,6 +321,14 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
                 **spec.loudness.to_dict(),
                 "method": spec.loudness.method if audio.pyloudnorm_available() else "rms",
             },
+            "media": {
+                "format": "WAV, 16-bit PCM, mono",
+                "sample_rate": plan.sample_rate,
+                "sample_rate_rule": "the highest source rate; others resampled with scipy.signal.resample_poly",
+                "length_rule": "each prompt's clips (each anchor pair) padded with trailing silence to the longest",
+                "write_order": "random.SystemRandom().shuffle; one file time (the creation second) for all",
+                "served_dither": "per audio URL TPDF +-1 LSB (RMS -93.3 dBFS), seeded by HMAC(media name, URL token)",
+            },
             "criteria": [
                 {"key": c.key, "title": c.title, "question": c.question, "shows_prompt": c.shows_prompt} for c in CRITERIA
             ],
@@ -289,7 +337,7 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
         owner_token = new_token()
         study = Study(
             name=spec.name,
-            created_at=time.time(),
+            created_at=created_at,
             protocol_version=STUDY_PROTOCOL_VERSION,
             seed=spec.seed,
             config_json=canonical_json(config),
@@ -391,8 +439,11 @@ def study_config(study: Study) -> dict:
 
 
 def rotate_owner_token(session: Session, study: Study) -> str:
+    """A new owner token (the old one stops working); recorded in the audit log, without the token."""
     token = new_token()
     study.owner_token_hash = hash_token(token)
+    session.add(AuditEvent(study_id=study.id, at=time.time(), action="rotate_owner_token", participant=None,
+                           detail_json="{}"))
     session.commit()
     return token
 

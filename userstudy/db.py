@@ -128,6 +128,19 @@ class Response(Base):
     server_ts: Mapped[float] = mapped_column(Float)
 
 
+class AuditEvent(Base):
+    """Owner actions that change a participant or the study's access (re-issued invitation,
+    rotated owner token). Never holds a token, only what was done, to whom and when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(64))
+    participant: Mapped[str | None] = mapped_column(String(64), nullable=True)  # label, not id
+    detail_json: Mapped[str] = mapped_column(Text)
+
+
 def default_sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 

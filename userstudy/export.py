@@ -18,12 +18,13 @@ import io
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .create import study_config
-from .db import Assignment, Base, Item, Participant, Response, Study
+from .db import Assignment, AuditEvent, Base, Item, Participant, Response, Study
 from .protocol import CRITERIA, CRITERION_KEYS, ITEM_CATCH_ANCHOR, ITEM_CATCH_REPEAT, ITEM_MAIN, STUDY_PROTOCOL_VERSION
 from .tokens import canonical_json
 
@@ -162,7 +163,22 @@ def progress(session: Session, study: Study) -> dict:
         },
         "participants": per_participant,
         "items": per_item,
+        "owner_actions": owner_actions(session, study),
     }
+
+
+def owner_actions(session: Session, study: Study) -> list[dict]:
+    """The audit log of the study (re-issued invitations, rotated owner tokens), oldest first."""
+    out = []
+    for e in session.scalars(select(AuditEvent).where(AuditEvent.study_id == study.id).order_by(AuditEvent.id)):
+        out.append({
+            "at": e.at,
+            "at_utc": datetime.fromtimestamp(e.at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "action": e.action,
+            "participant": e.participant,
+            "detail": json.loads(e.detail_json),
+        })
+    return out
 
 
 def _items_done(session: Session, participant_id: int) -> int:

@@ -5,15 +5,23 @@
 - ``join`` consumes a token exactly once into a server-side session.
 - ``record_event`` / ``vote`` accept events and answers only for the participant's current
   item, only in the paper's question order, only after both clips were played through
-  (server clock), and only once per (participant, item, criterion).
+  (server clock), and only once per (participant, item, criterion). A vote sent again with
+  the same answer (a client retrying after a lost reply) succeeds and returns the stored vote;
+  a different answer to an answered question is refused.
+- ``reissue`` (owner) gives a participant who lost their session a new invitation link; the
+  answers stay, the old link and session stop working, and the action is written to the
+  audit log.
 
 Errors are ``FlowError`` with the HTTP status the server answers with: 401 no session,
-404 unknown item or token, 409 a repeated answer, 410 a used invitation, 428 a
-precondition not met (question order, current item, playback), 429 too many events.
+404 unknown item or token, 409 a different answer to an answered question, 410 a used
+invitation, 428 a precondition not met (question order, current item, playback), 429 too
+many events.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -24,9 +32,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .create import study_config
-from .db import Assignment, Clip, Item, Participant, PlayEvent, Response, Study
+from .db import Assignment, AuditEvent, Clip, Item, Participant, PlayEvent, Response, Study
 from .protocol import CRITERIA, CRITERION_KEYS, ITEM_CATCH_REPEAT, PlaybackRule
 from .tokens import completion_code, hash_token, new_token, token_matches
+
+log = logging.getLogger("userstudy.owner")
 
 SIDES = ("left", "right")
 EVENTS = ("play", "ended")
@@ -141,14 +151,21 @@ def _assignments(session: Session, participant: Participant) -> list[Assignment]
 
 def current(session: Session, participant: Participant) -> tuple[Assignment | None, list[str], int, int]:
     """(current assignment or None when done, its answered criteria, items done, items total)."""
+    a, got, done, total, _ = _current(session, participant)
+    return a, got, done, total
+
+
+def _current(session: Session, participant: Participant) -> tuple[Assignment | None, list[str], int, int, int]:
+    """current() plus the number of questions answered over all items."""
     assigns = _assignments(session, participant)
     answered = _answer_counts(session, participant)
     done = sum(1 for a in assigns if len(answered.get(a.id, [])) == len(CRITERIA))
+    n_answers = sum(len(v) for v in answered.values())
     for a in assigns:
         got = answered.get(a.id, [])
         if len(got) < len(CRITERIA):
-            return a, got, done, len(assigns)
-    return None, [], done, len(assigns)
+            return a, got, done, len(assigns), n_answers
+    return None, [], done, len(assigns), n_answers
 
 
 def _durations(session: Session, a: Assignment) -> dict[str, float]:
@@ -199,11 +216,13 @@ def _assignment_at(session: Session, participant: Participant, position: int) ->
 def state(session: Session, participant: Participant) -> dict:
     study = session.get(Study, participant.study_id)
     assert study is not None
-    a, got, done, total = current(session, participant)
+    a, got, done, total, n_answers = _current(session, participant)
     out: dict = {
         "completed": a is None,
         "completion_code": participant.completion_code if a is None else None,
-        "progress": {"items_done": done, "items_total": total},
+        # per question, so the bar moves with every answer, not only after an item's fourth
+        "progress": {"items_done": done, "items_total": total,
+                     "questions_done": n_answers, "questions_total": total * len(CRITERIA)},
         "item": None,
     }
     if a is not None:
@@ -245,17 +264,36 @@ def record_event(
     return {"played": played_through(session, a, rule)}
 
 
+def _vote_record(a: Assignment, r: Response, replayed: bool) -> dict:
+    return {"position": a.position, "criterion": r.criterion, "choice": r.choice_side,
+            "server_ts": r.server_ts, "replayed": replayed}
+
+
+def _stored_vote(session: Session, participant: Participant, a: Assignment, criterion: str) -> Response | None:
+    return session.scalar(
+        select(Response).where(
+            Response.participant_id == participant.id, Response.item_id == a.item_id, Response.criterion == criterion
+        )
+    )
+
+
+def _replay(session: Session, participant: Participant, a: Assignment, stored: Response, choice: str) -> dict:
+    """The same answer again (a retry after a lost reply) succeeds with the stored vote; another
+    answer to an answered question is refused."""
+    if stored.choice_side != choice:
+        raise FlowError(409, "already_answered",
+                        f"{stored.criterion!r} was already answered for this item with the other clip; "
+                        "answers cannot be changed.")
+    return {**state(session, participant), "vote": _vote_record(a, stored, replayed=True)}
+
+
 def vote(session: Session, participant: Participant, position: int, criterion: str, choice: str, now: float) -> dict:
     if criterion not in CRITERION_KEYS or choice not in SIDES:
         raise FlowError(422, "bad_vote", f"criterion must be one of {CRITERION_KEYS} and choice one of {SIDES}")
     a = _assignment_at(session, participant, position)
-    exists = session.scalar(
-        select(Response.id).where(
-            Response.participant_id == participant.id, Response.item_id == a.item_id, Response.criterion == criterion
-        )
-    )
-    if exists is not None:
-        raise FlowError(409, "already_answered", f"{criterion!r} was already answered for this item.")
+    stored = _stored_vote(session, participant, a, criterion)
+    if stored is not None:
+        return _replay(session, participant, a, stored, choice)
     cur, got, _, _ = current(session, participant)
     if cur is None or cur.id != a.id:
         raise FlowError(428, "not_current_item", "Answer the items in the order they are shown.")
@@ -268,25 +306,56 @@ def vote(session: Session, participant: Participant, position: int, criterion: s
         if not all(played.values()):
             missing = [s for s in SIDES if not played[s]]
             raise FlowError(428, "playback_incomplete", f"Listen to both clips to the end first (not yet: {', '.join(missing)}).")
-    session.add(Response(
+    row = Response(
         assignment_id=a.id, participant_id=participant.id, item_id=a.item_id, criterion=criterion,
         choice_side=choice, chose_a=(choice == "left") == a.a_on_left, server_ts=now,
-    ))
+    )
+    session.add(row)
     try:
         session.flush()
-    except IntegrityError:
+    except IntegrityError:  # a concurrent copy of this request committed first
         session.rollback()
-        raise FlowError(409, "already_answered", f"{criterion!r} was already answered for this item.") from None
+        stored = _stored_vote(session, participant, a, criterion)
+        if stored is None:
+            raise
+        return _replay(session, participant, a, stored, choice)
     nxt, _, _, _ = current(session, participant)
     if nxt is None and participant.completion_code is None:
         participant.completed_at = now
         participant.completion_code = completion_code()
     session.commit()
-    return state(session, participant)
+    return {**state(session, participant), "vote": _vote_record(a, row, replayed=False)}
 
 
-def media_path(session: Session, participant: Participant, token: str) -> Path:
-    """The file behind an opaque audio URL, only for the participant it was issued to."""
+def reissue(session: Session, study: Study, label: str, base_url: str, now: float | None = None) -> Invitation:
+    """A new invitation link for participant `label` of `study`. Their answers, item order and
+    sides stay; the old link and the old session cookie stop working; the link joins once and
+    resumes at the next unanswered question. Written to the audit log (never the token)."""
+    p = session.scalar(select(Participant).where(Participant.study_id == study.id, Participant.label == label))
+    if p is None:
+        labels = session.scalars(select(Participant.label).where(Participant.study_id == study.id)).all()
+        shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
+        raise ValueError(f"study {study.name!r} has no participant {label!r} (participants: {shown or 'none'})")
+    now = time.time() if now is None else now
+    n_answers = session.scalar(
+        select(func.count()).select_from(Response).where(Response.participant_id == p.id)
+    ) or 0
+    detail = {"answers_kept": n_answers, "previous_joined_at": p.joined_at, "had_session": p.session_hash is not None,
+              "completed": p.completed_at is not None}
+    token = new_token()
+    p.token_hash = hash_token(token)
+    p.session_hash = None
+    p.joined_at = None
+    session.add(AuditEvent(study_id=study.id, at=now, action="reissue_invitation", participant=label,
+                           detail_json=json.dumps(detail, sort_keys=True)))
+    session.commit()
+    log.info("study %s: re-issued the invitation of participant %s (%d answers kept; old link and session revoked)",
+             study.name, label, n_answers)
+    return Invitation(p.id, label, token, f"{base_url.rstrip('/')}/join/{token}")
+
+
+def media_for(session: Session, participant: Participant, token: str) -> tuple[Path, str]:
+    """(file, media name) behind an opaque audio URL, only for the participant it was issued to."""
     a = session.scalar(
         select(Assignment).where(
             Assignment.participant_id == participant.id,
@@ -303,4 +372,4 @@ def media_path(session: Session, participant: Participant, token: str) -> Path:
     clip = session.get(Clip, clip_id)
     study = session.get(Study, participant.study_id)
     assert clip is not None and study is not None
-    return Path(study.media_dir) / clip.media_name
+    return Path(study.media_dir) / clip.media_name, clip.media_name

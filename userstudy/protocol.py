@@ -1,15 +1,21 @@
 """The fixed facts of the listening-study protocol (paper appendix C.3, Table 8).
 
 Bump STUDY_PROTOCOL_VERSION whenever the questions, their order, the playback gate, the
-catch trials or the exclusion rules change: the version is frozen into every study's
-config and written into every export, so results of different versions are never pooled.
+catch trials, the exclusion rules or what the participant is served change: the version is
+frozen into every study's config and written into every export, so results of different
+versions are never pooled.
+
+gb-2 (issue 14): every clip of a study is served in one WAV format (one sample rate, 16-bit
+mono), the clips of one prompt are padded with trailing silence to the same length, and every
+audio URL carries its own inaudible dither (so a repeated pair differs at byte level from its
+first showing); gb-1 studies could leak which system made a clip through file times.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-STUDY_PROTOCOL_VERSION = "gb-1"
+STUDY_PROTOCOL_VERSION = "gb-2"
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,22 @@ Routes (participants)
   GET  /join/{token}                   consume a one-time invitation -> session cookie -> /study
   GET  /study                          the study page (static HTML + JS)
   GET  /api/state                      current item, question, progress (prompt only once revealed)
-  POST /api/items/{position}/events    {"side": "left"|"right", "event": "play"|"ended", "client_ts": float}
-  POST /api/items/{position}/votes     {"criterion": ..., "choice": "left"|"right"}
-  GET  /audio/{token}                  an opaque per-participant clip URL (no system name, no path)
-Routes (owner; the owner token as ``Authorization: Bearer <token>`` or ``?token=``)
-  GET  /owner/{study}                  progress page (per participant, per item)
+  POST /api/items/{position}/events    {"side": "left"|"right", "event": "play"|"ended", "client_ts": finite float}
+  POST /api/items/{position}/votes     {"criterion": ..., "choice": "left"|"right"}; the same vote again
+                                       returns 200 with the stored vote (a retry), another answer 409
+  GET  /audio/{token}                  an opaque per-participant clip URL (no system name, no path,
+                                       no file-time validators; per-URL dither, see ``media``)
+Routes (owner; the owner token as ``Authorization: Bearer <token>`` or the ``gb_owner_<id>`` cookie
+set by the login form; a token in the URL is refused with 400, since URLs end up in logs)
+  GET  /owner/{study}/login            login form (the same page whether or not the study exists)
+  POST /owner/{study}/login            form field ``token`` -> cookie -> /owner/{study}
+  GET  /owner/{study}                  progress page (per participant, per item, owner actions)
   GET  /owner/{study}/progress.json
   GET  /owner/{study}/export.json      all responses + protocol version + database SHA-256
   GET  /owner/{study}/export.csv
+An unknown study and a wrong or missing owner token get the same 403 answer, so study ids and
+names cannot be probed. Bodies over 4 KiB get 413 before they are read (``limits``); tokens
+are redacted from every log line (``logs``).
 """
 
 from __future__ import annotations
@@ -20,23 +28,35 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from . import logs
 from . import participation as flow
 from .create import StudyError, find_study, study_config
 from .db import Study, init_db, make_engine, session_factory
 from .export import export_study, progress
+from .limits import MAX_BODY_BYTES, BodyLimitMiddleware
+from .media import parse_range, served_wav
 from .protocol import STUDY_PROTOCOL_VERSION
-from .tokens import token_matches
+from .tokens import hash_token, token_matches
 
 SESSION_COOKIE = "gb_session"
+OWNER_COOKIE_PREFIX = "gb_owner_"  # + study id; path /owner/, HttpOnly, SameSite=Strict
+MAX_POSITION = 2**31 - 1  # positions are small; 2**70 overflowed SQLite's INTEGER into a 500
+_NO_STUDY_HASH = hash_token("no such study")  # compared against, so both failures cost the same
+OWNER_DENIED = ("This page needs the study owner's token: send it as 'Authorization: Bearer <token>' "
+                "or log in at /owner/<study>/login.")
+Position = Annotated[int, PathParam(ge=0, le=MAX_POSITION)]
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; media-src 'self'; "
@@ -52,7 +72,7 @@ SECURITY_HEADERS = {
 class EventIn(BaseModel):
     side: Literal["left", "right"]
     event: Literal["play", "ended"]
-    client_ts: float | None = None
+    client_ts: float | None = Field(default=None, allow_inf_nan=False)  # NaN / Infinity -> 422
 
 
 class VoteIn(BaseModel):
@@ -71,8 +91,11 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
     Sessions = session_factory(engine)
     templates = _templates()
 
+    logs.install()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        logs.install()  # again: the server configures its logging after the app is built
         yield
         engine.dispose()
 
@@ -90,6 +113,18 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
             response.headers.setdefault(k, v)
         return response
 
+    # Added last, so it runs first: no request body reaches routing or authentication unchecked.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError):
+        # Never echo the input: it may be NaN (not JSON) or large; where and why is enough.
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        where = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": {"code": "invalid_request", "message": f"Invalid request ({where}).",
+                                        "errors": errors}}, status_code=422)
+
     @app.exception_handler(flow.FlowError)
     async def flow_error(request: Request, exc: flow.FlowError):
         if request.url.path.startswith(("/api/", "/audio/", "/owner/")) and not _wants_html(request):
@@ -105,16 +140,23 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
         return flow.participant_for_session(s, request.cookies.get(SESSION_COOKIE))
 
     def owned_study(study: str, request: Request, s: Session = Depends(db)) -> Study:
-        token = request.query_params.get("token")
+        if "token" in request.query_params:
+            raise flow.FlowError(400, "token_in_url", "Do not put the owner token in the URL (URLs end up in logs "
+                                 "and browser history): " + OWNER_DENIED)
+        token = None
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
         try:
-            st = find_study(s, study)
+            st: Study | None = find_study(s, study)
         except StudyError:
-            raise flow.FlowError(404, "unknown_study", "No such study.") from None
-        if not token or not token_matches(token, st.owner_token_hash):
-            raise flow.FlowError(403, "owner_only", "This page needs the study owner's token.")
+            st = None
+        if token is None and st is not None:
+            token = request.cookies.get(f"{OWNER_COOKIE_PREFIX}{st.id}")
+        # One answer for an unknown study and for a wrong or missing token: ids cannot be probed.
+        ok = token_matches(token or "", st.owner_token_hash if st is not None else _NO_STUDY_HASH)
+        if st is None or not token or not ok:
+            raise flow.FlowError(403, "owner_only", OWNER_DENIED)
         return st
 
     @app.get("/", response_class=HTMLResponse)
@@ -144,29 +186,57 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
         return flow.state(s, p)
 
     @app.post("/api/items/{position}/events")
-    def api_event(position: int, body: EventIn, p=Depends(participant), s: Session = Depends(db)):
+    def api_event(position: Position, body: EventIn, p=Depends(participant), s: Session = Depends(db)):
         return flow.record_event(s, p, position, body.side, body.event, body.client_ts, app.state.clock())
 
     @app.post("/api/items/{position}/votes")
-    def api_vote(position: int, body: VoteIn, p=Depends(participant), s: Session = Depends(db)):
+    def api_vote(position: Position, body: VoteIn, p=Depends(participant), s: Session = Depends(db)):
         return flow.vote(s, p, position, body.criterion, body.choice, app.state.clock())
 
     @app.get("/audio/{token}")
-    def audio(token: str, p=Depends(participant), s: Session = Depends(db)):
-        path = flow.media_path(s, p, token)
+    def audio(token: str, request: Request, p=Depends(participant), s: Session = Depends(db)):
+        path, media_name = flow.media_for(s, p, token)
         if not path.is_file():
             raise flow.FlowError(404, "audio_missing", "This audio file is missing on the server.")
-        # No filename, no Content-Disposition: nothing in the response names the system.
-        resp = FileResponse(path, media_type="audio/wav")
-        resp.headers["Cache-Control"] = "private, max-age=3600"
+        # Bytes depend on the samples and the token only (per-URL dither); headers are the same for
+        # every clip: no filename, no Last-Modified, no ETag (the old one hashed the file time).
+        data = served_wav(path, media_name, token)
+        headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600, no-transform"}
+        rng = parse_range(request.headers.get("range"), len(data))
+        if rng == "unsatisfiable":
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
+        if rng is None:
+            return Response(data, media_type="audio/wav", headers=headers)
+        assert not isinstance(rng, str)
+        return Response(data[rng.start:rng.end + 1], status_code=206, media_type="audio/wav",
+                        headers={**headers, "Content-Range": f"bytes {rng.start}-{rng.end}/{len(data)}"})
+
+    @app.get("/owner/{study}/login", response_class=HTMLResponse)
+    def owner_login_page(study: str):
+        return templates.get_template("owner_login.html").render(study=study, message=None)
+
+    @app.post("/owner/{study}/login")
+    async def owner_login(study: str, request: Request):
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        with Sessions() as s:
+            try:
+                st: Study | None = find_study(s, study)
+            except StudyError:
+                st = None
+        ok = token_matches(token, st.owner_token_hash if st is not None else _NO_STUDY_HASH)
+        if st is None or not token or not ok:
+            html = templates.get_template("owner_login.html").render(study=study, message=OWNER_DENIED)
+            return HTMLResponse(html, status_code=403)
+        resp = RedirectResponse(f"/owner/{study}", status_code=303)
+        resp.set_cookie(f"{OWNER_COOKIE_PREFIX}{st.id}", token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", max_age=60 * 60 * 12, path="/owner/")
         return resp
 
     @app.get("/owner/{study}", response_class=HTMLResponse)
-    def owner_page(request: Request, st: Study = Depends(owned_study), s: Session = Depends(db)):
-        token = request.query_params.get("token", "")
+    def owner_page(st: Study = Depends(owned_study), s: Session = Depends(db)):
         return templates.get_template("owner.html").render(
-            study=st, config=study_config(st), progress=progress(s, st), token=token,
-            protocol_version=STUDY_PROTOCOL_VERSION,
+            study=st, config=study_config(st), progress=progress(s, st), protocol_version=STUDY_PROTOCOL_VERSION,
         )
 
     @app.get("/owner/{study}/progress.json")

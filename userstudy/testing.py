@@ -60,9 +60,14 @@ def make_inputs(
     captions: dict[str, str] | None = None,
     id_column: str = "id",
     run_dir_for: tuple[str, ...] = (),
+    durations: dict[str, float] | None = None,
+    rates: dict[str, int] | None = None,
 ) -> Inputs:
     """Prompt i has a caption of i+2 words; systems in `run_dir_for` are laid out like the bench
-    run store (<root>/<split>/<model>/<hash>/clips + manifest.json)."""
+    run store (<root>/<split>/<model>/<hash>/clips + manifest.json). `durations` / `rates` give a
+    system clips of another length / sample rate than `duration_s` / 16 kHz."""
+    durations = durations or {}
+    rates = rates or {}
     root = Path(root)
     missing = missing or {}
     ids = [f"pr{i:03d}" for i in range(n_prompts)]
@@ -91,8 +96,8 @@ def make_inputs(
         for i, pid in enumerate(ids):
             if pid in missing.get(name, []):
                 continue
-            write_tone(clips / f"{pid}.wav", 220.0 * (k + 1) + 10 * i, duration_s, amp=0.1 + 0.2 * k,
-                       noise=0.02 * k, seed=i)
+            write_tone(clips / f"{pid}.wav", 220.0 * (k + 1) + 10 * i, durations.get(name, duration_s),
+                       sr=rates.get(name, 16_000), amp=0.1 + 0.2 * k, noise=0.02 * k, seed=i)
     ref_dir = None
     if reference:
         ref_dir = root / "reference"
@@ -137,14 +142,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(db_url: str, timeout_s: float = 30.0) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve_process(db_url: str, timeout_s: float = 30.0, log_path: Path | None = None
+                  ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run ``python -m userstudy serve`` as a child process on 127.0.0.1 and a free port; yields
-    (base URL, process). The process is stopped on exit (SIGTERM, then SIGKILL) if still alive."""
+    (base URL, process). The process is stopped on exit (SIGTERM, then SIGKILL) if still alive.
+    With `log_path`, everything the server prints (stdout: access log; stderr) goes to that file."""
     port = free_port()
-    log = tempfile.TemporaryFile()
+    log = open(log_path, "w+b") if log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "userstudy", "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=log,
+        stdout=log if log_path is not None else subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -8,10 +8,26 @@ let state = null;
 let position = null; // position of the item whose clips are loaded
 const $ = (id) => document.getElementById(id);
 
-async function api(path, body) {
+const RETRY_DELAYS_MS = [300, 1000, 2500, 5000];
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// `retry`: send again when the reply is lost (network error, or a proxy's 502/503/504). Only for
+// votes: the server answers a repeated identical vote with the stored vote, so a vote committed
+// just before the server died is not reported as an error.
+async function api(path, body, retry = false) {
   const opts = { credentials: "same-origin", headers: { "Content-Type": "application/json" } };
   if (body !== undefined) { opts.method = "POST"; opts.body = JSON.stringify(body); }
-  const r = await fetch(path, opts);
+  let r = null;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      r = await fetch(path, opts);
+      if (!(retry && [502, 503, 504].includes(r.status))) break;
+    } catch (e) {
+      if (!retry || attempt >= RETRY_DELAYS_MS.length) throw e;
+    }
+    if (attempt >= RETRY_DELAYS_MS.length) break;
+    await sleep(RETRY_DELAYS_MS[attempt]);
+  }
   let data = null;
   try { data = await r.json(); } catch (e) { data = null; }
   if (!r.ok) {
@@ -40,7 +56,7 @@ function loadClips(item) {
 function renderPlayed(played) {
   for (const side of SIDES) {
     const s = $(`status-${side}`);
-    s.textContent = played[side] ? "\u2713 played to the end" : "not played to the end yet";
+    s.textContent = played[side] ? "played to the end" : "not played to the end yet";
     s.classList.toggle("ok", !!played[side]);
   }
   const unlocked = played.left && played.right;
@@ -55,8 +71,9 @@ function render(st) {
   $("progress-text").textContent = st.completed
     ? `All ${p.items_total} items done`
     : `Item ${st.item.number} of ${p.items_total} \u00b7 question ${st.item.step} of ${st.item.steps}`;
-  $("progress-bar").max = Math.max(1, p.items_total);
-  $("progress-bar").value = p.items_done;
+  // per question: the bar moves with every answer, not only after an item's fourth
+  $("progress-bar").max = Math.max(1, p.questions_total);
+  $("progress-bar").value = p.questions_done;
   if (st.completed) {
     for (const side of SIDES) $(`audio-${side}`).pause();
     $("item").hidden = true;
@@ -100,7 +117,7 @@ async function vote(side) {
   $("vote-left").disabled = true;
   $("vote-right").disabled = true;
   try {
-    render(await api(`/api/items/${item.position}/votes`, { criterion: item.criterion.key, choice: side }));
+    render(await api(`/api/items/${item.position}/votes`, { criterion: item.criterion.key, choice: side }, true));
     showError(null);
   } catch (e) {
     showError(e);
@@ -113,6 +130,11 @@ function wire() {
     const a = $(`audio-${side}`);
     const button = $(`play-${side}`);
     const label = side === "left" ? "clip 1" : "clip 2";
+    // the glyph is a CSS shape (class "playing" turns the triangle into two bars): no symbol font
+    const setPlaying = (playing) => {
+      button.classList.toggle("playing", playing);
+      button.querySelector(".label").textContent = `${playing ? "Pause" : "Play"} ${label}`;
+    };
     button.addEventListener("click", () => {
       if (a.paused) {
         for (const other of SIDES) if (other !== side) $(`audio-${other}`).pause();
@@ -121,9 +143,9 @@ function wire() {
         a.pause();
       }
     });
-    a.addEventListener("play", () => { button.textContent = `\u23f8 Pause ${label}`; sendEvent(side, "play"); });
-    a.addEventListener("pause", () => { button.textContent = `\u25b6 Play ${label}`; });
-    a.addEventListener("ended", () => { button.textContent = `\u25b6 Play ${label}`; sendEvent(side, "ended"); });
+    a.addEventListener("play", () => { setPlaying(true); sendEvent(side, "play"); });
+    a.addEventListener("pause", () => { setPlaying(false); });
+    a.addEventListener("ended", () => { setPlaying(false); sendEvent(side, "ended"); });
     a.addEventListener("timeupdate", () => {
       if (a.duration > 0) $(`time-${side}`).value = a.currentTime / a.duration;
     });
