@@ -240,6 +240,13 @@ def test_errors_reported_per_file_and_run_continues(local_run, dataset):
     assert errors[0]["file"].endswith("subs/v4.vtt") and "line 3: cue block without a timing line" in errors[0]["reason"]
     assert errors[1]["file"].endswith("media/missing.mp4") and "not found" in errors[1]["reason"]
     assert res.errors == errors
+    # v7: the list says 14 s, the audio holds 12 s: processed, and reported with both durations
+    warnings = json.loads((out / "report.json").read_text())["warnings"]
+    got = [(w["video_id"], w["kind"], w["declared_by"], w["declared_duration"], w["decoded_duration"])
+           for w in warnings]  # fmt: skip
+    assert got == [("v7", "decoded_short", "list", 14.0, 12.0)]
+    assert warnings[0]["file"].endswith("media/v7.wav") and "the video list says 14.000 s" in warnings[0]["reason"]
+    assert res.warnings == warnings
 
 
 def test_statistics_and_figures(local_run):
@@ -269,6 +276,7 @@ def test_statistics_and_figures(local_run):
     assert v7["n_planned_segments"] == 2 and v7["segment_time"] == pytest.approx(12.0)
     dropped = pq.read_table(out / "dropped.parquet").to_pylist()
     assert [(d["video_id"], d["start"], d["end"], d["keyword"]) for d in dropped] == [("odd/id 2", 0.0, 3.0, "speaking")]
+    assert dropped[0]["reason"] == "'speaking' (rule 'speaking')"  # each drop's reason is recorded
 
 
 def test_captioner_batches_across_videos_with_metadata(local_run, dataset):
@@ -402,7 +410,7 @@ def test_cli(dataset, tmp_path, capsys):
     cap = capsys.readouterr()
     assert rc == 0
     summary = json.loads(cap.out.strip().splitlines()[-1])
-    assert summary == {"manifest": str(tmp_path / "o" / "manifest.jsonl"), "clips": 1, "errors": 1}
+    assert summary == {"manifest": str(tmp_path / "o" / "manifest.jsonl"), "clips": 1, "errors": 1, "warnings": 0}
     assert "v4: transcript:" in cap.err and "2 listed" in cap.err
     row = read_jsonl(tmp_path / "o" / "manifest.jsonl")[0]
     assert row["sample_rate"] == 44100 and sf.info(tmp_path / "o" / row["audio"]).samplerate == 44100  # --clip-rate 0: the source's rate

@@ -59,7 +59,7 @@ def test_vtt_header_only_has_no_cues(tmp_path):
         ("WEBVTT\n\n00:00:05.000 --> 00:00:02.000\nhi\n", "line 3: cue ends (2000 ms) before it starts (5000 ms)"),
         ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n\njust text\n", "line 6: cue block without a timing line"),
         ("WEBVTT\n00:00:01.000 --> 00:00:02.000\nhi\n", "line 2: cue inside the header block"),
-        ("", "missing 'WEBVTT' header"),
+        ("", "empty file"),  # issue 20: not "missing 'WEBVTT' header"
     ],
 )
 def test_vtt_malformed(tmp_path, text, reason):

@@ -129,26 +129,24 @@ def cmd_caption(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from genau_core.autocap.captioner import load_captioner
     from genau_core.autocap.evaluate import evaluate, table1
-    from genau_core.autocap.metrics import FAMILIES
+    from genau_core.autocap.metrics import FAMILIES, CaptionMetricsError
 
     families = tuple(f.strip() for f in args.metrics.split(",") if f.strip())
     bad = [f for f in families if f not in FAMILIES]
     if bad:
         raise SystemExit(f"autocap: unknown metrics {bad}; choose from {', '.join(FAMILIES)}")
     cap = load_captioner(args.model, checkpoint=args.checkpoint, device=args.device, num_beams=args.beams, allow_pickle=args.allow_pickle)
-    res = evaluate(
-        cap, args.split, split_csv=args.split_csv, ref_dir=args.ref_dir, batch_size=args.batch_size,
-        limit=args.limit, families=families, use_metadata=not args.no_metadata,
-    )  # fmt: skip
+    try:
+        res = evaluate(
+            cap, args.split, split_csv=args.split_csv, ref_dir=args.ref_dir, batch_size=args.batch_size,
+            limit=args.limit, families=families, use_metadata=not args.no_metadata, captions_out=args.captions_out,
+        )  # fmt: skip
+    except CaptionMetricsError as e:
+        kept = f"; the captions are in {args.captions_out}" if args.captions_out else "; --captions-out FILE keeps them"
+        raise SystemExit(f"autocap: {e}{kept}") from None
     print(table1([res]))
     if res.missing:
         print(f"\n{len(res.missing)} clips missing, e.g. " + "; ".join(f"{k}: {v}" for k, v in list(res.missing.items())[:5]))
-    if args.captions_out:
-        with open(args.captions_out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "caption", "references"])
-            for k, c in res.captions.items():
-                w.writerow([k, c, " | ".join(res.references[k])])
     if args.json:
         Path(args.json).write_text(json.dumps(res.as_dict(), indent=2) + "\n")
     return 0
@@ -199,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="first N clips only")
     e.add_argument("--metrics", default="bleu,rouge,meteor,cider,spice")
     e.add_argument("--no-metadata", action="store_true", help="ignore the split's metadata columns")
-    e.add_argument("--captions-out", default=None, help="write id, caption, references CSV")
+    e.add_argument(
+        "--captions-out", default=None, help="write id, caption, references CSV (before the metrics, which need Java)"
+    )
     e.add_argument("--json", default=None, help="write the result as JSON")
     model_args(e)
     e.set_defaults(func=cmd_eval)

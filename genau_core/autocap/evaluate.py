@@ -2,12 +2,16 @@
 
 Every clip of the split is captioned from its audio (with its metadata when the split has
 any); clips whose audio is missing or unreadable are counted as missing and listed, never
-dropped silently. Scores use all references of a clip (AudioCaps: 5). The paper's row is
-printed beside ours for the AudioCaps split (the paper scored the 876 clips it could download).
+dropped silently. With `captions_out` the captions are written (atomically) right after
+captioning, before the metrics run, so a machine without Java keeps them. Scores use all
+references of a clip (AudioCaps: 5). The paper's row is printed beside ours for the AudioCaps
+split (the paper scored the 876 clips it could download).
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +56,20 @@ class EvalResult:
         }
 
 
+def write_captions_csv(path: str | Path, captions: dict[str, str], references: dict[str, tuple[str, ...]]) -> Path:
+    """id, caption, references (joined by ' | '); written to a temp file and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "caption", "references"])
+        for k, c in captions.items():
+            w.writerow([k, c, " | ".join(references.get(k, ()))])
+    os.replace(tmp, path)
+    return path
+
+
 def evaluate(
     captioner: AutoCapCaptioner,
     split: str,
@@ -62,6 +80,7 @@ def evaluate(
     limit: int | None = None,
     families: Sequence[str] = FAMILIES,
     use_metadata: bool = True,
+    captions_out: str | Path | None = None,
 ) -> EvalResult:
     sp, records = load_records(split, split_csv=split_csv, ref_dir=ref_dir)
     missing = {r.id: "no audio file" for r in records if r.audio is None}
@@ -81,6 +100,8 @@ def evaluate(
     if not captions:
         raise ValueError(f"{sp.source}: no clip could be captioned ({len(missing)} missing)")
     refs = {r.id: tuple(r.captions) for r in present if r.id in captions}
+    if captions_out is not None:  # before the metrics: they need Java, the captions do not
+        write_captions_csv(captions_out, captions, refs)
     scores = caption_metrics(captions, refs, families=families)
     return EvalResult(
         model=captioner.name,

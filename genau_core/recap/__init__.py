@@ -6,16 +6,20 @@ ambient-audio clips, with a manifest that `bench` and `genau train` read directl
     result.manifest            # data/recap/manifest.jsonl
 
 Stages (each its own module): transcripts (VTT / SRT / json3 -> cues), segments (cue-free
-intervals > 1 s, cut to <= 10 s), decode (PyAV / soundfile), caption (any `Captioner`),
-filters (merge identical consecutive captions, drop speech/music keywords), tables + stats
-(Parquet / JSONL, histograms, rejection rate), engines (local, Ray Data), store (shards,
-resume). CLI: `genau recap` / `python -m genau_core.recap`.
+intervals > 1 s, cut to <= 10 s), decode (PyAV / soundfile; declared vs decoded length),
+caption (any `Captioner`, on the audio as written), filters (merge identical consecutive
+captions of one gap, drop speech/music captions by the rules of keyword_rules +
+data/speech_music_rules.txt, measured by filter_eval on data/filter_eval.csv), tables + stats
+(Parquet / JSONL, histograms, rejection rate), engines (local, Ray Data; ray_procs stops what a
+killed Ray run left), store (shards, resume). CLI: `genau recap` / `python -m genau_core.recap`.
+Rules, labels and deliberate choices: docs/recap.md.
 """
 
 from genau_core.recap.caption import load_captioner
 from genau_core.recap.fetch import CommandFetcher, FetchError, Fetcher, LocalFetcher, make_fetcher
 from genau_core.recap.filters import DEFAULT_KEYWORDS, FilterRules, KeywordFilter, merge_identical
 from genau_core.recap.inputs import VideoItem, VideoListError, read_video_list
+from genau_core.recap.keyword_rules import Hit, RuleError, RuleSet
 from genau_core.recap.segments import SegmentPlan, SegmentRules, plan_segments
 from genau_core.recap.transcripts import Cue, Transcript, TranscriptError, read_transcript
 
@@ -37,10 +41,13 @@ __all__ = [
     "FetchError",
     "Fetcher",
     "FilterRules",
+    "Hit",
     "KeywordFilter",
     "LocalFetcher",
     "RecapConfig",
     "RecapResult",
+    "RuleError",
+    "RuleSet",
     "SegmentPlan",
     "SegmentRules",
     "Transcript",

@@ -7,8 +7,13 @@
 Outputs in --out: manifest.jsonl / manifest.parquet (id, caption, audio, dataset_id, video_id,
 start, end, ...; readable by `bench run --split OUT/manifest.jsonl` and `genau train ldm
 --manifest OUT/manifest.jsonl`), clips/, segments.parquet, dropped.parquet, videos.parquet,
-report.json (one entry per failing file), stats.json, figures/*.png, runs.jsonl.
+report.json ("errors": one entry per failing file; "warnings": media that decode shorter than
+declared, with both durations), stats.json, figures/*.png, runs.jsonl.
 Re-running the same command skips finished shards and resumes a killed run.
+
+The speech/music filter's rules: genau_core/recap/data/speech_music_rules.txt (documented
+there and in docs/recap.md); `--keywords FILE` replaces them with yours (same format; a plain
+keyword per line works), `--extra-keyword` adds one.
 """
 
 from __future__ import annotations
@@ -36,8 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("filters")
     f.add_argument("--no-merge", action="store_true", help="do not merge consecutive segments with identical captions")
     f.add_argument("--max-clip", type=float, default=None, help="cap on a merged clip's duration (s)")
-    f.add_argument("--keywords-file", default=None, help="speech/music keywords, one per line (replaces the default list)")
-    f.add_argument("--extra-keyword", action="append", default=[], help="add a keyword (repeatable)")
+    f.add_argument(
+        "--keywords", "--keywords-file", dest="keywords_file", default=None, metavar="FILE",
+        help="speech/music rules, one per line (a keyword, or a rule as in "
+        "genau_core/recap/data/speech_music_rules.txt); replaces the default rules",
+    )  # fmt: skip
+    f.add_argument("--extra-keyword", action="append", default=[], help="add a keyword or rule line (repeatable)")
     f.add_argument("--no-keyword-filter", action="store_true", help="keep every caption")
     o = p.add_argument_group("output")
     o.add_argument("--no-clips", action="store_true", help="write no audio: rows locate clips by source, start, end")
@@ -66,6 +75,9 @@ def config_from_args(args: argparse.Namespace):
         keywords: tuple[str, ...] = ()
     else:
         keywords = read_keywords(args.keywords_file) if args.keywords_file else DEFAULT_KEYWORDS
+        from genau_core.recap.keyword_rules import default_classes, parse_lines
+
+        parse_lines([("--extra-keyword", k) for k in args.extra_keyword], default_classes())  # bad ones stop here
         keywords = keywords + tuple(args.extra_keyword)
     return RecapConfig(
         videos=args.videos,
@@ -116,14 +128,20 @@ def cmd_recap(args: argparse.Namespace) -> int:
     )
     print(
         f"segments: {c['raw_segments']} raw -> {c['clips_after_merge']} after merge -> {c['final_clips']} clips "
-        f"({c['dropped_by_keyword']} dropped by keyword); rejected time: {'-' if rej is None else f'{100 * rej:.1f} %'}",
+        f"({c['dropped_by_keyword']} dropped as speech/music); "
+        f"rejected time: {'-' if rej is None else f'{100 * rej:.1f} %'}",
         file=sys.stderr,
     )
+    for w in res.warnings[:20]:
+        print(f"  {w['video_id']}: decoded short: {w['file']}: {w['reason']}", file=sys.stderr)
+    if len(res.warnings) > 20:
+        print(f"  ... {len(res.warnings) - 20} more warnings in {res.out / 'report.json'}", file=sys.stderr)
     for e in res.errors[:20]:
         print(f"  {e['video_id']}: {e['stage']}: {e['file']}: {e['reason']}", file=sys.stderr)
     if len(res.errors) > 20:
         print(f"  ... {len(res.errors) - 20} more in {res.out / 'report.json'}", file=sys.stderr)
-    print(json.dumps({"manifest": str(res.manifest), "clips": c["final_clips"], "errors": len(res.errors)}))
+    print(json.dumps({"manifest": str(res.manifest), "clips": c["final_clips"], "errors": len(res.errors),
+                      "warnings": len(res.warnings)}))  # fmt: skip
     return 0
 
 

@@ -90,7 +90,7 @@ class LocalEngine(Engine):
             batch = pending[:n]
             del pending[:n]
             meta = [plans[d.vidx].item.metadata for d in batch]
-            for d, c in zip(batch, caption_segments(cap, self._label, batch, meta, bs)):
+            for d, c in zip(batch, caption_segments(cap, self._label, batch, meta, bs, self.s.clip_sample_rate)):
                 captioned.setdefault(d.vidx, []).append(c)
 
         for vidx, item in enumerate(tqdm(items, desc=desc or "videos", unit="video", disable=not self.s.progress, leave=False)):

@@ -92,6 +92,18 @@ def _path(base: Path, value) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+def _not_utf8(path: Path) -> str:
+    """Where a list stops being UTF-8 (the csv reader decodes in chunks, so its offset is not the file's)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        off = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, off) + 1
+        return f"{path}:{line}: not UTF-8 text (byte {off}: {data[off:off + 1]!r}); save the list as UTF-8"
+    return f"{path}: not UTF-8 text; save the list as UTF-8"
+
+
 def read_video_list(path: str | Path) -> list[VideoItem]:
     path = Path(path)
     if not path.is_file():
@@ -106,6 +118,8 @@ def read_video_list(path: str | Path) -> list[VideoItem]:
             raise VideoListError(f"{path}: unknown list type {suffix!r} (use .csv or .jsonl)")
     except SplitError as e:
         raise VideoListError(str(e)) from None
+    except UnicodeDecodeError:
+        raise VideoListError(_not_utf8(path)) from None
     base = path.parent.resolve()
     items: list[VideoItem] = []
     seen: dict[str, int] = {}

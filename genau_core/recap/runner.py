@@ -9,6 +9,7 @@ run with the other engine produce the same bytes.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.runs.store import atomic_write_json
+from genau_core.recap import ray_procs
 from genau_core.recap import tables as T
 from genau_core.recap.engine import Engine, EngineSettings, make_engine
 from genau_core.recap.fetch import Fetcher, LocalFetcher
@@ -74,6 +76,7 @@ class RecapResult:
     wall_s: float
     stats: dict
     errors: list[dict]
+    warnings: list[dict] = field(default_factory=list)  # media that decode short, with both durations
 
     @property
     def manifest(self) -> Path:
@@ -92,6 +95,25 @@ def _error_entry(plan: VideoPlan) -> dict:
     return {"video_id": plan.item.video_id, "line": plan.item.line, "status": plan.status, "stage": plan.stage, "file": plan.error_file, "reason": plan.error}
 
 
+def _short_entry(plan: VideoPlan) -> dict:
+    """A video whose audio decodes shorter than its file (or the list) declares."""
+    declared = plan.media_declared_ms if plan.short_declared_by == "media" else plan.duration_ms
+    return {
+        "video_id": plan.item.video_id,
+        "line": plan.item.line,
+        "kind": "decoded_short",
+        "file": plan.item.media or plan.item.video_id,
+        "declared_by": plan.short_declared_by,
+        "declared_duration": _s(declared),
+        "decoded_duration": _s(plan.decoded_ms),
+        "reason": plan.short_note,
+    }
+
+
+def _opt_s(ms: int) -> float | None:
+    return None if ms < 0 else _s(ms)
+
+
 def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, settings_h: str) -> tuple[int, int]:
     """Process one shard and write its tables, then its done marker. Returns (videos, segments)."""
     store.reset(shard)
@@ -102,14 +124,14 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
     folder = store.clip_folder(shard)
     for plan in plans:
         segs: list[CaptionedSegment] = captioned.get(plan.vidx, []) if plan.status == OK else []
-        kept, dropped = finalize_video(segs, cfg.filters)
+        kept, dropped = finalize_video(segs, cfg.filters, plan.segment_gaps)
         outcomes[plan.vidx] = (segs, kept, dropped)
         if cfg.write_clips and kept:
             jobs.append(WriteJob(plan.vidx, plan.item, kept, folder))
     written = {r.vidx: r for r in engine.write_shard(jobs, desc=desc)}
 
     rows = {"videos": [], "segments": [], "clips": [], "dropped": []}
-    errors = []
+    errors, warnings = [], []
     for plan in plans:
         segs, kept, dropped = outcomes[plan.vidx]
         vid = plan.item.video_id
@@ -120,8 +142,13 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
         label = segs[0].captioner if segs else ""
         for c in segs:
             rows["segments"].append({"video_id": vid, "seg_idx": c.seg_idx, "start": _s(c.start_ms), "end": _s(c.end_ms), "duration": _s(c.end_ms - c.start_ms), "caption": c.caption, "captioner": c.captioner})
-        for c, kw in dropped:
-            rows["dropped"].append({"video_id": vid, "start": _s(c.start_ms), "end": _s(c.end_ms), "duration": _s(c.duration_ms), "n_segments": c.n_segments, "caption": c.caption, "keyword": kw})
+        for c, hit in dropped:
+            rows["dropped"].append(
+                {
+                    "video_id": vid, "start": _s(c.start_ms), "end": _s(c.end_ms), "duration": _s(c.duration_ms),
+                    "n_segments": c.n_segments, "caption": c.caption, "keyword": hit.keyword, "reason": hit.reason,
+                }
+            )  # fmt: skip
         for k, c in enumerate(kept):
             rows["clips"].append(
                 {
@@ -148,6 +175,8 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
                 "error": plan.error,
                 "transcript_format": plan.transcript_format,
                 "duration": _s(plan.duration_ms),
+                "declared_duration": _opt_s(plan.media_declared_ms),
+                "decoded_duration": _opt_s(plan.decoded_ms),
                 "covered": _s(plan.covered_ms),
                 "gap": _s(plan.gap_ms),
                 "n_cues": plan.n_cues,
@@ -167,25 +196,30 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
         )
         if plan.status not in (OK, NO_TRANSCRIPT):
             errors.append(_error_entry(plan))
+        elif plan.short_note:
+            warnings.append(_short_entry(plan))
     d = store.shard_dir(shard)
     for name, schema in T.SCHEMAS.items():
         T.write_parquet(T.to_table(rows[name], schema), d / f"{name}.parquet")
-    atomic_write_json(d / "report.json", {"shard": shard.name, "errors": errors})
+    atomic_write_json(d / "report.json", {"shard": shard.name, "errors": errors, "warnings": warnings})
     n_segments = len(rows["segments"])
     store.mark_done(shard, settings_h, {"videos": len(plans), "segments": n_segments, "clips": len(rows["clips"]), "errors": len(errors)})
     cfg.fetcher.release(shard.items)
     return len(plans), n_segments
 
 
-def combine(store: Store, shards: list[Shard], cfg: RecapConfig) -> tuple[dict, list[dict]]:
+def combine(store: Store, shards: list[Shard], cfg: RecapConfig) -> tuple[dict, list[dict], list[dict]]:
     """Rebuild the combined outputs from the shard tables (deterministic)."""
     parts = {name: [] for name in T.SCHEMAS}
     errors: list[dict] = []
+    warnings: list[dict] = []
     for shard in shards:
         d = store.shard_dir(shard)
         for name, schema in T.SCHEMAS.items():
             parts[name].append(T.read_parquet(d / f"{name}.parquet", schema))
-        errors.extend(json.loads((d / "report.json").read_text())["errors"])
+        report = json.loads((d / "report.json").read_text())
+        errors.extend(report["errors"])
+        warnings.extend(report.get("warnings", []))
     tables = {name: T.concat(parts[name], schema) for name, schema in T.SCHEMAS.items()}
     clips = tables["clips"]
     ids = clips.column("id").to_pylist()
@@ -199,21 +233,28 @@ def combine(store: Store, shards: list[Shard], cfg: RecapConfig) -> tuple[dict, 
     stats = compute_stats(tables["videos"], tables["segments"], clips, tables["dropped"])
     stats["settings"] = cfg.settings()
     stats["errors"] = len(errors)
+    stats["warnings"] = len(warnings)
     atomic_write_json(root / "stats.json", stats)
-    atomic_write_json(root / "report.json", {"errors": errors})
+    atomic_write_json(root / "report.json", {"errors": errors, "warnings": warnings})
     if cfg.figures:
         write_figures(stats, root / "figures")
-    return stats, errors
+    return stats, errors, warnings
 
 
 def run_recap(cfg: RecapConfig) -> RecapResult:
     t0 = time.perf_counter()
     items = read_video_list(cfg.videos)
+    _ = cfg.filters.keyword_filter  # compile the rules now: a bad rule stops the run before any work
     shards = make_shards(items, cfg.shard_size)
     store = Store(cfg.out)
     store.lock()
     engine: Engine | None = None
     try:
+        stopped = ray_procs.stop_stale(Path(cfg.out) / ray_procs.PROC_FILE)  # a killed Ray run's agents
+        if stopped:
+            names = ", ".join(f"{e['name']} (pid {e['pid']})" for e in stopped)
+            print(f"recap: stopped {len(stopped)} Ray processes left by a killed run on {cfg.out}: {names}",
+                  file=sys.stderr)  # fmt: skip
         settings_h = store.check_settings(cfg.settings(), restart=cfg.restart)
         store.remove_stale(len(shards))
         todo = [s for s in shards if not store.is_done(s, settings_h)]
@@ -236,9 +277,12 @@ def run_recap(cfg: RecapConfig) -> RecapResult:
                 v, s = run_shard(shard, engine, cfg, store, settings_h)
                 n_videos += v
                 n_segments += s
-        stats, errors = combine(store, shards, cfg)
+        stats, errors, warnings = combine(store, shards, cfg)
         wall = time.perf_counter() - t0
-        result = RecapResult(Path(cfg.out), len(shards), len(shards) - len(todo), len(todo), n_videos, n_segments, wall, stats, errors)
+        result = RecapResult(
+            Path(cfg.out), len(shards), len(shards) - len(todo), len(todo), n_videos, n_segments, wall, stats, errors,
+            warnings,
+        )  # fmt: skip
         with open(Path(cfg.out) / "runs.jsonl", "a", encoding="utf-8") as f:
             f.write(
                 json.dumps(

@@ -10,7 +10,9 @@ subtitle covers, and limits them to 10 s for captioning. Here:
 3. the gaps of [0, D] not covered by that union are kept when strictly longer than
    `min_segment_ms`;
 4. each kept gap is cut from its start into pieces of `max_segment_ms`; a last piece that is
-   not strictly longer than `min_segment_ms` is dropped (its time counts as rejected).
+   not strictly longer than `min_segment_ms` is dropped (its time counts as rejected). Every
+   piece records the index of its gap (`SegmentPlan.gaps_of`): merging joins only pieces of
+   one gap, so a merged clip never spans a cue, not even a zero-length one.
 
 Everything is integer arithmetic, so both engines and every re-run give the same boundaries.
 """
@@ -51,6 +53,7 @@ class SegmentRules:
 @dataclass(frozen=True)
 class SegmentPlan:
     segments: tuple[tuple[int, int], ...]  # (start_ms, end_ms), sorted, non-overlapping
+    gaps_of: tuple[int, ...]  # per segment: the index of its cue-free gap among all gaps of the video
     duration_ms: int
     covered_ms: int  # time covered by (clipped, united) cues
     gap_ms: int  # time in cue-free gaps of any length
@@ -115,10 +118,11 @@ def plan_segments(cues: Sequence[Cue], duration_ms: int, rules: SegmentRules = S
         raise ValueError(f"negative duration {duration_ms} ms")
     union, past_end = cue_union(cues, duration_ms, rules.margin_ms)
     free = gaps(union, duration_ms)
-    kept = [g for g in free if g[1] - g[0] > rules.min_ms]
-    segments = [piece for s, e in kept for piece in cut(s, e, rules.max_ms, rules.min_ms)]
+    kept = [(k, g) for k, g in enumerate(free) if g[1] - g[0] > rules.min_ms]
+    pieces = [(k, piece) for k, (s, e) in kept for piece in cut(s, e, rules.max_ms, rules.min_ms)]
     return SegmentPlan(
-        segments=tuple(segments),
+        segments=tuple(p for _, p in pieces),
+        gaps_of=tuple(k for k, _ in pieces),
         duration_ms=duration_ms,
         covered_ms=sum(e - s for s, e in union),
         gap_ms=sum(e - s for s, e in free),

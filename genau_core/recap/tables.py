@@ -5,8 +5,11 @@
               to the manifest's folder; "" when clips are not written, then `source`, `start`,
               `end` locate the clip in its source media)
     segments  every captioned raw segment (before merging and filtering: "AutoReCap-Raw")
-    dropped   clips dropped by the keyword filter, with the keyword (to audit the list)
-    videos    one row per listed video: status, the failing file and reason, times and counts
+    dropped   clips dropped by the speech/music filter, with the keyword and the reason (the
+              rule and, for rules that read context, the actor it found), to audit the rules
+    videos    one row per listed video: status, the failing file and reason, times and counts;
+              declared_duration (what the media file declares) and decoded_duration (where its
+              audio decodes to), null when the media was not decoded
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ DROPPED = pa.schema(
         ("n_segments", pa.int64()),
         ("caption", pa.string()),
         ("keyword", pa.string()),
+        ("reason", pa.string()),
     ]
 )
 VIDEOS = pa.schema(
@@ -66,6 +70,8 @@ VIDEOS = pa.schema(
         ("error", pa.string()),
         ("transcript_format", pa.string()),
         ("duration", pa.float64()),
+        ("declared_duration", pa.float64()),
+        ("decoded_duration", pa.float64()),
         ("covered", pa.float64()),
         ("gap", pa.float64()),
         ("n_cues", pa.int64()),

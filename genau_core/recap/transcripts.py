@@ -92,6 +92,8 @@ def _add(path, cues: list[Cue], where: str, start: int, end: int, text: str) -> 
 
 
 def parse_vtt(text: str, path: str | Path = "<vtt>") -> Transcript:
+    if not text.lstrip("\ufeff").strip():
+        raise TranscriptError(path, "empty file")
     lines = text.lstrip("\ufeff").split("\n")
     if not lines or not re.match(r"^WEBVTT(?:[ \t].*)?$", lines[0].rstrip("\r")):
         raise TranscriptError(path, "line 1: missing 'WEBVTT' header")
