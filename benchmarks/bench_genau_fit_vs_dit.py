@@ -1,7 +1,12 @@
 """FIT (GenAu's backbone) against a DiT of equal width and depth over the same 256 latent tokens.
 
 What is compared, per configuration (`genau-s`, `genau-l`, and a width-256 "small" twin of
-genau-s used for CPU timing):
+genau-s used for CPU timing). The genau-s / genau-l sizes are genau_core's GENAU_S / GENAU_L,
+FITTED to the paper's parameter counts (493M, 1.25B) because the release yamls
+`genau-full-{s,l}.yaml` are not in the official repository; every FLOP and parameter figure here
+inherits that fit. A real release yaml is the authority: `--release-yaml genau-s=genau-full-s.yaml`
+(and/or genau-l=...) builds that configuration's backbone from the yaml instead, and the output
+names the source of each configuration's sizes.
 - FIT: `genau_core.genau.fit.FITBackbone` exactly as configured (patch size 1 over the 256
   VAE latent frames, groups of 32, 256 latent tokens, N x (local + global) blocks + one
   local-only block, context cross-attention, read / write cross-attention).
@@ -29,7 +34,7 @@ Measured:
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/bench_genau_fit_vs_dit.py [--repeats 7] [--latency small|genau-s]
-        [--markdown RESULTS_SECTION.md]
+        [--release-yaml genau-s=PATH] [--release-yaml genau-l=PATH] [--markdown RESULTS_SECTION.md]
 """
 
 from __future__ import annotations
@@ -170,9 +175,35 @@ def on_meta(build):
         return build()
 
 
-def static_rows() -> list[dict]:
+FITTED = (
+    "fitted to the paper's parameter count (genau_core GENAU_S / GENAU_L; the release yaml is not in the official repo)"
+)
+
+
+def fit_configs(release_yamls: dict[str, str] | None = None) -> dict[str, tuple[FITConfig, str]]:
+    """name -> (FIT config, where its sizes come from): a given release yaml (the authority),
+    else our fitted GENAU_S / GENAU_L."""
+    from genau_core.genau.official import fit_config_from_official_yaml, read_release_yaml
+
+    release_yamls = dict(release_yamls or {})
+    unknown = sorted(set(release_yamls) - {"genau-s", "genau-l"})
+    if unknown:
+        raise SystemExit(f"--release-yaml {unknown[0]}=...: expected genau-s=PATH or genau-l=PATH")
+    out = {}
+    for name, fitted in (("genau-s", GENAU_S.fit), ("genau-l", GENAU_L.fit)):
+        if name in release_yamls:
+            path = release_yamls[name]
+            out[name] = (fit_config_from_official_yaml(read_release_yaml(path)), f"release yaml {path}")
+        else:
+            out[name] = (fitted, FITTED)
+    return out
+
+
+def static_rows(configs: dict[str, tuple[FITConfig, str]] | None = None) -> list[dict]:
+    configs = configs or fit_configs()
     rows = []
-    for name, cfg in (("genau-s", GENAU_S.fit), ("genau-l", GENAU_L.fit), ("small (width 256)", small_twin(GENAU_S.fit))):
+    named = [(n, c) for n, (c, _) in configs.items()]
+    for name, cfg in (*named, ("small (width 256)", small_twin(configs["genau-s"][0]))):
         fit = on_meta(lambda: FITBackbone(cfg))
         widths = sorted({cfg.patch_channels, cfg.latent_channels})
         rows.append(dict(config=name, model="FIT", width="/".join(map(str, (cfg.patch_channels, cfg.latent_channels))),
@@ -208,8 +239,9 @@ def fmt_g(x: int) -> str:
     return f"{x / 1e9:.1f}"
 
 
-def markdown(rows: list[dict], lat: dict, lat_name: str) -> str:
+def markdown(rows: list[dict], lat: dict, lat_name: str, sources: dict[str, str] | None = None) -> str:
     fit_by = {r["config"]: r for r in rows if r["model"] == "FIT"}
+    sources = sources or {n: s for n, (_, s) in fit_configs().items()}
     out = [
         "## GenAu: FIT vs DiT (benchmarks/bench_genau_fit_vs_dit.py)",
         "",
@@ -218,6 +250,9 @@ def markdown(rows: list[dict], lat: dict, lat_name: str) -> str:
         "is 2x), counted by `torch.utils.flop_counter.FlopCounterMode` on meta tensors (matmuls + attention). "
         "DiT = adaLN-Zero DiT blocks over the same 256 tokens, width as given, depth = the FIT's number of "
         "self-attention layers.",
+        "",
+        "",
+        *[f"Sizes of {n}: {src}." for n, src in sources.items()],
         "",
         "| config | backbone | width | depth | params | GFLOPs / step | vs FIT |",
         "|---|---|---|---|---:|---:|---:|",
@@ -242,17 +277,26 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--latency", choices=["small", "genau-s"], default="small")
     p.add_argument("--markdown", default=None, help="also write the markdown section to this file")
+    p.add_argument("--release-yaml", action="append", default=[], metavar="NAME=PATH",
+                   help="genau-s=PATH / genau-l=PATH: build that backbone from a real release yaml (the authority) "
+                   "instead of our sizes fitted to the paper's parameter counts")
     args = p.parse_args(argv)
-    rows = static_rows()
+    pairs = [a.split("=", 1) for a in args.release_yaml]
+    if any(len(kv) != 2 for kv in pairs):
+        raise SystemExit("--release-yaml expects NAME=PATH, e.g. genau-s=/data/genau-full-s.yaml")
+    configs = fit_configs(dict(pairs))
+    for name, (_, src) in configs.items():
+        print(f"{name}: sizes {src}")
+    rows = static_rows(configs)
     for r in rows:
         print(f"{r['config']:>18} {r['model']:>4} width {r['width']:>9} depth {r['depth']:<34} params {r['params'] / 1e6:9.2f}M "
               f"GFLOPs/step {r['flops'] / 1e9:8.2f}")
-    cfg = GENAU_S.fit if args.latency == "genau-s" else small_twin(GENAU_S.fit)
+    cfg = configs["genau-s"][0] if args.latency == "genau-s" else small_twin(configs["genau-s"][0])
     lat_name = "genau-s (full size)" if args.latency == "genau-s" else "small twin of genau-s (width 256, same depth and tokens)"
     lat = latency(cfg, cfg.patch_channels, args.repeats, args.warmup)
     print(f"CPU latency, {lat_name}: FIT {lat['fit_s'] * 1e3:.1f} ms  DiT {lat['dit_s'] * 1e3:.1f} ms  "
           f"DiT/FIT {lat['ratio_dit_over_fit']:.3f}  (median of {lat['repeats']}, batch 2)")
-    md = markdown(rows, lat, lat_name)
+    md = markdown(rows, lat, lat_name, {n: src for n, (_, src) in configs.items()})
     if args.markdown:
         Path(args.markdown).write_text(md)
     print()

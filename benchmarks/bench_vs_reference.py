@@ -142,8 +142,8 @@ def run_ours(a) -> None:
     S.sha256_file = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_file)
     S.sha256_files = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_files)
     S.build_backbone = st.wrap(lambda name, cfg: f"build + load checkpoint: {name}", S.build_backbone)
-    S.read_audio = st.wrap("decode (soundfile)", S.read_audio)
-    S.resample = st.wrap("resample (soxr-hq)", S.resample)
+    S.read_audio_channels = st.wrap("decode (soundfile)", S.read_audio_channels)
+    S.derive_input = st.wrap("derive inputs (each tool's resampler)", S.derive_input)
     S.LazyBackbone.embed = st.wrap(lambda self, w: f"forward audio: {self.name}", S.LazyBackbone.embed)
     S.LazyBackbone.embed_text = st.wrap(lambda self, t, c: f"forward text: {self.name}", S.LazyBackbone.embed_text)
     S.LazyBackbone.prepare = st.wrap("prepare (crop/pad)", S.LazyBackbone.prepare)
@@ -368,8 +368,8 @@ def main() -> int:
     L.append("### Metric values (sanity, not parity)\n")
     L.append("Not expected to match to 1e-4 here: the references are at "
              f"{args.ref_rate / 1000:g} kHz, so each tool's resampler enters (audioldm_eval: torchaudio sinc + mean "
-             "removal; VGGish: resampy; msclap: torchaudio sinc 16 -> 44.1 kHz; ours: soxr-hq everywhere; laion: "
-             "librosa soxr_hq, like ours). Parity on native-rate files is in `parity/RESULTS.partial.md`.\n")
+             "removal; VGGish: resampy; msclap: torchaudio sinc 16 -> 44.1 kHz; laion: librosa soxr_hq; ours since "
+             "protocol gb-2: each tool's own path, except VGGish = audioldm_eval main's WaveDataset). Parity on native-rate files is in `parity/RESULTS.partial.md`.\n")
     rm, om = last["reference"]["metrics"], last["ours"]["metrics"]
 
     def ours_col(prefix):

@@ -24,7 +24,8 @@ def test_demo_run_scores_and_exports_leaderboard(tmp_path, capsys):
         assert pd.notna(df.loc[0, col]), col
     assert (lb / "demo.png").stat().st_size > 1000
     record = json.loads(next(root.rglob("results/*.json")).read_text())
-    assert record["protocol_version"] == "gb-1" and record["resampler"] == "soxr-hq"
+    assert record["protocol_version"] == "gb-2" and record["resampler"] == "reference"
+    assert record["backbones"]["panns-cnn14-16k"]["resampler"] == "torchaudio-functional"  # audioldm_eval's own
     from bench.metrics.backbones._cpu_kernels import active_kernels
 
     assert record["kernels"] == active_kernels("cpu")  # which float32 CPU kernels embedded the clips

@@ -66,3 +66,26 @@ def test_gpu_sampling_script_exits_cleanly_without_cuda(capsys, monkeypatch):
     assert b.main(["--device", "cpu", "--config", "genau-tiny", "--steps", "2", "--batch-sizes", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| genau-tiny | cpu | fp32 | 1 | 2 |" in out
+
+
+def test_fit_vs_dit_takes_a_release_yaml_as_the_authority(tmp_path):
+    """Without a yaml the rows use our sizes fitted to the paper's counts (and say so); with
+    `--release-yaml genau-s=PATH` the genau-s rows are computed on the yaml's backbone."""
+    from genau_core.genau import GENAU_L
+    from tests.test_genau_mapping import _tiny_official_yaml, _write_yaml_with_module_tags
+
+    b = _load("bench_genau_fit_vs_dit")
+    fitted = b.fit_configs()
+    assert fitted["genau-s"] == (GENAU_S.fit, b.FITTED) and fitted["genau-l"] == (GENAU_L.fit, b.FITTED)
+    assert "fitted to the paper's parameter count" in b.FITTED and "not in the official repo" in b.FITTED
+    path = tmp_path / "genau-full-s.yaml"
+    _write_yaml_with_module_tags(path, _tiny_official_yaml())
+    configs = b.fit_configs({"genau-s": str(path)})
+    assert configs["genau-s"] == (GENAU_TINY.fit, f"release yaml {path}")
+    assert configs["genau-l"][1] == b.FITTED
+    rows = b.static_rows({"genau-s": configs["genau-s"]})
+    fit_row = next(r for r in rows if r["config"] == "genau-s" and r["model"] == "FIT")
+    assert fit_row["params"] == sum(p.numel() for p in b.FITBackbone(GENAU_TINY.fit).parameters())
+    md = b.markdown(rows, {"fit_s": 1.0, "dit_s": 1.0, "ratio_dit_over_fit": 1.0, "repeats": 1}, "x",
+                    {n: s for n, (_, s) in configs.items()})
+    assert f"Sizes of genau-s: release yaml {path}." in md and f"Sizes of genau-l: {b.FITTED}." in md

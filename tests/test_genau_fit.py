@@ -96,6 +96,8 @@ def test_dropout_is_active_in_training_only():
 
 @pytest.mark.parametrize("cfg, paper", [(GENAU_S, 493e6), (GENAU_L, 1.25e9)])
 def test_backbone_parameter_counts_match_the_paper_on_meta(cfg, paper):
+    # GENAU_S / GENAU_L are fitted to these counts (the release yamls are not in the official repo):
+    # this checks the fit; a release yaml, when given, is the authority (test_genau_release_options.py)
     with torch.device("meta"):
         backbone = FITBackbone(cfg.fit)
     n = sum(p.numel() for p in backbone.parameters())

@@ -83,15 +83,17 @@ def official_fit_shapes(c):
             s |= _ff(f"{p}.local_layers.{j}.1", dp, m, c.dropout)
         if b == c.blocks:
             continue  # the final block is local-only: no read / write / context / global
+        # use_cross_attention_feedforward: false -> nn.Identity() (no parameters) in FITBlockV5
+        xff = c.cross_attention_feedforward
         s |= _attn(f"{p}.latents_attend_to_patches", dl, c.read_attention.inner, dp)
-        s |= _ff(f"{p}.latents_cross_attn_ff", dl, m, 0.0)
+        s |= _ff(f"{p}.latents_cross_attn_ff", dl, m, 0.0) if xff else {}
         s |= _attn(f"{p}.latents_attend_to_context", dl, c.context_attention.inner, ctx)
-        s |= _ff(f"{p}.latents_context_attn_ff", dl, m, 0.0)
+        s |= _ff(f"{p}.latents_context_attn_ff", dl, m, 0.0) if xff else {}
         for j in range(c.global_layers_per_block):
             s |= _attn(f"{p}.global_layers.{j}.0", dl, c.global_attention.inner)
             s |= _ff(f"{p}.global_layers.{j}.1", dl, m, c.dropout)
         s |= _attn(f"{p}.patches_attend_to_latents", dp, c.write_attention.inner, dl)
-        s |= _ff(f"{p}.patches_cross_attn_ff", dp, m, 0.0)
+        s |= _ff(f"{p}.patches_cross_attn_ff", dp, m, 0.0) if xff else {}
     return s
 
 
@@ -213,9 +215,9 @@ def _fill(shapes: dict, gen: torch.Generator) -> dict:
     return out
 
 
-def official_genau_state(gen: torch.Generator) -> dict[str, torch.Tensor]:
+def official_genau_state(gen: torch.Generator, fit=None) -> dict[str, torch.Tensor]:
     sd = {}
-    sd |= {f"model.diffusion_model.{k}": v for k, v in _fill(official_fit_shapes(CFG.fit), gen).items()}
+    sd |= {f"model.diffusion_model.{k}": v for k, v in _fill(official_fit_shapes(fit or CFG.fit), gen).items()}
     sd |= {f"first_stage_model.{k}": v for k, v in _fill(official_vae_shapes(CFG.vae), gen).items()}
     sd |= {f"first_stage_model.vocoder.{k}": v for k, v in _fill(official_hifigan_shapes(CFG.vocoder, False), gen).items()}
     sd |= {"first_stage_model.loss.logvar": torch.zeros(()),
@@ -257,6 +259,8 @@ def _ref_attn(sd, p, x, heads, context=None):
 
 
 def _ref_ff(sd, p, x):
+    if f"{p}.norm.gamma" not in sd:  # use_cross_attention_feedforward: false -> nn.Identity()
+        return x
     x = _ln(x, sd, f"{p}.norm")
     h = F.gelu(F.linear(x, sd[f"{p}.net.0.weight"], sd[f"{p}.net.0.bias"]))
     i = 3 if f"{p}.net.3.weight" in sd else 2
@@ -264,7 +268,9 @@ def _ref_ff(sd, p, x):
 
 
 def reference_fit(sd, c, x, t, summary, ds):
-    """The official FIT forward (FITBlockV5, conditioning in context), eval mode, on official keys."""
+    """The official FIT forward (FITBlockV5, conditioning in context), eval mode, on official keys.
+    A cross-attention feed-forward absent from `sd` is FITBlockV5's `nn.Identity()`, still added
+    as a residual (`latents = self.latents_context_attn_ff(latents) + latents`)."""
     b = x.shape[0]
     w = sd["time_mlp.0.weights"]
     tt = t.float()[:, None]
@@ -505,15 +511,22 @@ def test_yaml_to_config_reproduces_the_tiny_layout(tmp_path):
     assert off.cond_stage_layout(y["model"]["params"]) == LAYOUT
 
 
-def write_release_files(folder, *, size: str = "tiny", seed: int = 123):
-    """Release-named files (Lightning ckpt, yaml with !module tags, VAE, HiFi-GAN, CLAP, HF snapshots), tiny sizes."""
+def write_release_files(
+    folder, *, size: str = "tiny", seed: int = 123, stem: str | None = None, yaml: dict | None = None,
+    extra_state: dict | None = None,
+):
+    """Release-named files (Lightning ckpt, yaml with !module tags, VAE, HiFi-GAN, CLAP, HF snapshots), tiny sizes.
+    `stem` names the ckpt / yaml (default genau-full-{size}); `yaml` replaces the tiny yaml; `extra_state` is
+    added to the checkpoint's state_dict (e.g. model_ema.* buffers)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
+    stem = stem or f"genau-full-{size}"
     gen = torch.Generator().manual_seed(seed)
     sd = official_genau_state(gen)
-    torch.save({"state_dict": sd, "global_step": 1, "hyper_parameters": {"note": "tiny"}}, folder / f"genau-full-{size}.ckpt")
-    _write_yaml_with_module_tags(folder / f"genau-full-{size}.yaml", _tiny_official_yaml())
+    torch.save({"state_dict": {**sd, **(extra_state or {})}, "global_step": 1, "hyper_parameters": {"note": "tiny"}},
+               folder / f"{stem}.ckpt")
+    _write_yaml_with_module_tags(folder / f"{stem}.yaml", yaml or _tiny_official_yaml())
     vae_sd = {k[len("first_stage_model."):]: v for k, v in sd.items() if k.startswith("first_stage_model.")}
     torch.save({"state_dict": vae_sd}, folder / "1dvae_64_344999.ckpt")
     torch.save({"generator": _fill(official_hifigan_shapes(CFG.vocoder, True), gen)}, folder / "hifigan_16k_64bins.ckpt")
@@ -532,7 +545,7 @@ def write_release_files(folder, *, size: str = "tiny", seed: int = 123):
     rc = {k: v for k, v in CFG.conditioning.clap_text.items() if k != "projection_dim"}
     (rob_dir / "config.json").write_text(json.dumps({"model_type": "roberta", **rc}))
     files = off.OfficialFiles(
-        ckpt=folder / f"genau-full-{size}.ckpt", yaml=folder / f"genau-full-{size}.yaml", vae_ckpt=folder / "1dvae_64_344999.ckpt",
+        ckpt=folder / f"{stem}.ckpt", yaml=folder / f"{stem}.yaml", vae_ckpt=folder / "1dvae_64_344999.ckpt",
         hifigan_ckpt=folder / "hifigan_16k_64bins.ckpt", hifigan_json=folder / "hifigan_16k_64bins.json",
         clap_ckpt=folder / "clap_htsat_tiny.pt", t5_dir=t5_dir, roberta_dir=rob_dir,
     )

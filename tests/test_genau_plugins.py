@@ -33,7 +33,7 @@ def _isolated_checkpoint_dirs(tmp_path, monkeypatch):
 def test_plugin_infos():
     for cls in (GenAuTiny, GenAuSmall, GenAuLarge):
         assert issubclass(cls, TextToAudioPlugin)
-        assert cls.info.native_sample_rate == 16000 and cls.info.defaults.sampler == "DDIM"
+        assert cls.info.native_sample_rate == 16000 and cls.info.defaults.sampler == "DDIM (eta 1)"
         assert "eta=1.0" in cls.info.notes and "no CLAP re-ranking" in cls.info.notes
     assert (GenAuSmall.info.name, GenAuSmall.info.paper_params) == ("genau-s", "493M")
     assert (GenAuLarge.info.name, GenAuLarge.info.paper_params) == ("genau-l", "1.25B")

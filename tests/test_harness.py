@@ -15,6 +15,7 @@ from bench.plugins import available_names, create_plugin
 from bench.plugins.registry import UnknownModelError, get_plugin_class
 from bench.runs.store import RunStore, RunStoreError
 from bench.splits import load_split
+from tests.test_scoring import fake_backbones  # noqa: F401  (fixture: cheap stand-in backbones)
 
 
 def test_plugin_from_entry_point_generates_at_protocol_rate(toy_plugin_path):
@@ -78,8 +79,13 @@ def test_shards_merge_into_the_same_result(tmp_path, toy_plugin_path):
     manifest = run.manifest()
     assert len(manifest["clips"]) == 10 and manifest["settings"]["duration_s"] == 1.5
     assert manifest["settings"]["overrides"] == {"duration_s": 1.5}
-    assert manifest["generation"]["resampler"] == "soxr-hq"
-    assert manifest["protocol"]["version"] == "gb-1"
+    # the run store keeps what the model produced (22.05 kHz here); each scoring protocol resamples
+    assert manifest["generation"]["resampler"] is None and manifest["generation"]["native_output"] is True
+    assert manifest["settings"]["output_sample_rate"] == 22050
+    assert sf.info(str(next(iter(run.clips_dir.glob("*.wav"))))).samplerate == 22050
+    from bench.protocol import PROTOCOL
+
+    assert manifest["protocol"]["version"] == PROTOCOL.version
     # a rerun with nothing left to generate keeps what the first run recorded
     again = generate_run(plugin, split, GenerationConfig(batch_size=3, duration_s=1.5, progress=False), sharded_store).manifest()
     assert again["generation"] == manifest["generation"] and again["parameter_count"] == manifest["parameter_count"]
@@ -137,3 +143,91 @@ def test_torchrun_two_processes_split_the_prompts(tmp_path, toy_plugin_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _clips(tmp_path / "multi") == _clips(tmp_path / "single")
+
+
+# -- issue 15: a partial run is not a full run; no debris ----------------------------------------------------
+def _dead_pid() -> str:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_limit_run_has_its_own_results_key_and_prompt_set(
+    tmp_path, toy_plugin_path, fake_backbones, capsys,  # noqa: F811
+):
+    """Issue 15 item 1: `bench run --limit 2` after the full run scores exactly its 2 prompts, under its own
+    key, and the record says which prompts (sorted ids hashed + count); the header says 2 are run."""
+    import json
+
+    config = tmp_path / "fake.yaml"  # the cheap stand-in backbones of test_scoring, through --config
+    config.write_text("backbones: {panns: fake-spectral, vggish: fake-spectral, "
+                      "clap_laion: fake-clap, clap_ms: fake-clap}\n")
+    args = ["run", "--models", "toy-sine", "--split", "demo", "--duration", "1", "--backbones", "random",
+            "--metrics", "FD", "--bootstrap", "0", "--config", str(config), "--out", str(tmp_path / "runs")]
+    assert main(args) == 0
+    assert "10 prompts, 10 with reference audio, 0 missing; running all 10" in capsys.readouterr().out
+    assert main([*args, "--limit", "2"]) == 0
+    assert "; running the first 2 (--limit 2)" in capsys.readouterr().out
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").rglob("results/*.json"))]
+    assert len(records) == 2 and records[0]["scoring_key"] != records[1]["scoring_key"]
+    by_n = {r["prompt_set"]["n"]: r for r in records}
+    assert set(by_n) == {2, 10}
+    two, full = by_n[2], by_n[10]
+    assert two["n_prompts"] == 2 and two["n_generated"] == 2 and two["n_evaluated"] == 2
+    assert two["reference_set"]["n"] == 2 and full["reference_set"]["n"] == 10
+    assert two["prompt_list_sha256"] == full["prompt_list_sha256"]  # same split, different prompt set
+    assert two["prompt_set"]["sha256"] != full["prompt_set"]["sha256"] and two["split_n_prompts"] == 10
+
+
+def test_score_run_scores_only_the_given_prompts(tmp_path, toy_plugin_path, fake_backbones):  # noqa: F811
+    from bench.harness import score_run
+
+    split = load_split("demo")
+    cfg = GenerationConfig(duration_s=1.0, progress=False)
+    run = generate_run(create_plugin("toy-sine"), split, cfg, RunStore(tmp_path))
+    fake_backbones.metrics = ["FD"]
+    rec, path = score_run(run, split, fake_backbones, clip_ids=["demo-01", "demo-02"])
+    assert rec["n_generated"] == 2 and rec["prompt_set"]["n"] == 2 and path.stem == rec["scoring_key"]
+    full, full_path = score_run(run, split, fake_backbones)
+    assert full["n_generated"] == 10 and full_path != path and path.exists()
+    with pytest.raises(ValueError, match="never generated in this run folder"):
+        score_run(run, split, fake_backbones, clip_ids=["nope"])
+
+
+def test_stale_temporaries_in_the_run_folder_are_removed(tmp_path, toy_plugin_path):
+    """Issue 15 item 7: temporaries of dead writers (manifest, records, clips) are removed by the next run;
+    a live writer's are kept."""
+    split = load_split("demo")
+    cfg = GenerationConfig(duration_s=1.0, limit=1, progress=False)
+    run = generate_run(create_plugin("toy-sine"), split, cfg, RunStore(tmp_path))
+    dead = _dead_pid()
+    run.results_dir.mkdir()
+    stale = [run.path / f".manifest.json.{dead}.tmp", run.results_dir / f".abc.json.{dead}.tmp",
+             run.clips_dir / f".demo-02.wav.{dead}.tmp"]
+    live = run.results_dir / f".abc.json.{os.getppid()}.tmp"
+    for p in (*stale, live):
+        p.write_bytes(b"")
+    generate_run(create_plugin("toy-sine"), split, cfg, RunStore(tmp_path))
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+def test_record_never_calls_an_unverified_model_checkpoint_official(
+    tmp_path, toy_plugin_path, fake_backbones, monkeypatch,  # noqa: F811
+):
+    """Issue 15 item 3: a plugin's real checkpoint is "checkpoint" in the record unless its sha256 is published."""
+    import bench.checkpoints_known as known
+    from bench.checkpoints import model_weights_label
+    from bench.harness import score_run
+
+    plugin = create_plugin("toy-sine")
+    monkeypatch.setattr(type(plugin), "weights", property(lambda self: "official"))  # as a released model's plugin
+    split = load_split("demo")
+    run = generate_run(plugin, split, GenerationConfig(duration_s=1.0, limit=2, progress=False), RunStore(tmp_path))
+    fake_backbones.metrics = ["FD"]
+    rec, _ = score_run(run, split, fake_backbones, clip_ids=["demo-01", "demo-02"])
+    assert rec["model_weights"] == "checkpoint" and rec["settings"]["weights"] == "checkpoint"
+    assert run.manifest()["settings"]["weights"] == "official"  # hashed into the folder name: unchanged
+    assert model_weights_label("official", "hub:cvssp/audioldm-l-full@abc") == "checkpoint"
+    assert model_weights_label("tiny-trained", "sha256:" + "0" * 64) == "tiny-trained"
+    monkeypatch.setattr(known, "PUBLISHED_HASHES", (known.PublishedHash("x.ckpt", "ab" * 32, "https://example.org"),))
+    assert model_weights_label("official", "sha256:" + "ab" * 32) == "official"

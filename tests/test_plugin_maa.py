@@ -14,11 +14,13 @@ import json
 import math
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from bench.plugins.make_an_audio import MakeAnAudio, MakeAnAudioTiny, build_tiny_make_an_audio, make_an_audio_tiny_config
 from genau_core.baselines._state import CheckpointMappingError
@@ -72,6 +74,11 @@ def official_bigvgan_state(cfg: BigVGANConfig, seed: int) -> dict[str, torch.Ten
         wn(f"ups.{i}.0", (cin, cout, k))
         for j, (rk, dil) in enumerate(zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)):
             r = f"resblocks.{i * kc + j}"
+            if cfg.resblock == "2":  # AMPBlock2: `convs` from dilation[0], dilation[1]; one activation per conv
+                for m in range(2):
+                    wn(f"{r}.convs.{m}", (cout, cout, rk))
+                    act(f"{r}.activations.{m}", cout)
+                continue
             for m in range(len(dil)):
                 wn(f"{r}.convs1.{m}", (cout, cout, rk))
                 wn(f"{r}.convs2.{m}", (cout, cout, rk))
@@ -105,6 +112,13 @@ def reference_bigvgan(sd: dict, cfg: BigVGANConfig, mel: torch.Tensor) -> torch.
         total = 0
         for j, (rk, dil) in enumerate(zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)):
             r, h = f"resblocks.{i * kc + j}", x
+            if cfg.resblock == "2":  # AMPBlock2.forward: for c, a in zip(convs, activations): x = c(a(x)) + x
+                for m, d in enumerate(dil[:2]):
+                    t = act(h, f"{r}.activations.{m}")
+                    conv_w, conv_b = w(f"{r}.convs.{m}"), sd[f"{r}.convs.{m}.bias"]
+                    h = h + F.conv1d(t, conv_w, conv_b, dilation=d, padding=(rk * d - d) // 2)
+                total = total + h
+                continue
             for m, d in enumerate(dil):
                 t = act(h, f"{r}.activations.{2 * m}")
                 t = F.conv1d(t, w(f"{r}.convs1.{m}"), sd[f"{r}.convs1.{m}.bias"], dilation=d, padding=(rk * d - d) // 2)
@@ -380,6 +394,30 @@ def test_bigvgan_weight_normed_file_maps_and_computes_as_the_official_code(tmp_p
         map_bigvgan_state_dict({k: v for k, v in sd.items() if k != "conv_pre.weight_g"}, cfg)
 
 
+def test_bigvgan_resblock_2_maps_and_computes_as_the_official_code(tmp_path):
+    """args.yml `resblock: "2"` builds AMPBlock2 (NVIDIA/BigVGAN v1 `bigvgan/models.py`, vendored by Make-An-Audio as
+    `vocoder/bigvgan/models.py`): two convs from dilation[0], dilation[1], each after its own anti-aliased
+    activation, residual; the third dilation of a (1, 3, 5) list is unused, as in the official block."""
+    cfg = BigVGANConfig(
+        num_mels=8, upsample_rates=(4, 2), upsample_kernel_sizes=(8, 4), upsample_initial_channel=16,
+        resblock_kernel_sizes=(3, 5), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)), activation="snake", resblock="2",
+    )
+    sd = official_bigvgan_state(cfg, seed=4)
+    assert "resblocks.0.convs.1.weight_v" in sd and not any("convs1" in k or ".convs.2." in k for k in sd)
+    loaded = load_bigvgan_folder(save_bigvgan_folder(tmp_path / "bigvgan2", sd, cfg), expected_mels=8)
+    assert loaded.config == cfg and loaded.config.resblock == "2"
+    mel = torch.randn(2, 8, 10, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), reference_bigvgan(sd, cfg, mel), atol=1e-5, rtol=1e-4)
+    # a resblock "1" file is not a resblock "2" model and vice versa: the keys say so
+    with pytest.raises(CheckpointMappingError, match="unmapped"):
+        map_bigvgan_state_dict(sd, replace(cfg, resblock="1"))
+    with pytest.raises(ValueError, match="two dilations"):
+        replace(cfg, resblock_dilation_sizes=((1,), (1,)))
+    with pytest.raises(ValueError, match="resblock '3'"):
+        BigVGANConfig.from_args({**yaml.safe_load(cfg.to_args_yaml()), "resblock": "3"})
+
+
 def test_mapping_errors_name_the_problem():
     sd = official_maa1_state()
     fresh = build_tiny_make_an_audio(seed=3)
@@ -480,6 +518,51 @@ def test_plugin_loads_a_released_layout_folder(loaded, offline, tmp_path):
     ref = BigVGAN(CFG.vocoder)
     ref.load_state_dict(map_bigvgan_state_dict(voc_sd, CFG.vocoder))
     assert all(torch.equal(a, b) for a, b in zip(plugin.model.vocoder.state_dict().values(), ref.state_dict().values()))
+
+
+def test_checkpoint_without_cond_stage_model_takes_the_clap_text_branch_from_clap_weights(loaded, offline, tmp_path):
+    """Issue 13 item 8. The official gen_wav.py (`initialize_model`) loads the checkpoint with strict=False, so a
+    file without `cond_stage_model.*` runs there with the text encoder as FrozenCLAPEmbedder built it. We accept
+    such a file when the CLAP text branch comes from elsewhere: CLAP_weights_2022.pth (`{"model": ...}`,
+    `caption_encoder.*`), beside the checkpoint or in its CLAP/ folder, hashed into the identity and recorded.
+    Without it: one error naming the file. (The old loader refused the checkpoint: "no text weights".)"""
+    model, sd = loaded
+    no_text = {k: v for k, v in sd.items() if not k.startswith("cond_stage_model.")}
+    fresh = build_tiny_make_an_audio(seed=5)
+    with pytest.raises(CheckpointMappingError, match=r"no cond_stage_model\.\* weights.*CLAP_weights_2022\.pth"):
+        fresh.load_official_state_dict(no_text)
+    caption = {k[len("cond_stage_model.") :]: v for k, v in sd.items() if k.startswith("cond_stage_model.")}
+    audio = {"audio_encoder.base.conv_block1.conv1.weight": torch.zeros(4, 1, 3, 3), "logit_scale_a": torch.tensor(1.0)}
+    msclap = {**caption, **audio}
+    clap_file = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": msclap}, clap_file)
+    fresh.load_official_state_dict(no_text, text_sources={"clap": clap_file})
+    assert fresh.text_sources == {"clap": str(clap_file)}
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.encode_text(PROMPTS), model.encode_text(PROMPTS), atol=0, rtol=0)
+    # through the plugin, in the official useful_ckpts/ layout (useful_ckpts/CLAP/CLAP_weights_2022.pth)
+    voc_sd = official_bigvgan_state(CFG.vocoder, seed=4)
+    tokenizers = {"bert-base-uncased": model.tokenizer}
+    folder = write_release_folder(tmp_path / "useful_ckpts", "maa1_full.ckpt", no_text, voc_sd, CFG.vocoder, tokenizers)
+    plugin = MakeAnAudio(checkpoint=str(folder))
+    plugin.config = CFG
+    with pytest.raises(CheckpointMappingError, match="CLAP_weights_2022.pth"):
+        plugin.load()
+    (folder / "CLAP").mkdir()
+    torch.save({"model": msclap}, folder / "CLAP" / "CLAP_weights_2022.pth")
+    plugin = MakeAnAudio(checkpoint=str(folder))
+    plugin.config = CFG
+    identity = plugin.checkpoint_identity()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}\+bigvgan:sha256:[0-9a-f]{64}\+clap:sha256:[0-9a-f]{64}", identity)
+    plugin.generate(PROMPTS[:1], seed=[1], steps=2, duration=1.0)
+    assert plugin.last_record.extra["text_encoders"] == {"clap": str(folder / "CLAP" / "CLAP_weights_2022.pth")}
+    # a checkpoint with its own cond_stage_model.* keeps it: the CLAP file is neither used nor hashed
+    torch.save({"state_dict": dict(sd)}, folder / "maa1_full.ckpt")
+    plugin = MakeAnAudio(checkpoint=str(folder))
+    plugin.config = CFG
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}\+bigvgan:sha256:[0-9a-f]{64}", plugin.checkpoint_identity())
+    plugin.load()
+    assert plugin.model.text_sources == {"clap": "checkpoint"} and "text_encoders" not in plugin.generation_extra()
 
 
 def test_offline_status_names_what_is_missing(offline, tmp_path, loaded):

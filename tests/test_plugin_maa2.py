@@ -374,7 +374,7 @@ def test_mapping_errors_name_the_problem(loaded_model):
         fresh.load_official_state_dict({**sd, "model.diffusion_model.c3_embedder.mlp.0.weight": torch.zeros(1)})
     with pytest.raises(CheckpointMappingError, match=r"1 unexpected.*decoder.stages.2.attns.0"):  # official up.0 = our last stage
         fresh.load_official_state_dict({**sd, "first_stage_model.decoder.up.0.attn.0.q.weight": torch.zeros(1)})
-    with pytest.raises(CheckpointMappingError, match="no t5 weights"):
+    with pytest.raises(CheckpointMappingError, match=r"no cond_stage_model\.t5_transformer\.\* weights.*t5-v1_1-large"):
         fresh.load_official_state_dict({k: v for k, v in sd.items() if ".t5_transformer." not in k})
     with pytest.raises(CheckpointMappingError, match="differ"):
         fresh.load_official_state_dict({**sd, "cond_stage_model.t5_transformer.shared.weight": torch.zeros_like(sd["cond_stage_model.t5_transformer.shared.weight"])})
@@ -448,6 +448,39 @@ def test_plugin_loads_a_released_layout_folder(loaded_model, offline, tmp_path, 
     for w, d in zip(waves, direct):
         np.testing.assert_allclose(w, d.numpy()[: len(w)], atol=1e-6, rtol=0)
     assert all(torch.equal(a, b) for a, b in zip(plugin.model.dit.state_dict().values(), model.dit.state_dict().values()))
+
+
+def test_checkpoint_without_t5_takes_it_from_the_t5_v1_1_large_folder(loaded_model, offline, tmp_path, monkeypatch):
+    """Issue 13 item 8. The official gen_wav.py loads maa2.ckpt with strict=False; without
+    `cond_stage_model.t5_transformer.*` its FrozenCLAPFLANEmbedder keeps `T5EncoderModel.from_pretrained(
+    "google/t5-v1_1-large")`. We do the same from the t5-v1_1-large folder (hub layout: model.safetensors of the
+    whole T5; the encoder half is taken), hash it into the identity and record it. (The old loader refused.)"""
+    from safetensors.torch import save_file
+
+    monkeypatch.delenv(STRUCT_ENV, raising=False)
+    model, sd = loaded_model
+    no_t5 = {k: v for k, v in sd.items() if ".t5_transformer." not in k}
+    t5 = {k[len("cond_stage_model.t5_transformer.") :]: v.clone() for k, v in sd.items() if ".t5_transformer." in k}
+    t5.pop("shared.weight")  # a file that stores the tied embedding once, as transformers' safetensors does
+    decoder = {"decoder.final_layer_norm.weight": torch.ones(4), "lm_head.weight": torch.zeros(3, 4)}
+    voc_sd = official_bigvgan_state(MCFG.vocoder, seed=4)
+    folder = write_release_folder(
+        tmp_path / "useful_ckpts", "maa2.ckpt", no_t5, voc_sd, MCFG.vocoder,
+        {"bert-base-uncased": model.clap_tokenizer, "t5-v1_1-large": model.t5_tokenizer},
+    )
+    plugin = MakeAnAudio2(checkpoint=str(folder))
+    plugin.config = MCFG
+    with pytest.raises(CheckpointMappingError, match="t5-v1_1-large"):
+        plugin.load()
+    save_file({**t5, **decoder}, str(folder / "t5-v1_1-large" / "model.safetensors"))
+    plugin = MakeAnAudio2(checkpoint=str(folder))
+    plugin.config = MCFG
+    pattern = r"sha256:[0-9a-f]{64}\+bigvgan:sha256:[0-9a-f]{64}\+t5:sha256:[0-9a-f]{64}\+struct:none"
+    assert re.fullmatch(pattern, plugin.checkpoint_identity())
+    plugin.load()
+    own = plugin.model.t5.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in model.t5.state_dict().items())
+    assert plugin.generation_extra()["text_encoders"] == {"clap": "checkpoint", "t5": str(folder / "t5-v1_1-large")}
 
 
 def test_offline_status_names_what_is_missing(offline, tmp_path, monkeypatch):

@@ -9,12 +9,16 @@ official decoder and vocoder.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bench.plugins.tango import (
+    TANGO2_CONFIG,
     TANGO_CONFIG,
     TANGO_TINY_CONFIG,
     CheckpointMappingError,
@@ -29,6 +33,7 @@ from bench.plugins.tango import (
     build_tiny_tango,
     build_unet,
     map_hifigan_state_dict,
+    resolve_unet_config,
     save_official_tango_folder,
 )
 from tests.plugin_helpers import loaded_tiny, official_ldm_vae_shapes, reference_ldm_vae_decode
@@ -64,7 +69,7 @@ def random_state(shapes: dict, seed: int, scale: float = 0.2) -> dict[str, torch
     out = {}
     for name, shape in shapes.items():
         t = torch.randn(shape, generator=g) * scale
-        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or ".norm" in name and name.endswith("weight"):
+        if name.endswith(("norm1.weight", "norm2.weight")) or (".norm" in name and name.endswith("weight")):
             t = 1.0 + 0.1 * t
         out[name] = t
     return out
@@ -189,16 +194,58 @@ def test_vae_config_json_round_trip_and_unsupported_settings():
         LdmVaeConfig.from_official_json(bad)
 
 
+# stabilityai/stable-diffusion-2-1 scheduler/scheduler_config.json, which the official code reads as a
+# DDPMScheduler (main_config.json "scheduler_name"); written out here, not imported from the plugin
+SD21_SCHEDULER_FILE = dict(
+    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+    prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1,
+)
+
+
+def ddpm_timesteps_diffusers_0_15(steps: int, train_steps: int = 1000) -> list[int]:
+    """DDPMScheduler.set_timesteps of the diffusers 0.15.0.dev0 copy Tango's paper-era code installed
+    (declare-lab/tango before 39e4f90, diffusers/src/diffusers/schedulers/scheduling_ddpm.py): no steps_offset."""
+    step_ratio = train_steps // steps
+    return [int(t) for t in (np.arange(0, steps) * step_ratio).round()[::-1]]
+
+
+def ddpm_timesteps_diffusers_0_18_2(steps: int, steps_offset: int, train_steps: int = 1000) -> list[int]:
+    """DDPMScheduler.set_timesteps of diffusers v0.18.2 (pinned by declare-lab/tango since 39e4f90, 2023-07-15,
+    and by tango2/requirements.txt), timestep_spacing "leading": the same, plus config.steps_offset."""
+    step_ratio = train_steps // steps
+    return [int(t) + steps_offset for t in (np.arange(0, steps) * step_ratio).round()[::-1]]
+
+
 def test_real_config_shapes_and_scheduler():
     # 10 s -> 256 x 16 latents with 8 channels: the released (B, 8, 256, 16)
     assert TANGO_CONFIG.latent_shape(10.0) == (8, 256, 16)
     sched = build_scheduler(TANGO_CONFIG)
     assert sched.config.prediction_type == "v_prediction"
-    sched.set_timesteps(200)
-    assert sched.timesteps[0].item() == 995 and sched.timesteps[-1].item() == 0 and len(sched.timesteps) == 200
     d = Tango.info.defaults
     assert (d.steps, d.guidance, d.duration_s) == (200, 3.0, 10.0) and d.sampler.startswith("DDPM")
-    assert Tango2.info.defaults == d and Tango2.repo_id == "declare-lab/tango2"
+    d2 = Tango2.info.defaults
+    assert (d2.steps, d2.guidance, d2.duration_s) == (200, 3.0, 10.0) and Tango2.repo_id == "declare-lab/tango2"
+    # the sampler name is hashed into the run folder: Tango 2 clips made with Tango's timesteps are not reused
+    assert d2.sampler != d.sampler and "steps_offset 1" in d2.sampler
+
+
+def test_each_tango_gets_its_official_timesteps():
+    """Tango (paper-era, diffusers 0.15 copy): 995 ... 0. Tango 2 (diffusers==0.18.2 adds SD 2.1's steps_offset 1):
+    996 ... 1. Same for the tiny twins; the plugins use them."""
+    assert ddpm_timesteps_diffusers_0_15(200)[:2] == [995, 990] and ddpm_timesteps_diffusers_0_15(200)[-1] == 0
+    assert ddpm_timesteps_diffusers_0_18_2(200, SD21_SCHEDULER_FILE["steps_offset"])[::199] == [996, 1]
+    cases = [
+        (Tango.config, ddpm_timesteps_diffusers_0_15),
+        (TangoTiny().tiny_config, ddpm_timesteps_diffusers_0_15),
+        (Tango2.config, lambda n: ddpm_timesteps_diffusers_0_18_2(n, SD21_SCHEDULER_FILE["steps_offset"])),
+        (Tango2Tiny().tiny_config, lambda n: ddpm_timesteps_diffusers_0_18_2(n, SD21_SCHEDULER_FILE["steps_offset"])),
+    ]
+    for config, official in cases:
+        for steps in (200, 100, 10, 3):
+            sched = build_scheduler(config)
+            sched.set_timesteps(steps)
+            assert sched.timesteps.tolist() == official(steps), (config.scheduler, steps)
+    assert TANGO2_CONFIG.scheduler == {**TANGO_CONFIG.scheduler, "steps_offset": 1}
 
 
 # --- loading a folder in the released layout ---------------------------------------------------
@@ -238,11 +285,82 @@ def test_plugin_loads_a_released_layout_folder(loaded, offline, tmp_path):
         np.testing.assert_allclose(w, d.numpy()[: len(w)], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "configs/diffusion_model_config.json",  # declare-lab/tango main_config.json
+        "tango2/configs/diffusion_model_config.json",  # the same file in the repo's tango2/ folder
+        "./configs/diffusion_model_config.json",
+        "/home/user/tango/tango2/configs/diffusion_model_config.json",  # an absolute path of the training machine
+    ],
+)
+def test_official_unet_config_paths_are_accepted(path, tmp_path):
+    """The official AudioDiffusion builds its UNet from `unet_model_config_path` relative to where its scripts run;
+    the released layouts point into the repo's configs/ or tango2/configs/ (one file, transcribed as
+    TANGO_UNET_CONFIG). Used when the file itself is not in the checkpoint folder."""
+    unet, source = resolve_unet_config(tmp_path, {"unet_model_config_path": path}, CFG)
+    assert unet == CFG.unet and "built-in copy" in source
+
+
+def test_plugin_loads_a_folder_in_the_tango2_repo_layout(loaded, offline, tmp_path):
+    """A released folder whose main_config.json points at `tango2/configs/diffusion_model_config.json` (the
+    path inside declare-lab/tango's tango2/ folder) loads through the real plugin path (the old loader refused
+    every path but `configs/diffusion_model_config.json`)."""
+    model, main_sd, vae_sd = loaded
+    folder = tmp_path / "tango2-layout"
+    save_official_tango_folder(folder, main_sd, vae_sd, CFG.vae, tokenizer=model.tokenizer)
+    main_cfg = json.loads((folder / "main_config.json").read_text())
+    main_cfg["unet_model_config_path"] = "tango2/configs/diffusion_model_config.json"
+    (folder / "main_config.json").write_text(json.dumps(main_cfg))
+    plugin = Tango2(checkpoint=str(folder))
+    plugin.config = CFG
+    assert plugin.parameter_count() == model.parameter_count()
+
+
+def test_unet_config_file_in_the_folder_is_read(loaded, offline, tmp_path):
+    """A UNet config file shipped with the checkpoint (at the path main_config.json gives, relative to the folder)
+    is the authority: here the plugin's own configuration has a wrong UNet width and the file's is used."""
+    model, main_sd, vae_sd = loaded
+    folder = tmp_path / "tango-custom"
+    save_official_tango_folder(
+        folder, main_sd, vae_sd, CFG.vae, tokenizer=model.tokenizer,
+        unet_model_config_path="my_configs/unet.json", unet_config=CFG.unet,
+    )
+    unet, source = resolve_unet_config(folder, {"unet_model_config_path": "my_configs/unet.json"}, CFG)
+    assert source == str(folder / "my_configs" / "unet.json") and unet == CFG.unet
+    plugin = Tango(checkpoint=str(folder))
+    plugin.config = replace(CFG, unet={**CFG.unet, "block_out_channels": (8, 16)})  # wrong: the file must win
+    assert plugin.parameter_count() == model.parameter_count()
+
+
+def test_unet_config_paths_that_cannot_work_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"'my/unet\.json' is not an official Tango layout.*put that UNet config file"):
+        resolve_unet_config(tmp_path, {"unet_model_config_path": "my/unet.json"}, CFG)
+    with pytest.raises(ValueError, match="unet_model_name 'stabilityai/stable-diffusion-2-1'.*not supported"):
+        resolve_unet_config(tmp_path, {"unet_model_name": "stabilityai/stable-diffusion-2-1"}, CFG)
+    with pytest.raises(ValueError, match="no unet_model_config_path"):
+        resolve_unet_config(tmp_path, {}, CFG)
+    # the repo's XL config (cross-attention 2048) needs a FLAN-T5-XL text encoder, which is not supported
+    (tmp_path / "configs").mkdir()
+    xl = {k: list(v) if isinstance(v, tuple) else v for k, v in TANGO_CONFIG.unet.items()}
+    xl_file = tmp_path / "configs" / "diffusion_model_xl_config.json"
+    xl_file.write_text(json.dumps({**xl, "cross_attention_dim": 2048}))
+    xl_main = {"unet_model_config_path": "configs/diffusion_model_xl_config.json"}
+    with pytest.raises(ValueError, match="cross_attention_dim 2048 does not match the text encoder's width 1024"):
+        resolve_unet_config(tmp_path, xl_main, TANGO_CONFIG)
+    (tmp_path / "configs" / "bad.json").write_text(json.dumps({"in_channels": 8, "not_a_unet_key": 1}))
+    with pytest.raises(ValueError, match="does not take: not_a_unet_key"):
+        resolve_unet_config(tmp_path, {"unet_model_config_path": "configs/bad.json"}, TANGO_CONFIG)
+
+
 # --- the sampler, against a transcription of the official batched inference --------------------
 
 
-def official_inference(model: TangoModel, prompts, seeds, steps, guidance, duration_s) -> torch.Tensor:
-    """AudioDiffusion.inference + decode_first_stage + vocoder, batched as released (seeded generators)."""
+def official_inference(model: TangoModel, prompts, seeds, steps, guidance, duration_s, timesteps) -> torch.Tensor:
+    """declare-lab/tango `models.py` AudioDiffusion.inference + `tango.py` decode_first_stage + vocoder, batched as
+    released (seeded generators), with the DDPMScheduler built from SD 2.1's scheduler file and the timesteps of the
+    diffusers version the release ran (`ddpm_timesteps_diffusers_*`)."""
+    from diffusers import DDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
     tok, enc = model.tokenizer, model.text_encoder
@@ -253,8 +371,8 @@ def official_inference(model: TangoModel, prompts, seeds, steps, guidance, durat
         neg = enc(input_ids=unc.input_ids, attention_mask=unc.attention_mask)[0]
         embeds = torch.cat([neg, pos])
         mask = torch.cat([unc.attention_mask, batch.attention_mask]) == 1
-        sched = build_scheduler(model.config)
-        sched.set_timesteps(steps)
+        sched = DDPMScheduler.from_config(SD21_SCHEDULER_FILE)  # what from_pretrained(..., subfolder="scheduler") does
+        sched.set_timesteps(timesteps=timesteps)  # custom timesteps: the previous one is the next in the list
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         lat = randn_tensor((len(prompts), *model.config.latent_shape(duration_s)), generator=gens) * sched.init_noise_sigma
         for t in sched.timesteps:
@@ -274,8 +392,19 @@ def tiny() -> TangoTiny:
 def test_sampler_matches_the_official_batched_inference(tiny):
     seeds = [21, 22, 23]
     ours = tiny.model.sample(PROMPTS, [torch.Generator().manual_seed(s) for s in seeds], steps=STEPS, guidance=3.0, duration_s=SHORT)
-    ref = official_inference(tiny.model, PROMPTS, seeds, STEPS, 3.0, SHORT)
+    ref = official_inference(tiny.model, PROMPTS, seeds, STEPS, 3.0, SHORT, ddpm_timesteps_diffusers_0_15(STEPS))
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
+
+
+def test_tango2_sampler_matches_the_official_inference_with_diffusers_0_18_timesteps():
+    """Tango 2 with its own timesteps (996 ... 1 for 200 steps; 667, 334, 1 here), including the noise draw
+    at the last step (t = 1 > 0), against the official inference."""
+    t2 = loaded_tiny(Tango2Tiny)
+    seeds = [31, 32]
+    ours = t2.generate(PROMPTS[:2], seed=seeds, steps=STEPS, guidance=3.0, duration=SHORT)
+    ref = official_inference(t2.model, PROMPTS[:2], seeds, STEPS, 3.0, SHORT, ddpm_timesteps_diffusers_0_18_2(STEPS, 1))
+    for w, r in zip(ours, ref):
+        np.testing.assert_allclose(w, r.numpy()[: len(w)], atol=1e-6, rtol=0)
 
 
 # --- tiny twins --------------------------------------------------------------------------------
@@ -307,8 +436,10 @@ def test_tiny_determinism_and_batch_independence(tiny):
 def test_tango2_tiny_shares_the_builder_but_not_the_weights(tiny):
     t2 = Tango2Tiny()
     assert t2.checkpoint_identity() == "random:seed=1" and "seed (1)" in t2.info.notes
-    assert t2.info.defaults == tiny.info.defaults and t2.info.tiny
+    assert replace(t2.info.defaults, sampler=tiny.info.defaults.sampler) == tiny.info.defaults and t2.info.tiny
     w1 = tiny.generate(PROMPTS[:1], seed=[5], steps=2, duration=SHORT)[0]
     w2 = t2.generate(PROMPTS[:1], seed=[5], steps=2, duration=SHORT)[0]
-    assert t2.model.config == tiny.model.config and t2.parameter_count() == tiny.parameter_count()
+    # same architecture; only the DDPM timesteps (steps_offset) differ in the configuration
+    assert replace(t2.model.config, scheduler=tiny.model.config.scheduler) == tiny.model.config
+    assert t2.parameter_count() == tiny.parameter_count()
     assert np.abs(w1 - w2).max() > 1e-3

@@ -8,7 +8,6 @@ put on the PYTHONPATH of the driver subprocess, run by this interpreter (sys.exe
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -21,28 +20,52 @@ import torch
 
 from bench.checkpoints import sha256_file
 from bench.cli import main as bench_main
-from bench.leaderboard import REFERENCE_WEIGHTS_LABEL, build_leaderboard, write_leaderboard
-from bench.runs.store import RunStore
+from bench.leaderboard import (
+    REFERENCE_WEIGHTS_LABEL,
+    build_leaderboard,
+    write_leaderboard,
+)
+from bench.runs.store import RunStore, read_record
 from tests.test_leaderboard import _record
 
 CNN14_W, VGGISH_V, LAION_S, MSCLAP_S = 10.0, 0.75, 2.0, 3.0
 CLIP_IDS = ["c0", "c1", "c2"]  # c2 has no reference
 
+FAKE_PANNS = '''
+import torch
+
+
+class Cnn14(torch.nn.Module):  # audioldm_eval.feature_extractors.panns.Cnn14 reads its checkpoint when built
+    def __init__(self, path):
+        super().__init__()
+        self.w = float(torch.load(path)["w"])
+'''
 FAKE_AUDIOLDM_EVAL = '''
 import os
 import torch
 import torch.hub
+from audioldm_eval.feature_extractors.panns import Cnn14
 
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
+FILES = ("Cnn14_16k_mAP=0.438.pth", "Cnn14_mAP=0.431.pth")
+
+
+class MERT:
+    def __init__(self):
+        raise RuntimeError("would download m-a-p/MERT-v1-95M from the Hugging Face hub")
+
+
+def cnn14_from(folder):
+    for name in FILES:
+        if not os.path.exists(os.path.join(folder, name)):
+            raise RuntimeError(f"would wget {name}")  # as the real constructor does
+    return Cnn14(os.path.join(folder, FILES[0]))
 
 
 class EvaluationHelper:
-    def __init__(self, sampling_rate, device, backbone="cnn14"):
+%(init)s
+    def _vggish(self, sampling_rate):
         assert sampling_rate == 16000
-        for name in ("Cnn14_16k_mAP=0.438.pth", "Cnn14_mAP=0.431.pth"):
-            if not os.path.exists(os.path.join("ckpt", name)):
-                raise RuntimeError(f"would wget {name}")  # as the real constructor does
-        self.cnn14 = torch.load(os.path.join("ckpt", "Cnn14_16k_mAP=0.438.pth"))
         self.vggish = torch.hub.load_state_dict_from_url(VGGISH_URL)
 
     def calculate_lsd(self, *a, **k):
@@ -57,7 +80,7 @@ class EvaluationHelper:
         out.update(self.calculate_psnr_ssim())
         n_gen, n_ref = len(os.listdir(generate_files_path)), len(os.listdir(groundtruth_path))
         return {
-            "frechet_distance": float(self.cnn14["w"]) * n_gen + n_ref,
+            "frechet_distance": self.mel_model.w * n_gen + n_ref,
             "inception_score_mean": 1.5, "inception_score_std": 0.25,
             "kullback_leibler_divergence_softmax": 0.5, "kullback_leibler_divergence_sigmoid": 2.5,
             "frechet_audio_distance": float(self.vggish["v"]),
@@ -65,6 +88,48 @@ class EvaluationHelper:
             "lsd": float("nan"), "psnr": float("nan"), "ssim": float("nan"), "ssim_stft": float("nan"),
         }
 '''
+# EvaluationHelper.__init__ of each audioldm_eval generation (haoheliu/audioldm_eval audioldm_eval/eval.py):
+AUDIOLDM_EVAL_INITS = {
+    # PyPI 0.0.3 (2023-06) .. GitHub 2024-06: `backbone` accepted and ignored, Cnn14 from ./ckpt (later ~/.cache)
+    "0.0.3": '''
+    def __init__(self, sampling_rate, device, backbone="cnn14"):
+        self.device, self.backbone = device, backbone
+        self._vggish(sampling_rate)
+        self.mel_model = cnn14_from("ckpt")
+''',
+    # GitHub main since 2024-09-28 ("Add Parallel Eval and MERT"): MERT by default, Cnn14 from ~/.cache/audioldm_eval
+    "0.0.5": '''
+    def __init__(self, sampling_rate, device, backbone="mert"):
+        self.device, self.backbone = device, backbone
+        self._vggish(sampling_rate)
+        if self.backbone == "mert":
+            self.mel_model = MERT()
+        elif self.backbone == "cnn14":
+            self.mel_model = cnn14_from(os.path.join(os.path.expanduser("~"), ".cache", "audioldm_eval", "ckpt"))
+        else:
+            raise ValueError("Backbone not supported")
+''',
+    # hypothetical versions that cannot be pinned to Cnn14
+    "mert-only": '''
+    def __init__(self, sampling_rate, device, backbone="mert"):
+        if backbone != "mert":
+            raise ValueError("Backbone not supported")
+        self.mel_model = MERT()
+''',
+    "no-argument": '''
+    def __init__(self, sampling_rate, device):
+        self.mel_model = MERT()
+''',
+    "other-network": '''
+    def __init__(self, sampling_rate, device, backbone="cnn14"):
+        self.backbone = backbone
+        self.mel_model = torch.nn.Identity()
+''',
+}
+FAKE_FAD = {  # audioldm_eval/metrics/fad.py, read (never imported) by the driver to describe the FAD resampler
+    "0.0.3": "import resampy\n\n\ndef load_audio_task(fname):\n    return resampy.resample\n",
+    "0.0.5": "from audioldm_eval.datasets.load_mel import WaveDataset\n",
+}
 FAKE_LAION_CLAP = '''
 import numpy as np
 import torch
@@ -123,12 +188,16 @@ def _write_package(root: Path, name: str, version: str, files: dict[str, str]) -
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
 
 
-def _fake_env(root: Path, *, broken_laion: bool = False, with_msclap: bool = True) -> Path:
+def _fake_env(root: Path, *, broken_laion: bool = False, with_msclap: bool = True, audioldm_eval: str = "0.0.3") -> Path:
     root.mkdir()
     (root / "bench").mkdir()  # shadows ours on the driver's path: importing it would fail the run
     (root / "bench" / "__init__.py").write_text("raise ImportError('the reference driver must never import bench')\n")
-    _write_package(root, "audioldm_eval", "0.0.3", {
-        "__init__.py": FAKE_AUDIOLDM_EVAL, "audio/__init__.py": "", "audio/stft.py": "pad_center = None\nlibrosa_mel_fn = None\n",
+    version = audioldm_eval if audioldm_eval in FAKE_FAD else "0.0.9"
+    _write_package(root, "audioldm_eval", version, {
+        "__init__.py": FAKE_AUDIOLDM_EVAL % {"init": AUDIOLDM_EVAL_INITS[audioldm_eval]},
+        "feature_extractors/__init__.py": "", "feature_extractors/panns/__init__.py": FAKE_PANNS,
+        "metrics/__init__.py": "", "metrics/fad.py": FAKE_FAD.get(audioldm_eval, ""),
+        "audio/__init__.py": "", "audio/stft.py": "pad_center = None\nlibrosa_mel_fn = None\n",
     })
     _write_package(root, "laion_clap", "1.1.7", {"__init__.py": FAKE_LAION_CLAP_BROKEN if broken_laion else FAKE_LAION_CLAP})
     if with_msclap:
@@ -173,7 +242,7 @@ def _run_reference(inputs: dict, env: Path, out: Path, monkeypatch) -> dict:
     monkeypatch.setenv("PYTHONPATH", str(env))
     monkeypatch.delenv("GENAU_BENCH_REFERENCE_SHIMS", raising=False)
     assert bench_main(_score_args(inputs, out)) == 0
-    return json.loads(out.read_text())
+    return read_record(out)
 
 
 def _clap_expected(scale: float) -> float:
@@ -229,6 +298,45 @@ def test_record_keys_label_columns_and_intervals(record, inputs):
         assert m["ci_reason"] == "the reference tools compute no intervals"
     for name, path in inputs["checkpoints"].items():
         assert record["backbones"][name]["checkpoint_id"] == f"sha256:{sha256_file(path)}"
+
+
+def test_record_names_each_tools_version_and_network(record):
+    """Issue 13 item 5: the record says which audioldm_eval ran and that it ran Cnn14."""
+    assert record["reference_backbones"]["audioldm_eval"] == {
+        "version": "0.0.3", "backbone": "cnn14", "argument": "backbone='cnn14' (its default: 'cnn14')",
+        "network": "audioldm_eval.feature_extractors.panns.Cnn14",
+    }
+    assert record["reference_backbones"]["laion_clap"]["backbone"] == "HTSAT-base + roberta"
+    assert record["reference_backbones"]["msclap"]["backbone"] == "2023 (HTSAT + GPT-2)"
+
+
+def test_audioldm_eval_whose_default_is_mert_is_pinned_to_cnn14(inputs, tmp_path, monkeypatch):
+    """audioldm_eval's GitHub main since 2024-09 builds MERT unless told backbone='cnn14', and reads its
+    Cnn14 file from ~/.cache/audioldm_eval/ckpt: the driver names the backbone and serves the user's file there."""
+    env = _fake_env(tmp_path / "env", audioldm_eval="0.0.5")
+    rec = _run_reference(inputs, env, tmp_path / "record.json", monkeypatch)
+    by_metric = {m["metric"]: m for m in rec["metrics"]}
+    assert by_metric["FD"]["value"] == CNN14_W * 3 + 2, by_metric["FD"]["reason"]
+    assert rec["reference_backbones"]["audioldm_eval"]["version"] == "0.0.5"
+    assert rec["reference_backbones"]["audioldm_eval"]["argument"] == "backbone='cnn14' (its default: 'mert')"
+    assert "WaveDataset" in rec["resamplers"]["audioldm_eval-vggish"]  # this version's FAD reads files as Cnn14's path does
+
+
+@pytest.mark.parametrize("version", ["mert-only", "no-argument", "other-network"])
+def test_audioldm_eval_that_cannot_be_pinned_to_cnn14_is_refused(inputs, tmp_path, monkeypatch, version):
+    env = _fake_env(tmp_path / "env", audioldm_eval=version)
+    monkeypatch.setenv("PYTHONPATH", str(env))
+    monkeypatch.delenv("GENAU_BENCH_REFERENCE_SHIMS", raising=False)
+    out = tmp_path / "record.json"
+    with pytest.raises(SystemExit) as err:
+        bench_main(_score_args(inputs, out))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("error: audioldm_eval 0.0.9 at ")
+    assert "cannot be pinned to its Cnn14 backbone" in message and "backbone='cnn14'" in message
+    why = {"mert-only": "raised ValueError: Backbone not supported", "no-argument": "takes no backbone argument",
+           "other-network": "it built torch.nn.modules.linear.Identity"}[version]
+    assert why in message
+    assert not out.exists()  # nothing is recorded
 
 
 def test_missing_package_and_failing_tool_give_nan_with_reasons(inputs, tmp_path, monkeypatch):

@@ -263,4 +263,218 @@ def test_official_text_tower_uses_a_local_tokenizer_folder(monkeypatch, clips, t
     assert np.isfinite(res.metrics[0].value)
     tok = _OfficialTextSpectral.seen_tokenizers[-1]
     assert tok is not None and tok("a dog")["input_ids"] == roberta_style_tokenizer()("a dog")["input_ids"]
-    assert res.backbones["fake-clap-official"]["weights"] == "official"
+    # a checkpoint file whose sha256 is not a published one is named, never called "official"
+    import hashlib
+
+    entry = res.backbones["fake-clap-official"]
+    assert entry["weights"] == "checkpoint"
+    assert entry["checkpoint_file"] == {"file": "fake-clap.pt", "sha256": hashlib.sha256(b"weights").hexdigest(),
+                                        "published_hash_source": None, "path": str(ckpt)}
+    assert entry["tokenizer"]["source"] == str(tok_dir) and entry["tokenizer"]["sha256"].startswith("sha256:")
+
+
+# -- issue 15: tokenizer identity, honest weights, cache provenance, unmatched clips, intervals --------------
+def _swap_token_ids(tok_dir: Path, a: str, b: str) -> None:
+    """Swap the ids of tokens `a` and `b` in a saved tokenizer.json (merges name tokens, so stay valid)."""
+    import json
+
+    path = tok_dir / "tokenizer.json"
+    data = json.loads(path.read_text())
+    vocab = data["model"]["vocab"]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    for added in data.get("added_tokens", []):
+        if added["content"] in (a, b):
+            added["id"] = vocab[added["content"]]
+    path.write_text(json.dumps(data))
+
+
+def _official_text_config(tmp_path, tok_dir, name="fake-clap-official"):
+    ckpt = tmp_path / "fake-clap.pt"
+    ckpt.write_bytes(b"weights")
+    return ScoreConfig(metrics=["CLAP_LAION"], backbones={"clap_laion": name}, weights="official",
+                       checkpoints={name: str(ckpt)}, tokenizers={name: str(tok_dir)}, bootstrap=0, progress=False)
+
+
+SENTENCES = {f"c{i}": t for i, t in enumerate(["a dog barks", "rain falls on a roof", "a car passes by", "birds chirp",
+                                                "a dog barks twice", "wind blowing", "a bell rings", "water runs",
+                                                "a door closes", "people talk"])}
+
+
+def test_swapped_token_ids_miss_the_text_cache(monkeypatch, clips, tmp_path):
+    """Issue 15 item 3: the text-embedding cache key names the tokenizer (hash of its vocabulary and
+    rules); two token ids swapped -> the prompts are embedded again and the new score is returned."""
+    from bench.plugins._tiny_text import roberta_style_tokenizer
+
+    monkeypatch.setitem(registry.BACKBONES, "fake-clap-official", f"{__name__}:_OfficialTextSpectral")
+    tok_dir = tmp_path / "tok"
+    tok = roberta_style_tokenizer()
+    tok.save_pretrained(tok_dir)
+    g, r, _ = clips
+    cfg = _official_text_config(tmp_path, tok_dir)
+    first = score(g, r, SENTENCES, cfg, EmbeddingCache(tmp_path / "cache"))
+    warm = EmbeddingCache(tmp_path / "cache")
+    again = score(g, r, SENTENCES, cfg, warm)
+    assert warm.misses == 0 and again.metrics[0].value == first.metrics[0].value
+    ids = tok("a dog barks", add_special_tokens=False)["input_ids"]
+    a, b = tok.convert_ids_to_tokens(ids[:2])
+    _swap_token_ids(tok_dir, a, b)
+    swapped = EmbeddingCache(tmp_path / "cache")
+    res = score(g, r, SENTENCES, cfg, swapped)
+    assert swapped.misses == len(SENTENCES)  # every prompt embedded again; the audio still comes from the cache
+    assert res.metrics[0].value != first.metrics[0].value
+    fresh = score(g, r, SENTENCES, cfg, EmbeddingCache(enabled=False))
+    assert res.metrics[0].value == fresh.metrics[0].value  # the warm run returns what a fresh run computes
+    old_tok = first.backbones["fake-clap-official"]["tokenizer"]
+    new_tok = res.backbones["fake-clap-official"]["tokenizer"]
+    assert old_tok["sha256"] != new_tok["sha256"] and new_tok["class"]
+
+
+class _MsClapStyleOfficial(_OfficialTextSpectral):
+    """Takes its tokenizer through MS-CLAP 2023's own check (pad '!' must be id 0)."""
+
+    name = "fake-msclap-official"
+
+    def __init__(self, device="cpu", tokenizer=None):
+        from bench.metrics.backbones.ms_clap import MsClap2023, prepare_tokenizer
+
+        super().__init__(device, tokenizer)
+        if tokenizer is not None:
+            self.tokenizer = prepare_tokenizer(tokenizer, MsClap2023.default_config)
+
+
+def test_refused_tokenizer_is_refused_with_a_warm_cache(monkeypatch, clips, tmp_path):
+    """Issue 15 item 3: a tokenizer that a fresh run refuses is refused when every embedding is cached."""
+    from bench.metrics.backbones._tokenizers import build_test_gpt2_tokenizer
+
+    name = "fake-msclap-official"
+    monkeypatch.setitem(registry.BACKBONES, name, f"{__name__}:_MsClapStyleOfficial")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    tok = build_test_gpt2_tokenizer()
+    tok.save_pretrained(good)
+    tok.save_pretrained(bad)
+    _swap_token_ids(bad, "!", tok.convert_ids_to_tokens(5))
+    g, r, _ = clips
+    ok = score(g, r, SENTENCES, _official_text_config(tmp_path, good, name), EmbeddingCache(tmp_path / "cache"))
+    assert np.isfinite(ok.metrics[0].value)
+    for cache in (EmbeddingCache(tmp_path / "cache"), EmbeddingCache(enabled=False)):  # warm, then fresh
+        res = score(g, r, SENTENCES, _official_text_config(tmp_path, bad, name), cache)
+        assert np.isnan(res.metrics[0].value) and "maps '!' to 5, msclap expects 0" in res.metrics[0].reason
+
+
+def test_a_file_is_official_only_when_its_hash_is_published(monkeypatch, clips, tmp_path):
+    """Issue 15 item 3: records name the file (name + sha256); "official" only for a published hash."""
+    import hashlib
+    import json
+
+    import bench.checkpoints_known as known
+    from bench.checkpoints import describe_weights
+    from bench.plugins._tiny_text import roberta_style_tokenizer
+
+    monkeypatch.setitem(registry.BACKBONES, "fake-clap-file", f"{__name__}:_OfficialTextSpectral")
+    roberta_style_tokenizer().save_pretrained(tmp_path / "tok")
+    g, r, _ = clips
+    cfg = _official_text_config(tmp_path, tmp_path / "tok", "fake-clap-file")
+    res = score(g, r, SENTENCES, cfg, EmbeddingCache(enabled=False))
+    assert res.weights_label == "checkpoint"
+    text = json.dumps(res.to_dict()).replace(json.dumps(str(tmp_path))[1:-1], "<tmp>")
+    assert "official" not in text.lower()  # the word never appears unverified
+    label = describe_weights("checkpoint", res.weights_label)
+    assert label.startswith("checkpoint files (sha256 recorded; not matched")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    published = known.PublishedHash("fake-clap.pt", digest, "https://example.org/README")
+    monkeypatch.setattr(known, "PUBLISHED_HASHES", (published,))
+    res = score(g, r, SENTENCES, cfg, EmbeddingCache(enabled=False))
+    entry = res.backbones["fake-clap-file"]
+    assert entry["weights"] == "official"
+    assert entry["checkpoint_file"]["published_hash_source"] == "https://example.org/README"
+    assert res.weights_label == "official"
+
+
+def test_backbone_source_says_when_embeddings_came_from_the_cache(fake_backbones, clips, tmp_path):
+    """Issue 15 item 6: `backbones.*.source` reflects cache hits (weights not loaded)."""
+    g, r, texts = clips
+    cold = score(g, r, texts, fake_backbones, EmbeddingCache(tmp_path / "cache"))
+    warm = score(g, r, texts, fake_backbones, EmbeddingCache(tmp_path / "cache"))
+    assert cold.backbones["fake-spectral"]["source"] == "in-process"
+    assert cold.backbones["fake-spectral"]["embeddings"] == {"from_cache": 0, "computed": 20}
+    expected = "embedding cache (20 embeddings; weights not loaded in this run)"
+    assert warm.backbones["fake-spectral"]["source"] == expected
+    assert warm.backbones["fake-clap"]["embeddings"] == {"from_cache": 20, "computed": 0}  # 10 clips + 10 prompts
+
+
+def test_columns_keep_backbone_and_rate_when_a_backbone_is_missing(fake_backbones, clips):
+    """Issue 15 item 6: the column name is the same whether or not the backbone could be loaded."""
+    g, r, texts = clips
+    fake_backbones.weights = "official"
+    res = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    assert set(res.table()) == {"FD_fake-spectral@16k", "IS_fake-spectral@16k", "KL_softmax_fake-spectral@16k",
+                                "KAD_fake-spectral@16k", "FAD_fake-spectral@16k", "CLAP_LAION_fake-clap@48k"}
+    assert all(m.ci_reason == "no value" for m in res.metrics)
+
+
+def test_clips_on_one_side_only_are_named_and_listed(fake_backbones, clips, capsys):
+    """Issue 15 item 3: a reference without generated clip and a generated clip without reference are
+    named on the console (first ids + count) and all listed in the record."""
+    from bench.cli import _print_record
+
+    g, r, texts = clips
+    g = {k: v for k, v in g.items() if k not in ("c0", "c1")}
+    r = {k: v for k, v in r.items() if k != "c9"}
+    res = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    rec = res.to_dict()
+    assert rec["reference_only"] == ["c0", "c1"] and rec["n_reference_only"] == 2
+    assert rec["generated_only"] == ["c9"] and rec["n_generated_only"] == 1
+    _print_record({**rec, "model": "folder", "split": "x", "protocol_version": "p", "model_weights": "random",
+                   "n_evaluated": 8, "n_missing_reference": 1, "n_failed": 0})
+    out = capsys.readouterr().out
+    assert "2 reference clips have no generated clip: c0, c1" in out
+    assert "1 generated clips have no reference clip: c9" in out
+    many = {"reference_only": [f"r{i}" for i in range(12)]}
+    from bench.metrics.suite import unmatched_lines
+
+    expected = ("12 reference clips have no generated clip: r0, r1, r2, r3, r4, ... "
+                "(7 more in the record's `reference_only`)")
+    assert unmatched_lines(many) == [expected]
+
+
+def test_prompt_and_reference_sets_name_the_clips_and_their_content(fake_backbones, clips):
+    g, r, texts = clips
+    a = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    assert a.prompt_set["n"] == 10 and a.reference_set["n"] == 10
+    fewer = score({k: g[k] for k in ("c0", "c1")}, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    assert fewer.prompt_set["n"] == 2 and fewer.prompt_set["sha256"] != a.prompt_set["sha256"]
+    _tone(Path(r["c3"]), 777)  # same file name, other content
+    b = score(g, r, texts, fake_backbones, EmbeddingCache(enabled=False))
+    assert b.prompt_set == a.prompt_set and b.reference_set["sha256"] != a.reference_set["sha256"]
+
+
+def test_point_outside_its_bootstrap_interval_is_explained():
+    """Issue 15 item 6: the percentile interval is reported as computed; a point outside it carries a note
+    (FD / FAD replicates are biased upward: demo FAD 1.7e-05 vs [1.9e-05, 9.5e-05])."""
+    from bench.metrics.suite import CI_OUTSIDE_NOTE, _with_ci
+
+    cfg = ScoreConfig(bootstrap=10, progress=False)
+    outside = _with_ci("FAD", "FAD_vggish@16k", "vggish", 1.7e-05, 10, lambda: (1.9e-05, 9.5e-05), cfg)
+    inside = _with_ci("FAD", "FAD_vggish@16k", "vggish", 2.0e-05, 10, lambda: (1.9e-05, 9.5e-05), cfg)
+    assert outside.ci_note == CI_OUTSIDE_NOTE and "biased upward" in outside.ci_note
+    assert (outside.ci_low, outside.ci_high) == (1.9e-05, 9.5e-05) and inside.ci_note == ""
+    off = _with_ci("FD", "FD_x@16k", "x", 1.0, 10, lambda: (0.5, 2.0), ScoreConfig(bootstrap=0, progress=False))
+    assert np.isnan(off.ci_low) and off.ci_reason == "bootstrap off (--bootstrap 0)"
+
+
+def test_stale_cache_temporaries_are_removed(tmp_path):
+    """Issue 15 item 7: a writer killed mid-put leaves `.<key>.<pid>.tmp.npz`; the next put into that
+    folder removes it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = done.stdout.strip()
+    cache = EmbeddingCache(tmp_path)
+    cache.put("abc", "bb", "random:seed=0", 16000, "soxr-hq", {"embedding": np.ones(3)})
+    leaf = next(tmp_path.rglob("abc.npz")).parent
+    stale = leaf / f".abd.{dead}.tmp.npz"
+    stale.write_bytes(b"")
+    EmbeddingCache(tmp_path).put("abe", "bb", "random:seed=0", 16000, "soxr-hq", {"embedding": np.ones(3)})
+    assert not stale.exists() and sorted(p.name for p in leaf.iterdir()) == ["abc.npz", "abe.npz"]

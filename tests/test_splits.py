@@ -114,3 +114,58 @@ def test_demo_split_is_deterministic_and_offline():
 def test_unknown_split_suggests():
     with pytest.raises(SplitError, match="Did you mean 'audiocaps'"):
         load_split("audiocap")
+
+
+# -- issue 15 item 3: every row accounted for, nothing merged ------------------------------------------------
+WAVTEXT_EMPTY_ROWS = WAVTEXT_CSV + '''https://bigsoundbank.com/detail-0477-wilhelm-scream.html,https://bigsoundbank.com/0477.wav,,,0477.wav,scream
+https://bigsoundbank.com/sound-1110-tibetan-bowl-struck.html,https://bigsoundbank.com/1110.wav, ,  ,1110.wav,bowl
+https://bigsoundbank.com/,https://bigsoundbank.com/0999.wav,,,0999.wav,x
+https://bigsoundbank.com/detail-0003-wind.html,https://bigsoundbank.com/0003.wav,Wind,Strong wind,0003.wav,wind
+'''
+
+
+def test_bigsoundbank_rows_without_text_use_the_view_link_slug_or_are_excluded_and_named(tmp_path, capsys):
+    """The published WavText5K.csv stopped `bench splits` at its line 222 ("both description and title are
+    empty"). Now: the title in the view_link slug, or (no slug words either) excluded, counted and named."""
+    csv = tmp_path / "WavText5K.csv"
+    csv.write_text(WAVTEXT_EMPTY_ROWS)
+    split = load_bigsoundbank(csv, None)
+    assert [it.id for it in split.items] == ["0001", "0002", "0477", "1110", "0003"]
+    by_id = {it.id: it for it in split.items}
+    assert by_id["0477"].prompt == "wilhelm scream" and by_id["0477"].meta["prompt_source"] == "view_link slug"
+    assert by_id["1110"].prompt == "tibetan bowl struck"
+    assert by_id["0002"].meta["prompt_source"] == "title" and by_id["0003"].meta["prompt_source"] == "description"
+    assert split.excluded == [{"line": 8, "id": "0999", "reason": "description, title and view_link slug all empty"}]
+    summary = split.summary()
+    assert summary["n_excluded"] == 1 and summary["excluded"][0]["id"] == "0999"
+    notes = split.console_notes()
+    assert notes[0].startswith("2 prompt(s) of")
+    assert notes[0].endswith("taken from the view_link slug (description and title empty): 0477, 1110")
+    assert notes[1].endswith("excluded (description, title and view_link slug all empty): 0999 (line 8)")
+    assert "n_prompts" in summary and summary["n_prompts"] == 5
+
+
+def test_unterminated_quote_is_detected_and_names_its_line(tmp_path):
+    """An unterminated quote swallowed the next rows into one caption; now an error naming the line."""
+    m = tmp_path / "m.csv"
+    m.write_text('id,caption\na,a dog barks\nb,"a cat meows\nc,a bird sings\nd,"a cow moos"\ne,ok\n')
+    expected = r"m\.csv:3: unterminated quote: a quoted field opened on this line runs to line 5"
+    with pytest.raises(SplitError, match=expected):
+        load_manifest(m)
+    m.write_text('id,caption\na,a dog barks\nb,"a cat meows\nc,a bird sings\n')  # never closed: to the end
+    with pytest.raises(SplitError, match=r"m\.csv:3: unterminated quote: .* runs to the end of the file"):
+        load_manifest(m)
+    csv = tmp_path / "test.csv"
+    csv.write_text(AUDIOCAPS_CSV + '6,qq,0,A man says "hi" loudly\n')  # a quote inside an unquoted field is fine
+    assert load_audiocaps(csv, None).items[-1].prompt == 'A man says "hi" loudly'
+
+
+def test_two_reference_files_for_one_clip_are_an_error_naming_both(tmp_path):
+    csv = tmp_path / "test.csv"
+    csv.write_text(AUDIOCAPS_CSV)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    _wav(audio / "--0w1YA1Hm4.wav")
+    _wav(audio / "--0w1YA1Hm4.flac")
+    with pytest.raises(SplitError, match=r"--0w1YA1Hm4\.wav and --0w1YA1Hm4\.flac are both the reference of one clip"):
+        load_audiocaps(csv, audio)

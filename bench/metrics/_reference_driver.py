@@ -12,9 +12,13 @@ installed in that environment.
 
 Clips are `<clip_id>.wav` in DIR; captions map clip id -> prompt. Metric groups:
 
-  audioldm_eval  `EvaluationHelper(16000, device).main(gen, ref)`: FD, IS, KL (softmax,
-                 sigmoid), KID from its Cnn14 16 kHz; FAD from its VGGish. LSD / PSNR / SSIM
-                 are switched off (not in the protocol; LSD's ssr_eval dependency rarely builds).
+  audioldm_eval  `EvaluationHelper(16000, device, backbone="cnn14").main(gen, ref)`: FD, IS, KL
+                 (softmax, sigmoid), KID from its Cnn14 16 kHz; FAD from its VGGish. The backbone
+                 is named because the helper's default became MERT in 2024-09 (GitHub main); a
+                 version whose helper cannot be pinned to Cnn14 (no `backbone` argument, "cnn14"
+                 refused, or another network built) is refused: the driver stops, and its JSON
+                 carries `refused` (one line). LSD / PSNR / SSIM are switched off (not in the
+                 protocol; LSD's ssr_eval dependency rarely builds).
   laion_clap     `CLAP_Module(enable_fusion=False, amodel="HTSAT-base", tmodel="roberta")`,
                  `load_ckpt`, `librosa.load(f, sr=48000)`, `get_audio_embedding_from_data`,
                  `get_text_embedding` -> CLAP_LAION = mean cosine.
@@ -23,7 +27,7 @@ Clips are `<clip_id>.wav` in DIR; captions map clip id -> prompt. Metric groups:
                  random crop replaced by the first window (the protocol's deterministic crop).
 
 A group whose package cannot be imported, or that raises, gives NaN metrics with the reason;
-the other groups still run.
+the other groups still run. Each group records its tool's version and network (`backbones`).
 
 Testing hook: if $GENAU_BENCH_REFERENCE_SHIMS names a Python file, it is imported before
 anything else (offline stand-ins: benchmarks/parity/reference_shims.py). Not for real runs.
@@ -55,6 +59,11 @@ CNN14_16K_FILENAME = "Cnn14_16k_mAP=0.438.pth"
 CNN14_32K_FILENAME = "Cnn14_mAP=0.431.pth"
 VGGISH_RELEASE_FILENAME = "vggish-10086976.pth"
 MSCLAP_CROP_NOTE = "msclap's random crop of clips longer than its 7 s window replaced by the first 7 s (the protocol's deterministic crop)"
+CNN14_BACKBONE = "cnn14"  # audioldm_eval's name for its PANNs Cnn14 feature extractor
+
+
+class ToolRefused(Exception):
+    """The installed tool cannot compute the protocol's numbers (e.g. audioldm_eval not pinnable to Cnn14)."""
 
 
 class GroupResult:
@@ -65,6 +74,7 @@ class GroupResult:
         self.reasons: dict[str, str] = {}
         self.notes: list[str] = []
         self.n: dict[str, int] = {}
+        self.backbone: dict[str, str] = {}  # the tool's version and the network it ran
 
     def fail(self, reason: str) -> None:
         for m in self.values:
@@ -188,10 +198,71 @@ def audioldm_eval_values(res: dict, out: GroupResult) -> None:
     out.reasons.setdefault("KID", f"std over 100 subsets = {float(res.get('kernel_inception_distance_std', math.nan)):.4g}")
 
 
+def refuse_unpinnable(why: str) -> ToolRefused:
+    where = importlib.util.find_spec("audioldm_eval")
+    origin = Path(where.origin).parent if where is not None and where.origin else "?"
+    return ToolRefused(
+        f"audioldm_eval {package_version('audioldm_eval') or '(unknown version)'} at {origin} cannot be pinned to its Cnn14 "
+        f"backbone: {why}; install one whose EvaluationHelper takes backbone='cnn14' (PyPI audioldm-eval==0.0.3, or "
+        "github.com/haoheliu/audioldm_eval)"
+    )
+
+
+def cnn14_arguments(helper_cls) -> tuple[dict, str]:
+    """The keyword that pins EvaluationHelper to Cnn14, and its default (audioldm_eval <= 2024-06: backbone="cnn14",
+    ignored, Cnn14 always; since 2024-09: backbone="mert"). Refused when the helper takes no `backbone`."""
+    try:
+        params = inspect.signature(helper_cls.__init__).parameters
+    except (TypeError, ValueError) as e:
+        raise refuse_unpinnable(f"its EvaluationHelper signature cannot be read ({e})") from None
+    if "backbone" not in params:
+        raise refuse_unpinnable(f"its EvaluationHelper{inspect.signature(helper_cls.__init__)} takes no backbone argument")
+    default = params["backbone"].default
+    return {"backbone": CNN14_BACKBONE}, ("none" if default is inspect.Parameter.empty else repr(default))
+
+
+def check_cnn14(helper) -> str:
+    """The class path of the network the helper built; refused unless it is audioldm_eval's PANNs Cnn14."""
+    model = getattr(helper, "mel_model", None)
+    cls = type(model)
+    path = f"{cls.__module__}.{cls.__qualname__}"
+    chosen = getattr(helper, "backbone", CNN14_BACKBONE)
+    if model is None or cls.__name__ != "Cnn14" or not cls.__module__.startswith("audioldm_eval.") or chosen != CNN14_BACKBONE:
+        raise refuse_unpinnable(f"asked for backbone='cnn14', it built {path if model is not None else 'no mel_model'} "
+                                f"(backbone={chosen!r})")
+    return path
+
+
+@contextlib.contextmanager
+def cnn14_checkpoint_home(work: Path, cnn14: Path) -> Iterator[None]:
+    """audioldm_eval since 2023-10 loads ~/.cache/audioldm_eval/ckpt/<file> (and wgets both PANNs files unless
+    Cnn14_mAP=0.431.pth exists there): HOME points at a folder holding the user's file while the helper is built.
+    torch.hub keeps the user's own cache folder (the torchvggish code)."""
+    import torch.hub
+
+    home = work / "home"
+    ckpt = home / ".cache" / "audioldm_eval" / "ckpt"
+    ckpt.mkdir(parents=True)
+    (ckpt / CNN14_16K_FILENAME).symlink_to(cnn14.resolve())
+    (ckpt / CNN14_32K_FILENAME).touch()
+    hub_dir = torch.hub.get_dir()
+    old = os.environ.get("HOME")
+    torch.hub.set_dir(hub_dir)
+    os.environ["HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = old
+
+
 def run_audioldm_eval(a: argparse.Namespace, out: GroupResult) -> None:
     import audioldm_eval
     import torch
 
+    pin, default = cnn14_arguments(audioldm_eval.EvaluationHelper)  # before anything is built or read
     patch_audioldm_eval_librosa()
     with tempfile.TemporaryDirectory(prefix="audioldm_eval_cwd_") as tmp:
         work = Path(tmp)
@@ -199,7 +270,14 @@ def run_audioldm_eval(a: argparse.Namespace, out: GroupResult) -> None:
         (work / "hub").mkdir()
         read_vggish_weights_from(Path(a.vggish), work / "hub")
         with working_directory(work):
-            helper = audioldm_eval.EvaluationHelper(16000, torch.device(a.device))
+            with cnn14_checkpoint_home(work, Path(a.cnn14)):
+                try:
+                    helper = audioldm_eval.EvaluationHelper(16000, torch.device(a.device), **pin)
+                except ValueError as e:  # e.g. "Backbone not supported"
+                    raise refuse_unpinnable(f"EvaluationHelper(backbone='cnn14') raised ValueError: {e}") from None
+            network = check_cnn14(helper)
+            out.backbone = {"version": package_version("audioldm_eval") or "unknown", "backbone": CNN14_BACKBONE,
+                            "argument": f"backbone='cnn14' (its default: {default})", "network": network}
             helper.calculate_lsd = lambda *x, **k: {}  # not in the protocol's metric set
             helper.calculate_psnr_ssim = lambda *x, **k: {}
             with torch.no_grad():
@@ -219,6 +297,8 @@ def run_laion_clap(a: argparse.Namespace, out: GroupResult) -> None:
     if not files:
         raise ValueError("no generated clip has a caption")
     model = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-base", tmodel="roberta", device=a.device)
+    out.backbone = {"version": package_version("laion_clap") or "unknown", "backbone": "HTSAT-base + roberta",
+                    "argument": "CLAP_Module(enable_fusion=False, amodel='HTSAT-base', tmodel='roberta')"}
     model.load_ckpt(a.laion_clap, verbose=False)
     waves = [librosa.load(str(f), sr=48000)[0] for f in files]
     with torch.no_grad():
@@ -251,6 +331,8 @@ def run_msclap(a: argparse.Namespace, out: GroupResult) -> None:
     if not files:
         raise ValueError("no generated clip has a caption")
     wrapper = wrapper_module.CLAPWrapper(model_fp=a.ms_clap, version="2023", use_cuda=a.device.startswith("cuda"))
+    out.backbone = {"version": package_version("msclap") or "unknown", "backbone": "2023 (HTSAT + GPT-2)",
+                    "argument": "CLAPWrapper(version='2023')"}
     with torch.no_grad():
         audio = wrapper.get_audio_embeddings([str(f) for f in files], resample=True).cpu().numpy()
         text = wrapper.get_text_embeddings(texts).cpu().numpy()
@@ -266,6 +348,21 @@ GROUP_CHECKPOINTS = {"audioldm_eval": ("cnn14", "vggish"), "laion_clap": ("laion
 
 
 # ----------------------------------------------------------------------------- record
+def audioldm_eval_fad_reader() -> str:
+    """How the installed audioldm_eval's FrechetAudioDistance reads files, from its source (not imported):
+    PyPI 0.0.3 `load_audio_task` (sf.read int16, channel mean, resampy); GitHub main / GenAU's copy: WaveDataset."""
+    spec = importlib.util.find_spec("audioldm_eval")
+    fad = Path(spec.origin).parent / "metrics" / "fad.py" if spec is not None and spec.origin else None
+    if fad is None or not fad.is_file():
+        return "unknown (audioldm_eval/metrics/fad.py not found)"
+    text = fad.read_text(encoding="utf-8", errors="replace")
+    if "load_audio_task" in text and "resampy" in text:
+        return "resampy.resample (kaiser_best) to 16 kHz of the file read as int16, channels averaged (its load_audio_task)"
+    if "WaveDataset" in text:
+        return "as audioldm_eval-cnn14 (its FAD reads files through the same WaveDataset)"
+    return "unknown (audioldm_eval/metrics/fad.py reads files another way)"
+
+
 def resamplers() -> dict[str, str]:
     """How each tool resamples its input, as installed here."""
     librosa_res_type = "unknown (librosa not importable)"
@@ -278,14 +375,16 @@ def resamplers() -> dict[str, str]:
             librosa_res_type = f"unknown ({e})"
     torchaudio = f"torchaudio {package_version('torchaudio') or 'unknown version'}"
     return {
-        "audioldm_eval-cnn14": f"{torchaudio} functional.resample (windowed sinc) to 16 kHz, after subtracting each clip's mean",
-        "audioldm_eval-vggish": "resampy.resample (kaiser_best) to 16 kHz, of the file read as int16",
-        "laion_clap": f"librosa.load(sr=48000), res_type={librosa_res_type}",
-        "msclap": f"{torchaudio} transforms.Resample (windowed sinc) to 44.1 kHz",
+        "audioldm_eval-cnn14": f"{torchaudio} functional.resample (windowed sinc) to 16 kHz of the first channel, after "
+                               "subtracting its mean; clips shorter than 2 s zero-padded",
+        "audioldm_eval-vggish": audioldm_eval_fad_reader(),
+        "laion_clap": f"librosa.load(sr=48000), res_type={librosa_res_type} (channels averaged)",
+        "msclap": f"{torchaudio} transforms.Resample (windowed sinc) to 44.1 kHz, then channels concatenated (reshape(-1))",
     }
 
 
 def run_group(group: str, a: argparse.Namespace) -> tuple[GroupResult, float]:
+    """Run one group; a ToolRefused propagates (the driver stops), any other failure is the group's reason."""
     out = GroupResult(GROUP_METRICS[group])
     t0 = time.perf_counter()
     missing = missing_package_reason(group)
@@ -298,6 +397,8 @@ def run_group(group: str, a: argparse.Namespace) -> tuple[GroupResult, float]:
         return out, time.perf_counter() - t0
     try:
         GROUP_RUNNERS[group](a, out)
+    except ToolRefused:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure of a tool is that group's reason
         out.fail(f"{group} failed: {type(e).__name__}: {e}")
     return out, time.perf_counter() - t0
@@ -333,11 +434,20 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     notes: dict[str, list[str]] = {}
     counts: dict[str, dict[str, int]] = {}
+    backbones: dict[str, dict[str, str]] = {}
+    refused = None
     for group in a.group_list:
-        res, dt = run_group(group, a)
+        try:
+            res, dt = run_group(group, a)
+        except ToolRefused as e:
+            refused = {"group": group, "reason": str(e)}
+            print(f"[reference] {group}: refused: {e}", file=sys.stderr, flush=True)
+            break  # the record would not be the protocol's: nothing more is run
         values.update(res.values)
         reasons.update(res.reasons)
         seconds[group], notes[group], counts[group] = dt, res.notes, res.n
+        if res.backbone:
+            backbones[group] = res.backbone
         print(f"[reference] {group}: {dt:.1f} s", file=sys.stderr, flush=True)
     packages = ("audioldm_eval", "laion_clap", "msclap", "torch", "torchaudio", "librosa", "resampy", "numpy")
     result = {
@@ -348,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         "values": values,
         "reasons": reasons,
         "versions": {p: package_version(p) for p in packages},
+        "backbones": backbones,
+        "refused": refused,
         "resamplers": resamplers(),
         "seconds": seconds,
         "notes": notes,

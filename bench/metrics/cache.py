@@ -2,7 +2,12 @@
 
 Keyed by the file's *content* hash (never its path or folder, unlike audioldm_eval's
 folder-keyed cache), so renaming or moving clips reuses embeddings, and changing a clip,
-a checkpoint, a rate or a resampler recomputes exactly what changed.
+a checkpoint, a rate or a resampler recomputes exactly what changed. Text embeddings are
+keyed by the text, the checkpoint and the tokenizer's identity (`variant` "text-tok<sha256>",
+see `tokenizer_identity`): another tokenizer never reads them.
+
+Entries are written atomically; the temporaries of a killed writer (`.<key>.<pid>.tmp.npz`)
+are removed the next time a process writes into the same folder.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.checkpoints import cache_root
+from bench.tempfiles import remove_stale_temporaries
 
 
 def content_hash(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -30,6 +36,7 @@ class EmbeddingCache:
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
+        self._cleaned: set[Path] = set()  # folders already rid of dead writers' temporaries
 
     def _path(self, digest: str, backbone: str, checkpoint_id: str, sample_rate: int, resampler: str, variant: str) -> Path:
         ckpt = hashlib.sha256(checkpoint_id.encode()).hexdigest()[:16]
@@ -57,6 +64,9 @@ class EmbeddingCache:
             return
         p = self._path(digest, backbone, checkpoint_id, sample_rate, resampler, variant)
         p.parent.mkdir(parents=True, exist_ok=True)
+        if p.parent not in self._cleaned:
+            remove_stale_temporaries(p.parent)
+            self._cleaned.add(p.parent)
         tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **outputs)
         os.replace(tmp, p)

@@ -30,6 +30,7 @@ __all__ = [
     "inception_score",
     "kl_divergence",
     "kl_divergence_per_clip",
+    "kl_divergence_of_probabilities",
     "clap_score",
     "clap_score_per_pair",
     "kernel_distance",
@@ -427,6 +428,29 @@ def kl_divergence(
     generated clips, `q_logits` = paired reference clips (same order, same shape).
     """
     return float(kl_divergence_per_clip(p_logits, q_logits, kind=kind, eps=eps).mean())
+
+
+def kl_divergence_of_probabilities(p_gen: Any, p_ref: Any, *, eps: float = 1e-6) -> np.ndarray:
+    """Per-clip KL of stable-audio-metrics' `passt_kld`, one value per row.
+
+    `p_gen` / `p_ref` are class probabilities (rows sum to 1: the softmax of the window-mean
+    logits). stable-audio-metrics evaluates `F.kl_div((p_ref + eps).log(), p_gen,
+    reduction="sum")`, i.e. per clip
+
+        kl_i = sum_c  Pgen_ic * ( log Pgen_ic - log(Pref_ic + eps) ),
+
+    KL(generated || reference) with eps on the reference inside the log: the opposite
+    direction to audioldm_eval's `calculate_kl` (`kl_divergence_per_clip`). Terms with
+    Pgen_ic = 0 count as 0.
+    """
+    if not (isinstance(eps, (int, float)) and eps >= 0.0):
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    p = _as_2d(p_gen, "p_gen")
+    q = _as_2d(p_ref, "p_ref")
+    _same_shape(p, q, "p_gen", "p_ref")
+    if (p < 0).any() or (q < 0).any():
+        raise ValueError("probabilities must be non-negative")
+    return (xlogy(p, p) - p * np.log(q + eps)).sum(axis=1)
 
 
 # --------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ clip ids, finds and hashes the checkpoint files exactly as our suite does, runs
 `_reference_driver.py` with the other interpreter, and turns its JSON into a results record
 with the keys `bench score` writes, plus `impl: "reference"`. Its metric columns name the tool
 (`FD_audioldm_eval-cnn14@16k`), so they never merge with ours (`FD_panns-cnn14@16k`).
+
+audioldm_eval is pinned to its Cnn14 backbone (`backbone="cnn14"`; its default became MERT in
+2024-09); an installed version that cannot be pinned is refused with one line (ReferenceImplError)
+and nothing is recorded. `reference_backbones` records each tool's version and network.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from bench.checkpoints import sha256_files
+from bench.checkpoints import combined_weights_label, file_provenance, file_weights_label, sha256_files
+from bench.errors import GenauBenchError
 from bench.metrics.suite import DEFAULT_BACKBONES, ScoreConfig, locate_checkpoint, metric_column
 
 DRIVER = Path(__file__).with_name("_reference_driver.py")
@@ -59,7 +64,7 @@ BACKBONE_TOOL = {
 }
 
 
-class ReferenceImplError(RuntimeError):
+class ReferenceImplError(GenauBenchError, RuntimeError):
     """The reference interpreter is missing, or the driver failed."""
 
 
@@ -210,14 +215,14 @@ def backbone_identities(checkpoints: LocatedCheckpoints) -> dict[str, dict]:
         tool = next(t for t in TOOL_OF_METRIC.values() if name in t.backbones)
         identities[name] = {
             "name": name, "sample_rate": tool.sample_rate, "checkpoint_id": f"sha256:{digests[name]}",
-            "weights": "official", "source": str(path), "reference_tool": BACKBONE_TOOL[name],
+            "weights": file_weights_label(digests[name]), **file_provenance(path, digests[name]),
+            "source": str(path), "reference_tool": BACKBONE_TOOL[name],
         }
     return identities
 
 
 def weights_label(identities: dict[str, dict]) -> str:
-    kinds = {b.get("weights", "unavailable") for b in identities.values() if "error" not in b}
-    return "official" if kinds == {"official"} else "+".join(sorted(kinds)) or "unavailable"
+    return combined_weights_label(b.get("weights", "unavailable") for b in identities.values() if "error" not in b)
 
 
 def reference_notes(driver_out: dict) -> list[str]:
@@ -246,11 +251,14 @@ def score_with_reference_tools(
     with tempfile.TemporaryDirectory(prefix="genau-bench-reference-") as tmp:
         staged = stage_clips(gen, ref, texts, Path(tmp) / "clips")
         driver_out = run_driver(interpreter, staged, checkpoints, groups, config.device, Path(tmp)) if groups else {}
+    if driver_out.get("refused"):
+        raise ReferenceImplError(str(driver_out["refused"].get("reason", driver_out["refused"])))
     identities = backbone_identities(checkpoints)
     return {
         "impl": "reference",
         "reference_python": str(interpreter),
         "reference_tools": driver_out.get("versions", {}),
+        "reference_backbones": driver_out.get("backbones", {}),
         "resamplers": driver_out.get("resamplers", {}),
         "reference_seconds": driver_out.get("seconds", {}),
         "reference_notes": reference_notes(driver_out),

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 from bench.checkpoints import sha256_file
+from bench.errors import MissingFileError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 
@@ -23,17 +24,51 @@ def cached_snapshot(repo_id: str) -> Path | None:
         return None
 
 
-def resolve_model_dir(checkpoint: str | None, repo_id: str, model: str = "MODEL") -> tuple[Path | None, str]:
-    """(folder or None, human-readable status). `checkpoint` may be a folder or a hub id."""
+def model_for_repo(repo_id: str) -> str:
+    """The `bench` model name whose plugin loads `repo_id` (for hints); "MODEL" when none does."""
+    from bench.plugins.registry import BUILTIN_PLUGINS, get_plugin_class
+
+    for name in BUILTIN_PLUGINS:
+        if name.endswith("-tiny"):
+            continue
+        try:
+            cls = get_plugin_class(name)
+        except Exception:  # a plugin whose framework is not installed cannot be the one asking
+            continue
+        if getattr(cls, "repo_id", None) == repo_id:
+            return name
+    return "MODEL"
+
+
+def _looks_like_path(text: str) -> bool:
+    """A hub id is `owner/name`; anything with more parts, a leading ./ ~ /, or a backslash is a path."""
+    return text.startswith((".", "~", "/")) or "\\" in text or text.count("/") != 1
+
+
+def resolve_model_dir(checkpoint: str | None, repo_id: str, model: str | None = None) -> tuple[Path | None, str]:
+    """(folder or None, human-readable status). `checkpoint` may be a folder or a hub id.
+
+    When nothing usable is found, the status ends with the flag that fixes it,
+    `--model-checkpoint <model>=PATH`, for the model of this plugin."""
+    model = model or model_for_repo(repo_id)
+    fix = f"pass the downloaded folder with --model-checkpoint {model}=PATH"
     if checkpoint and Path(checkpoint).expanduser().is_dir():
-        return Path(checkpoint).expanduser(), f"local folder {checkpoint}"
+        folder = Path(checkpoint).expanduser()
+        if not any(p.is_file() and p.suffix in WEIGHT_SUFFIXES for p in folder.rglob("*")):
+            return None, (
+                f"{checkpoint}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) in this folder; "
+                f"it should hold the files of hf:{repo_id}; {fix}"
+            )
+        return folder, f"local folder {checkpoint}"
+    if checkpoint and _looks_like_path(checkpoint):
+        return None, f"{checkpoint}: no such folder; {fix}"
     target = checkpoint or repo_id
     snap = cached_snapshot(target)
     if snap is not None:
         return snap, f"hub cache {target} ({snap.name[:12]})"
     return None, (
-        f"{target} not found locally: download the diffusers folder (e.g. `huggingface-cli download {target}` "
-        f"when online) or pass its local path with --checkpoint {target.split('/')[-1]}=PATH"
+        f"{target} not found locally: download it (`huggingface-cli download {target}` when online), "
+        f"then {fix}"
     )
 
 
@@ -42,7 +77,7 @@ def folder_identity(folder: Path) -> str:
     h = hashlib.sha256()
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) found")
+        raise MissingFileError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) found")
     for p in files:
         h.update(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}\n".encode())
     return "sha256:" + h.hexdigest()

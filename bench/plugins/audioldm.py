@@ -1,4 +1,12 @@
-"""AudioLDM-L (diffusers `AudioLDMPipeline`, hub id cvssp/audioldm-l-full) and its offline tiny twin."""
+"""AudioLDM-L (hub id cvssp/audioldm-l-full, a diffusers folder) and its offline tiny twin.
+
+The released diffusers folder is read with the diffusers / transformers model classes and run by our
+own loop (`genau_core.baselines.audioldm.AudioLDMModel`), not by `AudioLDMPipeline`, which diffusers
+moved to its deprecated pipelines in 2026-04. Defaults are the official inference's: DDIM 200 steps,
+eta 1.0, guidance 2.5, 256 latent frames (10.24 s) for 10 s, which the base class trims to the
+protocol's 10 s. `_DiffusersFolderPlugin` (locating and hashing a diffusers folder) is shared with
+AudioLDM 2.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +20,10 @@ from bench.plugins._hub import folder_identity, resolve_model_dir
 from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, TextToAudioPlugin, cpu_generators
 
 
-def _audioldm_pipeline_class():
-    from diffusers import AudioLDMPipeline  # kept importable under diffusers' pipelines/deprecated
+class _DiffusersFolderPlugin(TextToAudioPlugin):
+    """A model released as a diffusers folder, found through `repo_id` (local folder, hub id or hub cache)."""
 
-    return AudioLDMPipeline
-
-
-class _DiffusersAudioPlugin(TextToAudioPlugin):
-    """Shared loading and generation path for diffusers text-to-audio pipelines (a released diffusers
-    folder found through `repo_id`; offline twins override the checkpoint methods and `load`)."""
-
-    pipe = None
     repo_id: ClassVar[str] = ""
-    pipeline_class = staticmethod(_audioldm_pipeline_class)
-
-    def _use_pipeline(self, pipe) -> None:
-        self.pipe = pipe.to(self.device)
-        self.pipe.set_progress_bar_config(disable=True)
 
     def _model_folder(self) -> Path:
         return self._found_or_raise(*resolve_model_dir(self.checkpoint, self.repo_id, self.name))
@@ -40,46 +35,50 @@ class _DiffusersAudioPlugin(TextToAudioPlugin):
     def checkpoint_identity(self) -> str:
         return folder_identity(self._model_folder())
 
+
+_AUDIOLDM_NOTES = (
+    "Official sampler (haoheliu/AudioLDM ldm.py generate_sample): DDIM, eta 1.0, 256 latent frames (10.24 s; the "
+    "protocol keeps the first 10 s). Run by our own loop on the diffusers folder's model classes (AudioLDMPipeline is "
+    "deprecated). Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no re-ranking. One "
+    "generator per prompt (x_T and every DDIM noise draw; official: global RNG); float output; no 10% random "
+    "unconditional drop of the CLAP condition and no latent clipping (see docs/baselines.md)."
+)
+
+
+class _AudioLDMPlugin(_DiffusersFolderPlugin):
+    model = None  # genau_core.baselines.audioldm.AudioLDMModel
+    eta: ClassVar[float] = 1.0  # official DDIM eta (audioldm/ldm.py generate_sample)
+
     def load(self) -> None:
-        self._use_pipeline(self.pipeline_class().from_pretrained(str(self._model_folder())))
+        from genau_core.baselines.audioldm import AudioLDMModel
+
+        self.model = AudioLDMModel.from_folder(self._model_folder()).to(self.device)
 
     def parameter_count(self) -> int:
         self._ensure_loaded()
-        total = 0
-        for name in ("unet", "vae", "text_encoder", "text_encoder_2", "vocoder", "projection_model", "language_model"):
-            module = getattr(self.pipe, name, None)
-            if isinstance(module, torch.nn.Module):
-                total += sum(p.numel() for p in module.parameters())
-        return total
+        return self.model.parameter_count()
 
-    def _run_pipeline(self, *, seeds, steps, guidance, duration_s, **conditioning) -> list[np.ndarray]:
-        """One pipeline call; `conditioning` is the prompt or its precomputed embeddings."""
-        out = self.pipe(
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            audio_length_in_s=duration_s,
-            num_waveforms_per_prompt=1,  # protocol: one candidate, no CLAP re-ranking
-            generator=cpu_generators(seeds),
-            output_type="np",
-            **conditioning,
-        )
-        return [np.asarray(a, dtype=np.float32) for a in out.audios]
+    def generation_extra(self) -> dict:
+        return {"ddim_eta": self.eta}
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
-        return self._run_pipeline(prompt=list(prompts), seeds=seeds, steps=steps, guidance=guidance, duration_s=duration_s)
+        waves = self.model.sample(
+            list(prompts), cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s, eta=self.eta
+        )
+        return [w.numpy().astype(np.float32) for w in waves]
 
 
-class AudioLDMLarge(_DiffusersAudioPlugin):
+class AudioLDMLarge(_AudioLDMPlugin):
     info = PluginInfo(
         name="audioldm-l",
         family="audioldm",
         native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=200, guidance=2.5, duration_s=10.0),
+        defaults=InferenceSettings(sampler="DDIM (eta 1)", steps=200, guidance=2.5, duration_s=10.0),
         training_data="AudioSet, AudioCaps, Freesound, BBC Sound Effects (AudioLDM paper)",
         text_encoder="LAION-CLAP (RoBERTa) text branch",
-        source="hf:cvssp/audioldm-l-full (diffusers AudioLDMPipeline)",
+        source="hf:cvssp/audioldm-l-full (diffusers folder: unet, vae, text_encoder, tokenizer, vocoder, scheduler)",
         paper_params="739M",
-        notes="Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no re-ranking.",
+        notes=_AUDIOLDM_NOTES,
     )
     repo_id = "cvssp/audioldm-l-full"
 
@@ -107,10 +106,18 @@ def build_tiny_vocoder(seed: int = 0):
 
 
 def tiny_ddim_scheduler():
+    """The scheduler configuration of the released AudioLDM / AudioLDM 2 folders (diffusers'
+    scripts/convert_original_audioldm{,2}_to_diffusers.py): LDM's linear 0.0015..0.0195 betas, and
+    steps_offset 1 so the DDIM timesteps are LDM's uniform ones (1 + k * 1000 // steps)."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
-        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+        beta_start=0.0015,
+        beta_end=0.0195,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
 
 
@@ -163,7 +170,9 @@ def tiny_clap_text_config(vocab_size: int, projection_dim: int = 16):
 
 
 def build_tiny_audioldm_components(seed: int = 0) -> dict:
-    """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights."""
+    """Tiny AudioLDM components at the real frame rate (hop 160 @ 16 kHz), random weights, eval mode.
+
+    The same classes as the diffusers folder of cvssp/audioldm-l-full (keyword names as there)."""
     from diffusers import UNet2DConditionModel
     from transformers import ClapTextModelWithProjection
 
@@ -188,17 +197,21 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)
 
 
-class AudioLDMTiny(RandomWeightsTwin, _DiffusersAudioPlugin):
+class AudioLDMTiny(RandomWeightsTwin, _AudioLDMPlugin):
     info = PluginInfo(
         name="audioldm-l-tiny",
         family="audioldm",
         native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=10, guidance=2.5, duration_s=10.0),
+        defaults=InferenceSettings(sampler="DDIM (eta 1)", steps=10, guidance=2.5, duration_s=10.0),
         training_data="none (random weights, seed 0)",
         text_encoder="tiny CLAP text branch, in-process BPE tokenizer",
-        source="in-process (diffusers AudioLDMPipeline with tiny components)",
+        source="in-process (bench.plugins.audioldm.build_tiny_audioldm_components, run by AudioLDMModel)",
         tiny=True,
-        notes="Offline twin of audioldm-l: same pipeline code, tiny random components, 10 DDIM steps.",
+        notes="Offline twin of audioldm-l: same loop and sampler (DDIM eta 1, 10.24 s per 10 s), tiny random "
+        "components (seed 0), 10 DDIM steps instead of 200.",
     )
+
     def load(self) -> None:
-        self._use_pipeline(self.pipeline_class()(**build_tiny_audioldm_components(self.seed)))
+        from genau_core.baselines.audioldm import AudioLDMModel
+
+        self.model = AudioLDMModel.from_components(**build_tiny_audioldm_components(self.seed)).to(self.device)

@@ -1,5 +1,17 @@
 """AudioLDM 2-L (diffusers `AudioLDM2Pipeline`, hub id cvssp/audioldm2-large) and its offline tiny twin.
 
+Official inference (haoheliu/AudioLDM2 `audioldm2/pipeline.py` `text_to_audio`,
+`latent_diffusion/models/ddpm.py` `LatentDiffusion.generate_batch`, `models/ddim.py` `DDIMSampler`),
+which the plugin follows where diffusers' defaults differ:
+- DDIM with **eta 1.0** (`generate_batch(ddim_eta=1.0)`); diffusers' pipeline defaults to eta 0.
+- **256 latent frames = 10.24 s** for 10 s (`latent_t_size = int(duration * 25.6)`); diffusers makes
+  250 for 10 s. The base class trims to the protocol's 10 s.
+- The unconditional branch of the GPT-2 "language of audio" condition is **zeros (8 x 768)**:
+  `SequenceGenAudioMAECond.get_unconditional_condition` returns the AudioMAE branch's unconditional
+  tokens (`AudioMAEConditionCTPoolRand.get_unconditional_condition`: zeros, 512 / (8 x 8) tokens of
+  768) as `crossattn_audiomae_generated`. diffusers instead runs GPT-2 on the embeddings of "".
+  The unconditional FLAN-T5 branch is T5("") in both (`FlanT5HiddenState.get_unconditional_condition`).
+
 Protocol notes
 - One waveform per prompt (`num_waveforms_per_prompt=1`), so the pipeline's CLAP re-ranking
   (`score_waveforms`, used only when more than one waveform is asked for) never runs.
@@ -10,27 +22,29 @@ Protocol notes
   `encode_prompt` (exactly what a one-prompt pipeline call does), pad the T5 states of the
   batch with masked zeros (the UNet's cross-attention gives masked positions exactly zero
   weight), and run the denoising loop batched. `tests/test_plugin_audioldm2.py` checks the
-  result against one-prompt calls of the diffusers pipeline.
+  result against one-prompt calls of the diffusers pipeline and the official computation against
+  a transcription of the official code.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from bench.plugins.audioldm import (
     TINY_UNET_LAYOUT,
-    _DiffusersAudioPlugin,
+    _DiffusersFolderPlugin,
     build_tiny_vae,
     build_tiny_vocoder,
     tiny_clap_text_config,
     tiny_ddim_scheduler,
 )
-from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin
+from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, cpu_generators
+from genau_core.baselines.audioldm import latent_frames
 
 
 def _audioldm2_pipeline_class():
@@ -39,21 +53,64 @@ def _audioldm2_pipeline_class():
     return AudioLDM2Pipeline
 
 
-class _AudioLDM2Generation(_DiffusersAudioPlugin):
-    """Per-prompt text conditioning, batched denoising (see module docstring)."""
+class _AudioLDM2Generation(_DiffusersFolderPlugin):
+    """The diffusers pipeline with the official sampler settings; per-prompt text conditioning, batched denoising."""
 
-    pipeline_class = staticmethod(_audioldm2_pipeline_class)
+    pipe = None
+    eta: ClassVar[float] = 1.0  # official DDIM eta (audioldm2 ddpm.py generate_batch)
+    zero_unconditional_gpt2: ClassVar[bool] = True  # official unconditional "language of audio": zeros
+
+    def _use_pipeline(self, pipe) -> None:
+        self.pipe = pipe.to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+
+    def load(self) -> None:
+        self._use_pipeline(_audioldm2_pipeline_class().from_pretrained(str(self._model_folder())))
+
+    def parameter_count(self) -> int:
+        self._ensure_loaded()
+        total = 0
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2", "vocoder", "projection_model", "language_model"):
+            module = getattr(self.pipe, name, None)
+            if isinstance(module, torch.nn.Module):
+                total += sum(p.numel() for p in module.parameters())
+        return total
+
+    def generation_extra(self) -> dict:
+        return {"ddim_eta": self.eta, "unconditional_gpt2": "zeros" if self.zero_unconditional_gpt2 else "gpt2('')"}
+
+    def official_audio_length(self, duration_s: float) -> float:
+        """Seconds to ask the pipeline for so that it makes the official number of latent frames."""
+        pipe = self.pipe
+        hop = int(np.prod(pipe.vocoder.config.upsample_rates))
+        rate = int(pipe.vocoder.config.sampling_rate)
+        frames = latent_frames(
+            duration_s,
+            mel_frames_per_s=rate / hop,
+            vae_scale=pipe.vae_scale_factor,
+            unet_multiple=2 ** (len(pipe.unet.config.block_out_channels) - 1),
+        )
+        return frames * pipe.vae_scale_factor * hop / rate
 
     def _encode_one(self, prompt: str, cfg: bool) -> dict[str, torch.Tensor]:
         pipe = self.pipe
         embeds, mask, generated = pipe.encode_prompt(
             [prompt], pipe._execution_device, num_waveforms_per_prompt=1, do_classifier_free_guidance=cfg
         )
-        if cfg:  # encode_prompt returns [negative; positive] stacked on the batch axis
-            return dict(
-                neg=embeds[0:1], pos=embeds[1:2], neg_mask=mask[0:1], pos_mask=mask[1:2], neg_gen=generated[0:1], pos_gen=generated[1:2]
-            )
-        return dict(pos=embeds, pos_mask=mask, pos_gen=generated)
+        if not cfg:
+            return dict(pos=embeds, pos_mask=mask, pos_gen=generated)
+        # encode_prompt returns [negative; positive] stacked on the batch axis
+        parts = dict(
+            neg=embeds[0:1],
+            pos=embeds[1:2],
+            neg_mask=mask[0:1],
+            pos_mask=mask[1:2],
+            neg_gen=generated[0:1],
+            pos_gen=generated[1:2],
+        )
+        if self.zero_unconditional_gpt2:
+            parts["neg_gen"] = torch.zeros_like(parts["pos_gen"])
+        return parts
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
         cfg = guidance > 1.0
@@ -76,7 +133,27 @@ class _AudioLDM2Generation(_DiffusersAudioPlugin):
         if cfg:
             kwargs["negative_prompt_embeds"], kwargs["negative_attention_mask"] = stack("neg", "neg_mask")
             kwargs["negative_generated_prompt_embeds"] = torch.cat([p["neg_gen"] for p in parts])
-        return self._run_pipeline(seeds=seeds, steps=steps, guidance=guidance, duration_s=duration_s, **kwargs)
+        out = self.pipe(
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            audio_length_in_s=self.official_audio_length(duration_s),
+            num_waveforms_per_prompt=1,  # protocol: one candidate, no CLAP re-ranking
+            eta=self.eta,
+            generator=cpu_generators(seeds),
+            output_type="np",
+            **kwargs,
+        )
+        return [np.asarray(a, dtype=np.float32) for a in out.audios]
+
+
+_AUDIOLDM2_NOTES = (
+    "Official sampler (haoheliu/AudioLDM2 ddpm.py generate_batch): DDIM, eta 1.0, 256 latent frames (10.24 s; the "
+    "protocol keeps the first 10 s), unconditional GPT-2 branch = zeros (8 x 768) as the official code, not GPT-2 on "
+    "the empty prompt as diffusers. Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no "
+    "re-ranking. Prompts are text-encoded one at a time so a clip does not depend on its batch; one generator per "
+    "prompt (x_T and every DDIM noise draw; official: global RNG); float output; no 10% random unconditional drop of "
+    "the CLAP input to GPT-2 (see docs/baselines.md)."
+)
 
 
 class AudioLDM2Large(_AudioLDM2Generation):
@@ -84,14 +161,13 @@ class AudioLDM2Large(_AudioLDM2Generation):
         name="audioldm2-l",
         family="audioldm2",
         native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=200, guidance=3.5, duration_s=10.0),
+        defaults=InferenceSettings(sampler="DDIM (eta 1)", steps=200, guidance=3.5, duration_s=10.0),
         training_data="AudioSet, WavCaps, AudioCaps, VGGSound, Free Music Archive, Million Song Dataset, "
         "ESC-50, GigaSpeech, LJSpeech, ... (AudioLDM 2 paper, general-audio large model)",
         text_encoder="LAION-CLAP text branch + FLAN-T5-large, GPT-2 'language of audio' prior",
         source="hf:cvssp/audioldm2-large (diffusers AudioLDM2Pipeline)",
         paper_params="712M",
-        notes="Official CLI re-ranks 3 candidates with CLAP; the protocol uses 1 candidate, no re-ranking. "
-        "Prompts are text-encoded one at a time so a clip does not depend on its batch.",
+        notes=_AUDIOLDM2_NOTES,
     )
     repo_id = "cvssp/audioldm2-large"
 
@@ -99,7 +175,7 @@ class AudioLDM2Large(_AudioLDM2Generation):
 # --- tiny twin ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def t5_style_tokenizer(vocab_size: int = 120, model_max_length: int = 32):
     """A FLAN-T5-layout SentencePiece-style tokenizer: <pad>=0, </s>=1, <unk>=2; appends </s>.
 
@@ -120,7 +196,7 @@ def t5_style_tokenizer(vocab_size: int = 120, model_max_length: int = 32):
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _roberta_tokenizer_for_clap():
     """The in-process RoBERTa-layout BPE, as a `RobertaTokenizer` (AudioLDM2Pipeline checks the class)."""
     from transformers import RobertaTokenizer
@@ -215,13 +291,15 @@ class AudioLDM2Tiny(RandomWeightsTwin, _AudioLDM2Generation):
         name="audioldm2-l-tiny",
         family="audioldm2",
         native_sample_rate=16_000,
-        defaults=InferenceSettings(sampler="DDIM", steps=10, guidance=3.5, duration_s=10.0),
+        defaults=InferenceSettings(sampler="DDIM (eta 1)", steps=10, guidance=3.5, duration_s=10.0),
         training_data="none (random weights, seed 0)",
         text_encoder="tiny CLAP text branch + tiny T5 encoder + tiny GPT-2, in-process tokenizers",
         source="in-process (diffusers AudioLDM2Pipeline with tiny components)",
         tiny=True,
-        notes="Offline twin of audioldm2-l: same pipeline code and per-prompt encoding, tiny random "
-        "components (seed 0), 10 DDIM steps instead of 200.",
+        notes="Offline twin of audioldm2-l: same pipeline code, official sampler settings (DDIM eta 1, 10.24 s "
+        "per 10 s, zero unconditional GPT-2 branch) and per-prompt encoding, tiny random components (seed 0), "
+        "10 DDIM steps instead of 200.",
     )
+
     def load(self) -> None:
-        self._use_pipeline(self.pipeline_class()(**build_tiny_audioldm2_components(self.seed)))
+        self._use_pipeline(_audioldm2_pipeline_class()(**build_tiny_audioldm2_components(self.seed)))

@@ -4,8 +4,11 @@ A plugin is described by class attributes (name, native sample rate, default inf
 settings from the model's paper / official code, training-data note, source) and does two
 things: `load()` its weights and `generate(...)` waveforms. The protocol (one candidate per
 prompt, no CLAP re-ranking, 10 s, 16 kHz output) is applied here for every model: plugins
-implement `_generate` at their native rate; `generate` resamples to the protocol rate with
-the protocol's named resampler and records that it did.
+implement `_generate` at their native rate and channel count (`native_sample_rate`,
+`native_channels`); `generate` downmixes (channel mean) and resamples to the protocol rate with the
+protocol's named resampler and records that it did. `generate(..., native=True)` returns the
+native audio instead (only cut / zero-padded to the exact duration), for a run store that keeps
+what the model produced.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Sequence, TypeVar
 import numpy as np
 
 from bench.audio import resample
+from bench.errors import MissingFileError
 from bench.protocol import PROTOCOL
 
 if TYPE_CHECKING:
@@ -51,6 +55,8 @@ class PluginInfo:
     paper_params: str = ""
     tiny: bool = False
     notes: str = ""
+    native_channels: int = 1  # 2: `_generate` returns (2, samples) arrays (e.g. 44.1 kHz stereo models)
+    license: str = ""  # the weights' license terms, when they restrict use (shown by `bench models`)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -66,6 +72,9 @@ class GenerationRecord:
     output_sample_rate: int
     resampled: bool
     resampler: str | None
+    native_channels: int = 1
+    downmix: str | None = None  # how several native channels became the protocol's mono ("mean"), or None
+    native_output: bool = False  # `generate(native=True)`: the returned audio is the native audio
     extra: dict = field(default_factory=dict)  # run-level facts a plugin reports (`generation_extra`)
     prompts: list[dict] = field(default_factory=list)  # one dict per prompt of the call (`prompt_records`)
 
@@ -77,6 +86,8 @@ class GenerationRecord:
             "resampled": self.resampled,
             "resampler": self.resampler,
         }
+        if self.native_channels != 1 or self.native_output:  # absent for mono plugins: their manifests are unchanged
+            d.update(native_channels=self.native_channels, downmix=self.downmix, native_output=self.native_output)
         if self.extra:
             d["extra"] = dict(self.extra)
         return d
@@ -150,16 +161,19 @@ class TextToAudioPlugin(ABC):
             self._loaded = True
 
     def _found_or_raise(self, found: Found | None, status: str) -> Found:
-        """What a checkpoint lookup found, or FileNotFoundError naming this model and the lookup's status."""
+        """What a checkpoint lookup found, or MissingFileError (a FileNotFoundError) naming this model and the
+        lookup's status (which ends with the flag that fixes it)."""
         if found is None:
-            raise FileNotFoundError(f"{self.name}: {status}")
+            raise MissingFileError(f"{self.name}: {status}")
         return found
 
     @abstractmethod
     def _generate(
         self, prompts: Sequence[str], *, seeds: Sequence[int], steps: int, guidance: float, duration_s: float
     ) -> list[np.ndarray]:
-        """One mono float32 waveform per prompt at `info.native_sample_rate`; one candidate each."""
+        """One float32 waveform per prompt at `info.native_sample_rate`; one candidate each.
+
+        Mono plugins return (samples,) arrays, plugins with `info.native_channels` = C > 1 (C, samples)."""
 
     def generate(
         self,
@@ -170,10 +184,13 @@ class TextToAudioPlugin(ABC):
         guidance: float | None = None,
         duration: float | None = None,
         batch_size: int = 8,
+        native: bool = False,
     ) -> list[np.ndarray]:
-        """Waveforms at the protocol rate (16 kHz), exactly `duration` seconds each.
+        """Waveforms at the protocol rate (16 kHz, mono: the channel mean), exactly `duration` seconds each.
 
-        `seed` is one int (prompt i gets seed + i) or one seed per prompt.
+        `seed` is one int (prompt i gets seed + i) or one seed per prompt. `native=True`: the model's own
+        audio instead, at `info.native_sample_rate` with `info.native_channels` channels ((samples,) when
+        mono, (channels, samples) otherwise), only cut or zero-padded to exactly `duration` seconds.
         """
         self._ensure_loaded()
         d = self.info.defaults
@@ -196,14 +213,26 @@ class TextToAudioPlugin(ABC):
                 duration_s=duration,
             )
             out.extend(waves)
-        native, target = self.info.native_sample_rate, PROTOCOL.sample_rate
-        n = int(round(duration * target))
-        result = [_fit_length(resample(np.asarray(w, np.float32).reshape(-1), native, target, PROTOCOL.resampler), n) for w in out]
+        native_sr, channels = self.info.native_sample_rate, self.info.native_channels
+        waves = [_native_channels(w, channels, self.name) for w in out]
+        if native:
+            n = int(round(duration * native_sr))
+            result = [_fit_length(w, n) for w in waves]
+            target, resampled, downmix = native_sr, False, None
+        else:
+            target = PROTOCOL.sample_rate
+            resampled, downmix = native_sr != target, "mean" if channels > 1 else None
+            n = int(round(duration * target))
+            mono = [w.mean(axis=0, dtype=np.float32) if w.ndim == 2 else w for w in waves]
+            result = [_fit_length(resample(w, native_sr, target, PROTOCOL.resampler), n) for w in mono]
         self.last_record = GenerationRecord(
-            native_sample_rate=native,
+            native_sample_rate=native_sr,
             output_sample_rate=target,
-            resampled=native != target,
-            resampler=PROTOCOL.resampler if native != target else None,
+            resampled=resampled,
+            resampler=PROTOCOL.resampler if resampled else None,
+            native_channels=channels,
+            downmix=downmix,
+            native_output=native,
             extra=self.generation_extra(),
             prompts=records,
         )
@@ -243,8 +272,26 @@ class SamplingModelPlugin(TextToAudioPlugin):
         return [w.numpy().astype(np.float32) for w in waves]
 
 
+def _native_channels(w, channels: int, name: str) -> np.ndarray:
+    """A plugin's waveform as float32 (samples,) when mono, (channels, samples) otherwise; a shape that
+    does not match the declared channel count is an error (never silently flattened)."""
+    x = np.asarray(w, np.float32)
+    if channels == 1:
+        if x.ndim > 1 and sum(d > 1 for d in x.shape) <= 1:  # (1, samples), (samples, 1): as before, flattened
+            x = x.reshape(-1)
+        if x.ndim != 1:
+            raise ValueError(f"{name}: _generate gave shape {x.shape}; a mono plugin returns (samples,)")
+        return x
+    if x.ndim != 2 or x.shape[0] != channels:
+        raise ValueError(
+            f"{name}: _generate gave shape {x.shape}; native_channels={channels} needs ({channels}, samples)"
+        )
+    return x
+
+
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Pad with zeros or cut so every clip is exactly the requested duration."""
-    if len(x) >= n:
-        return np.ascontiguousarray(x[:n])
-    return np.concatenate([x, np.zeros(n - len(x), np.float32)])
+    """Pad with zeros or cut (the last axis) so every clip is exactly the requested duration."""
+    if x.shape[-1] >= n:
+        return np.ascontiguousarray(x[..., :n])
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
+    return np.pad(x, pad).astype(np.float32, copy=False)

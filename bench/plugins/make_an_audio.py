@@ -14,13 +14,17 @@ Files, in the layout of the official README (`useful_ckpts/`):
 
 `--model-checkpoint make-an-audio=PATH` takes the folder or the `maa1_full.ckpt` file (the
 BigVGAN folder is then looked for beside it); without it, `maa1_full.ckpt` is looked for in
-$GENAU_BENCH_CHECKPOINTS and ~/.cache/genau-bench/checkpoints. CLAP_weights_2022.pth is not needed:
-the official embedder reads it but never loads it; the text weights are in maa1_full.ckpt.
+$GENAU_BENCH_CHECKPOINTS and ~/.cache/genau-bench/checkpoints. CLAP_weights_2022.pth is not needed
+for the released checkpoint: the official embedder reads it but never loads it, and the text weights
+are in maa1_full.ckpt. Only a checkpoint without `cond_stage_model.*` (which the official loader,
+strict=False, would accept with an untrained text projection) takes the CLAP text branch from
+`<folder>/CLAP/CLAP_weights_2022.pth` or `<folder>/CLAP_weights_2022.pth`; the file's sha256 then
+joins the checkpoint identity and the run records it (`text_encoders`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +45,38 @@ class ReleaseFiles:
     checkpoint: Path
     vocoder_dir: Path
     tokenizers: dict  # tokenizer name -> folder
+    # text encoder ("clap" / "t5") -> file or folder it can come from when the checkpoint lacks it
+    text_sources: dict = field(default_factory=dict)
+
+
+# text encoder -> the checkpoint key prefix that holds it (Make-An-Audio 1 has no "t5")
+TEXT_PREFIXES = {"clap": "cond_stage_model.caption_encoder.", "t5": "cond_stage_model.t5_transformer."}
+
+
+def find_text_sources(folder: Path, tokenizers: dict, kinds: Sequence[str]) -> dict:
+    """Where the text encoders a checkpoint may lack could come from (see genau_core.baselines._common)."""
+    from genau_core.baselines._common import CLAP_WEIGHTS_FILE, t5_weight_file
+
+    found = {}
+    if "clap" in kinds:
+        clap = next((f for f in (folder / "CLAP" / CLAP_WEIGHTS_FILE, folder / CLAP_WEIGHTS_FILE) if f.is_file()), None)
+        if clap is not None:
+            found["clap"] = clap
+    t5_dir = tokenizers.get("google/t5-v1_1-large")
+    if "t5" in kinds and t5_dir is not None and t5_weight_file(t5_dir) is not None:
+        found["t5"] = t5_dir
+    return found
+
+
+def text_sources_in_use(files: ReleaseFiles) -> dict:
+    """The text sources the checkpoint needs (its own key prefix absent); reads the key names, memory-mapped."""
+    if not files.text_sources:
+        return {}
+    from genau_core.baselines._state import read_checkpoint
+
+    keys = list(read_checkpoint(files.checkpoint, what="checkpoint"))
+    present = {kind for kind, prefix in TEXT_PREFIXES.items() if any(k.startswith(prefix) for k in keys)}
+    return {kind: src for kind, src in files.text_sources.items() if kind not in present}
 
 
 def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
@@ -58,7 +94,14 @@ def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
 
 
 def locate_release(
-    checkpoint: str | None, filename: str, tokenizer_ids: Sequence[str], *, model: str, what: str, source: str
+    checkpoint: str | None,
+    filename: str,
+    tokenizer_ids: Sequence[str],
+    *,
+    model: str,
+    what: str,
+    source: str,
+    text_kinds: Sequence[str] = ("clap",),
 ) -> tuple[ReleaseFiles | None, str]:
     """(files or None, status naming what was found or what is missing)."""
     needs = f"{filename}, bigvgan/args.yml, bigvgan/best_netG.pt"
@@ -87,11 +130,22 @@ def locate_release(
             return None, f"{ckpt}: {note}"
         tokenizers[hub_id] = tok
         notes.append(note)
-    return ReleaseFiles(ckpt, vocoder_dir, tokenizers), f"{ckpt} + {vocoder_dir}; " + "; ".join(notes)
+    return (
+        ReleaseFiles(ckpt, vocoder_dir, tokenizers, find_text_sources(folder, tokenizers, text_kinds)),
+        f"{ckpt} + {vocoder_dir}; " + "; ".join(notes),
+    )
 
 
 def release_identity(files: ReleaseFiles) -> str:
-    return f"sha256:{sha256_file(files.checkpoint)}+bigvgan:sha256:{sha256_file(files.vocoder_dir / 'best_netG.pt')}"
+    """sha256 of the checkpoint and the vocoder, plus of any text-encoder file the checkpoint needs from outside."""
+    from genau_core.baselines._common import t5_weight_file
+
+    vocoder = files.vocoder_dir / "best_netG.pt"
+    identity = f"sha256:{sha256_file(files.checkpoint)}+bigvgan:sha256:{sha256_file(vocoder)}"
+    for kind, src in sorted(text_sources_in_use(files).items()):
+        path = t5_weight_file(src) if kind == "t5" else src
+        identity += f"+{kind}:sha256:{sha256_file(path)}"
+    return identity
 
 
 def load_tokenizer(folder: Path):
@@ -161,10 +215,21 @@ class MakeAnAudio(_MakeAnAudioPlugin):
         files = self._found_or_raise(*self._locate())
         tokenizer = load_tokenizer(files.tokenizers["bert-base-uncased"])
         cfg = self.config or MAKE_AN_AUDIO_CONFIG
-        self.model = load_make_an_audio(files.checkpoint, files.vocoder_dir, tokenizer, cfg).to(self.device)
+        model = load_make_an_audio(files.checkpoint, files.vocoder_dir, tokenizer, cfg, files.text_sources)
+        self.model = model.to(self.device)
 
     def generation_extra(self) -> dict:
-        return {"skipped_checkpoint_keys": dict(self.model.skipped_keys)} if self.model is not None and self.model.skipped_keys else {}
+        return release_extra(self.model)
+
+
+def release_extra(model) -> dict:
+    """Run-level facts of a loaded release: skipped checkpoint keys, text encoders taken from outside the checkpoint."""
+    extra = {}
+    if model is not None and model.skipped_keys:
+        extra["skipped_checkpoint_keys"] = dict(model.skipped_keys)
+    if model is not None and any(v != "checkpoint" for v in model.text_sources.values()):
+        extra["text_encoders"] = dict(model.text_sources)
+    return extra
 
 
 # -- tiny twin ----------------------------------------------------------------------------------------
@@ -253,9 +318,12 @@ __all__ = [
     "MakeAnAudioTiny",
     "ReleaseFiles",
     "build_tiny_make_an_audio",
+    "find_text_sources",
     "locate_release",
     "make_an_audio_tiny_config",
+    "release_extra",
     "release_identity",
+    "text_sources_in_use",
     "tiny_bigvgan_config",
     "tiny_clap_text_config",
 ]

@@ -37,7 +37,11 @@ The network is ours (`genau_core.baselines.make_an_audio_2`), loaded from the re
 
 `--model-checkpoint make-an-audio-2=PATH` takes the folder or the maa2.ckpt file; without it,
 maa2.ckpt is looked for in $GENAU_BENCH_CHECKPOINTS and ~/.cache/genau-bench/checkpoints.
-CLAP_weights_2022.pth is not needed (the official embedder reads it but never loads it).
+CLAP_weights_2022.pth is not needed for the released checkpoint (the official embedder reads it but
+never loads it). A checkpoint without `cond_stage_model.t5_transformer.*` takes the T5 encoder from
+google/t5-v1_1-large's weights in the t5-v1_1-large folder (what the official embedder's
+`from_pretrained` loads); one without the CLAP branch takes it from CLAP_weights_2022.pth beside the
+checkpoint or in its CLAP/ folder. Such files join the checkpoint identity (see make_an_audio.py).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from bench.plugins.make_an_audio import (
     _audible_vocoder,
     load_tokenizer,
     locate_release,
+    release_extra,
     release_identity,
     tiny_bert_tokenizer,
     tiny_bigvgan_config,
@@ -252,8 +257,7 @@ class _MakeAnAudio2Plugin(_MakeAnAudioPlugin):
                 "fallback": FALLBACK_RULE,
             }
         }
-        if self.model is not None and self.model.skipped_keys:
-            extra["skipped_checkpoint_keys"] = dict(self.model.skipped_keys)
+        extra.update(release_extra(self.model))
         return extra
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
@@ -269,8 +273,7 @@ _MAA2_NOTES = (
     f"${STRUCT_ENV}, else audiocaps_test_struct.tsv beside maa2.ckpt, else none; prompts without one use "
     "'<caption& all>' (the official training fallback); each clip records its structured caption and source. "
     "Latent length from gen_wav.py's dur_to_size (int(d*31.5) rounded up to even: 316 = 10.11 s for 10 s; the "
-    "AudioCaps script uses 312 = 9.98 s). Eval mode throughout (gen_wav.py leaves the trainable T5 and the CLAP "
-    "projection in train mode, i.e. with dropout). One generator per prompt for x_T (official: global RNG); float output."
+    "AudioCaps script uses 312 = 9.98 s). One generator per prompt for x_T (official: global RNG); float output."
 )
 
 
@@ -294,7 +297,13 @@ class MakeAnAudio2(_MakeAnAudio2Plugin):
 
         return self._cached_locate(
             lambda: locate_release(
-                self.checkpoint, CHECKPOINT_FILE, self.TOKENIZERS, model=self.name, what="Make-An-Audio 2 checkpoint", source=MAA2_SOURCE
+                self.checkpoint,
+                CHECKPOINT_FILE,
+                self.TOKENIZERS,
+                model=self.name,
+                what="Make-An-Audio 2 checkpoint",
+                source=MAA2_SOURCE,
+                text_kinds=("clap", "t5"),
             )
         )
 
@@ -325,7 +334,8 @@ class MakeAnAudio2(_MakeAnAudio2Plugin):
         clap_tok = load_tokenizer(files.tokenizers["bert-base-uncased"])
         t5_tok = load_tokenizer(files.tokenizers["google/t5-v1_1-large"])
         cfg = self.config or MAKE_AN_AUDIO_2_CONFIG
-        self.model = load_make_an_audio_2(files.checkpoint, files.vocoder_dir, clap_tok, t5_tok, cfg).to(self.device)
+        model = load_make_an_audio_2(files.checkpoint, files.vocoder_dir, clap_tok, t5_tok, cfg, files.text_sources)
+        self.model = model.to(self.device)
         self.struct_table()  # a malformed structured-caption file fails here, before any generation
 
 

@@ -14,6 +14,7 @@ import difflib
 import importlib
 from importlib.metadata import entry_points
 
+from bench.errors import UnknownNameError
 from bench.plugins.base import TextToAudioPlugin
 
 ENTRY_POINT_GROUP = "genau_bench.plugins"
@@ -35,15 +36,19 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "genau-tiny": "bench.plugins.genau:GenAuTiny",
     "genau-s": "bench.plugins.genau:GenAuSmall",
     "genau-l": "bench.plugins.genau:GenAuLarge",
+    "genau-l-full-hq-data": "bench.plugins.genau:GenAuLargeHQ",
+    "stable-audio-open": "bench.plugins.stable_audio_open:StableAudioOpen",
+    "stable-audio-open-tiny": "bench.plugins.stable_audio_open:StableAudioOpenTiny",
+    "tangoflux": "bench.plugins.tangoflux:TangoFlux",
+    "tangoflux-tiny": "bench.plugins.tangoflux:TangoFluxTiny",
 }
 
 # Named by the protocol, implemented in their own issues; listed so users see what is coming.
 PLANNED_PLUGINS: dict[str, str] = {}
 
 
-class UnknownModelError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownModelError(UnknownNameError):
+    """An unknown or not yet implemented model name (a KeyError); the message suggests the closest names."""
 
 
 def _load_object(target: str):

@@ -26,8 +26,15 @@ Deliberate differences, all recorded in the plugin notes:
   prompt is text-encoded alone (T5 states zero-padded and masked to the batch length), so a clip
   does not depend on its batch. The official code draws from the global RNG.
 - The official `vocoder_infer` returns int16 (x32768, truncated); we return the float waveform.
-- Official inference used diffusers 0.18, whose DDPM `set_timesteps` ignored `steps_offset`;
-  we set `steps_offset=0` so the timesteps are the same (995, 990, ..., 0 for 200 steps).
+
+DDPM timesteps differ between the two releases, because the scheduler code did:
+- Tango (the paper's code, until 2023-07-15) vendored diffusers 0.15.0.dev0, whose
+  `DDPMScheduler.set_timesteps` ignores the `steps_offset` of SD 2.1's scheduler config:
+  timesteps 995, 990, ..., 0 for 200 steps. Our Tango config sets `steps_offset=0` to get them.
+- Tango 2 (released 2024-04) lives in a repo that pins `diffusers==0.18.2` (commit 39e4f90 of
+  2023-07-15, also `tango2/requirements.txt`), whose `set_timesteps` adds `steps_offset` (1 in SD
+  2.1's config): timesteps 996, 991, ..., 1, and the last step (t = 1) draws noise too. Our Tango 2
+  config keeps `steps_offset=1`.
 """
 
 from __future__ import annotations
@@ -77,13 +84,15 @@ TANGO_UNET_CONFIG: dict = dict(
     use_linear_projection=True,
     upcast_attention=True,
 )
-OFFICIAL_UNET_CONFIG_PATHS = ("configs/diffusion_model_config.json",)
+# The paths main_config.json gives for that file in the official layouts: the repo's configs/ (Tango) and
+# tango2/configs/ (Tango 2; the same file), relative to where the official scripts run.
+OFFICIAL_UNET_CONFIG_PATHS = ("configs/diffusion_model_config.json", "tango2/configs/diffusion_model_config.json")
 
 # google/flan-t5-large, encoder half (the weights come from pytorch_model_main.bin)
 FLAN_T5_LARGE_CONFIG: dict = dict(T5_LARGE_ENCODER_CONFIG)
 
 # stabilityai/stable-diffusion-2-1 scheduler/scheduler_config.json, read by the official code as a
-# DDPMScheduler; steps_offset=0 reproduces diffusers 0.18's DDPM timesteps (see module docstring).
+# DDPMScheduler (main_config.json "scheduler_name"); it sets steps_offset 1.
 SD21_DDPM_SCHEDULER_CONFIG: dict = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,
@@ -93,8 +102,13 @@ SD21_DDPM_SCHEDULER_CONFIG: dict = dict(
     clip_sample=False,
     variance_type="fixed_small",
     timestep_spacing="leading",
-    steps_offset=0,
+    steps_offset=1,
 )
+# Tango (paper-era code, diffusers 0.15.0.dev0 vendored): DDPMScheduler.set_timesteps ignored steps_offset,
+# so the same file gave 995 ... 0; steps_offset=0 reproduces that in today's diffusers.
+TANGO_SCHEDULER_CONFIG: dict = dict(SD21_DDPM_SCHEDULER_CONFIG, steps_offset=0)
+# Tango 2 (repo pinned to diffusers==0.18.2 since 2023-07-15): set_timesteps adds steps_offset: 996 ... 1.
+TANGO2_SCHEDULER_CONFIG: dict = dict(SD21_DDPM_SCHEDULER_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,7 @@ class LdmVaeConfig:
         )
 
     @classmethod
-    def from_official_json(cls, d: Mapping) -> "LdmVaeConfig":
+    def from_official_json(cls, d: Mapping) -> LdmVaeConfig:
         dd = d["ddconfig"]
         unsupported = []
         if not dd.get("double_z", True):
@@ -203,7 +217,7 @@ class TangoConfig:
     unet: dict = field(default_factory=lambda: dict(TANGO_UNET_CONFIG))
     vae: LdmVaeConfig = LdmVaeConfig()
     vocoder: HifiGanConfig = HifiGanConfig()
-    scheduler: dict = field(default_factory=lambda: dict(SD21_DDPM_SCHEDULER_CONFIG))
+    scheduler: dict = field(default_factory=lambda: dict(TANGO_SCHEDULER_CONFIG))
     tokenizer_max_length: int = 512  # google/flan-t5-large model_max_length
     text_encoder_hub_id: str = "google/flan-t5-large"
 
@@ -219,6 +233,7 @@ class TangoConfig:
 
 
 TANGO_CONFIG = TangoConfig()
+TANGO2_CONFIG = replace(TANGO_CONFIG, scheduler=dict(TANGO2_SCHEDULER_CONFIG))
 
 # ---------------------------------------------------------------------------------------
 # building the modules
@@ -338,7 +353,7 @@ class TangoModel:
     vocoder: torch.nn.Module
 
     @classmethod
-    def build(cls, config: TangoConfig, tokenizer) -> "TangoModel":
+    def build(cls, config: TangoConfig, tokenizer) -> TangoModel:
         return cls(
             config=config,
             tokenizer=tokenizer,
@@ -351,7 +366,7 @@ class TangoModel:
     def modules(self) -> dict[str, torch.nn.Module]:
         return dict(text_encoder=self.text_encoder, unet=self.unet, vae=self.vae, vocoder=self.vocoder)
 
-    def to(self, device) -> "TangoModel":
+    def to(self, device) -> TangoModel:
         for m in self.modules().values():
             m.to(device).eval()
         return self
@@ -461,18 +476,77 @@ def locate_tango_folder(checkpoint: str | None, repo_id: str, hub_id: str) -> tu
     return folder, tok, f"{status}; {tok_status}"
 
 
+def _normalise_unet_config(raw: Mapping, where: str) -> dict:
+    """A diffusers UNet2DConditionModel config file -> constructor keywords (lists as tuples); unknown keys refused."""
+    import inspect
+
+    from diffusers import UNet2DConditionModel
+
+    known = set(inspect.signature(UNet2DConditionModel.__init__).parameters) - {"self"}
+    cfg = {k: v for k, v in raw.items() if not k.startswith("_")}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"{where}: keys that diffusers' UNet2DConditionModel does not take: {', '.join(unknown)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+
+
+def resolve_unet_config(folder: Path, main_cfg: Mapping, base: TangoConfig) -> tuple[dict, str]:
+    """(UNet constructor keywords, where they came from) for a released folder's `main_config.json`.
+
+    The official `AudioDiffusion` builds its UNet from `unet_model_config_path`, a path relative to where the
+    official scripts run (the repo root). Accepted, in this order: that file relative to the checkpoint folder
+    (or absolute), the file's name inside the checkpoint folder; else, when the path is one of the official
+    layouts (`configs/...`, `tango2/configs/...`, with or without a leading `./` or a repo-root prefix), our
+    transcription of that file (`base.unet`). `unet_model_name` (a UNet initialised from Stable Diffusion, with
+    extra `group_in` / `group_out` layers) is not supported."""
+    where = folder / "main_config.json"
+    if main_cfg.get("unet_model_name") and not main_cfg.get("unet_model_config_path"):
+        raise ValueError(
+            f"{where}: unet_model_name {main_cfg['unet_model_name']!r} (a UNet initialised from Stable Diffusion, with "
+            f"group_in/group_out layers) is not supported; the released Tango models use unet_model_config_path"
+        )
+    path = main_cfg.get("unet_model_config_path")
+    if not path:
+        raise ValueError(
+            f"{where}: no unet_model_config_path (the official AudioDiffusion needs it or unet_model_name)"
+        )
+    given = Path(str(path))
+    candidates = [given] if given.is_absolute() else [folder / given]
+    candidates.append(folder / given.name)
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                raw = json.loads(candidate.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"{candidate}: not a readable UNet config JSON ({e})") from None
+            unet = _normalise_unet_config(raw, str(candidate))
+            source = str(candidate)
+            break
+    else:
+        posix = given.as_posix()
+        if not any(posix == p or posix.endswith("/" + p) or posix == "./" + p for p in OFFICIAL_UNET_CONFIG_PATHS):
+            raise ValueError(
+                f"{where}: unet_model_config_path {path!r} is not an official Tango layout "
+                f"({' or '.join(OFFICIAL_UNET_CONFIG_PATHS)}) and no such file is there; put that UNet config file at "
+                f"{folder / given.name}"
+            )
+        unet, source = dict(base.unet), f"built-in copy of declare-lab/tango {OFFICIAL_UNET_CONFIG_PATHS[0]}"
+    width = base.t5.get("d_model")
+    if unet.get("cross_attention_dim") != width:
+        raise ValueError(
+            f"{source}: UNet cross_attention_dim {unet.get('cross_attention_dim')} does not match the text "
+            f"encoder's width {width} (FLAN-T5-large); only Tango's FLAN-T5-large models are supported"
+        )
+    return unet, source
+
+
 def load_tango_folder(folder: Path, tokenizer_dir: Path, base: TangoConfig = TANGO_CONFIG) -> TangoModel:
     from transformers import AutoTokenizer
 
     main_cfg = json.loads((folder / "main_config.json").read_text())
-    unet_path = main_cfg.get("unet_model_config_path")
-    if main_cfg.get("unet_model_name") or unet_path not in OFFICIAL_UNET_CONFIG_PATHS:
-        raise ValueError(
-            f"{folder / 'main_config.json'}: UNet {unet_path or main_cfg.get('unet_model_name')!r} is not the released "
-            f"Tango UNet ({OFFICIAL_UNET_CONFIG_PATHS[0]}); only that layout is supported"
-        )
+    unet, _ = resolve_unet_config(folder, main_cfg, base)
     vae_cfg = LdmVaeConfig.from_official_json(json.loads((folder / "vae_config.json").read_text()))
-    config = replace(base, vae=replace(vae_cfg, norm_num_groups=base.vae.norm_num_groups))
+    config = replace(base, unet=unet, vae=replace(vae_cfg, norm_num_groups=base.vae.norm_num_groups))
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), model_max_length=config.tokenizer_max_length)
     model = TangoModel.build(config, tokenizer)
     main_sd = torch.load(folder / "pytorch_model_main.bin", map_location="cpu", weights_only=True)
@@ -481,8 +555,18 @@ def load_tango_folder(folder: Path, tokenizer_dir: Path, base: TangoConfig = TAN
     return model
 
 
-def save_official_tango_folder(folder: Path, main_sd: Mapping, vae_sd: Mapping, vae_cfg: LdmVaeConfig, tokenizer=None) -> None:
-    """Write a folder in the released layout (used by tests with tiny official-keyed weights)."""
+def save_official_tango_folder(
+    folder: Path,
+    main_sd: Mapping,
+    vae_sd: Mapping,
+    vae_cfg: LdmVaeConfig,
+    tokenizer=None,
+    *,
+    unet_model_config_path: str = OFFICIAL_UNET_CONFIG_PATHS[0],
+    unet_config: Mapping | None = None,
+) -> None:
+    """Write a folder in the released layout (used by tests with tiny official-keyed weights); `unet_config`,
+    when given, is written as a diffusers UNet config file at `unet_model_config_path` inside the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "main_config.json").write_text(
         json.dumps(
@@ -490,11 +574,16 @@ def save_official_tango_folder(folder: Path, main_sd: Mapping, vae_sd: Mapping, 
                 "text_encoder_name": "google/flan-t5-large",
                 "scheduler_name": "stabilityai/stable-diffusion-2-1",
                 "unet_model_name": None,
-                "unet_model_config_path": OFFICIAL_UNET_CONFIG_PATHS[0],
+                "unet_model_config_path": unet_model_config_path,
                 "snr_gamma": 5.0,
             }
         )
     )
+    if unet_config is not None:
+        target = folder / unet_model_config_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        as_json = {k: list(v) if isinstance(v, tuple) else v for k, v in unet_config.items()}
+        target.write_text(json.dumps({"_class_name": "UNet2DConditionModel", **as_json}))
     (folder / "vae_config.json").write_text(json.dumps(vae_cfg.to_official_json()))
     torch.save(dict(main_sd), folder / "pytorch_model_main.bin")
     torch.save(dict(vae_sd), folder / "pytorch_model_vae.bin")
@@ -511,10 +600,14 @@ class _TangoPlugin(SamplingModelPlugin):
     model: TangoModel | None = None
 
 
-_TANGO_NOTES = (
+_NOTES_COMMON = (
     "Generates 10.24 s (256 latent frames, as released); the protocol keeps the first 10 s. "
     "One generator per prompt for the initial latents and every DDPM noise draw (official: global RNG); "
-    "each prompt text-encoded alone; float output (official: int16). DDPM timesteps as in diffusers 0.18."
+    "each prompt text-encoded alone; float output (official: int16). "
+)
+_TANGO_NOTES = _NOTES_COMMON + "DDPM timesteps 995...0, as the paper-era code (vendored diffusers 0.15) ran them."
+_TANGO2_NOTES = (
+    _NOTES_COMMON + "DDPM timesteps 996...1, as the Tango 2 code (diffusers==0.18.2, steps_offset 1) runs them."
 )
 
 
@@ -549,15 +642,21 @@ class Tango(_TangoPlugin):
         self.model = load_tango_folder(self._found_or_raise(folder, status), tok, self.config).to(self.device)
 
 
+# The sampler string is part of the run's settings hash: clips made with Tango's timesteps are never reused.
+_TANGO2_SAMPLER = "DDPM (v-prediction, steps_offset 1)"
+
+
 class Tango2(Tango):
     info = replace(
         Tango.info,
         name="tango2",
+        defaults=replace(Tango.info.defaults, sampler=_TANGO2_SAMPLER),
         training_data="AudioCaps, then DPO on Audio-alpaca preference pairs (Tango 2 paper)",
         source="hf:declare-lab/tango2 (pytorch_model_main.bin, pytorch_model_vae.bin) + tokenizer google/flan-t5-large",
-        notes="Same architecture and loader as tango. " + _TANGO_NOTES,
+        notes="Same architecture and loader as tango. " + _TANGO2_NOTES,
     )
     repo_id = "declare-lab/tango2"
+    config: TangoConfig = TANGO2_CONFIG
 
 
 # --- tiny twins ---------------------------------------------------------------------------
@@ -592,11 +691,14 @@ TANGO_TINY_CONFIG = TangoConfig(
 )
 
 
-def build_tiny_tango(seed: int = 0) -> TangoModel:
+TANGO2_TINY_CONFIG = replace(TANGO_TINY_CONFIG, scheduler=dict(TANGO2_SCHEDULER_CONFIG))
+
+
+def build_tiny_tango(seed: int = 0, config: TangoConfig = TANGO_TINY_CONFIG) -> TangoModel:
     """Tiny Tango (same code path, hop 160 @ 16 kHz, 16 mels), random weights from `seed`, eval mode."""
     from bench.plugins.audioldm2 import t5_style_tokenizer
 
-    cfg = TANGO_TINY_CONFIG
+    cfg = config
     tokenizer = t5_style_tokenizer(vocab_size=cfg.t5["vocab_size"], model_max_length=cfg.tokenizer_max_length)
     torch.manual_seed(seed)
     text_encoder = build_text_encoder(cfg)
@@ -613,8 +715,10 @@ def build_tiny_tango(seed: int = 0) -> TangoModel:
 
 
 class _TangoTiny(RandomWeightsTwin, _TangoPlugin):
+    tiny_config: TangoConfig = TANGO_TINY_CONFIG
+
     def load(self) -> None:
-        self.model = build_tiny_tango(self.seed).to(self.device)
+        self.model = build_tiny_tango(self.seed, self.tiny_config).to(self.device)
 
 
 _TINY_DEFAULTS = InferenceSettings(sampler="DDPM (v-prediction)", steps=10, guidance=3.0, duration_s=10.0)
@@ -630,8 +734,8 @@ class TangoTiny(_TangoTiny):
         text_encoder="tiny T5 encoder, in-process Unigram tokenizer",
         source="in-process (bench.plugins.tango.build_tiny_tango)",
         tiny=True,
-        notes="Offline twin of tango: same sampler, key mapping and decode path, tiny random modules (seed 0), "
-        "10 DDPM steps instead of 200.",
+        notes="Offline twin of tango: same sampler (timesteps as tango's: no steps_offset), key mapping and decode "
+        "path, tiny random modules (seed 0), 10 DDPM steps instead of 200.",
     )
     seed = 0
 
@@ -640,28 +744,37 @@ class Tango2Tiny(_TangoTiny):
     info = replace(
         TangoTiny.info,
         name="tango2-tiny",
+        defaults=replace(_TINY_DEFAULTS, sampler=_TANGO2_SAMPLER),
         training_data="none (random weights, seed 1)",
-        notes="Offline twin of tango2. Tango 2 differs from Tango only in its weights (DPO fine-tuning), so this "
-        "twin is tango-tiny's builder with another seed (1): same architecture and code path, different random weights.",
+        notes="Offline twin of tango2. Tango 2 differs from Tango in its weights (DPO fine-tuning) and in its DDPM "
+        "timesteps (diffusers 0.18.2 adds steps_offset 1), so this twin is tango-tiny's builder with another seed (1) "
+        "and tango2's scheduler: same architecture and code path, different random weights.",
     )
     seed = 1
+    tiny_config = TANGO2_TINY_CONFIG
 
 
 __all__ = [
+    "SD21_DDPM_SCHEDULER_CONFIG",
+    "TANGO2_CONFIG",
+    "TANGO2_SCHEDULER_CONFIG",
+    "TANGO2_TINY_CONFIG",
     "TANGO_CONFIG",
+    "TANGO_SCHEDULER_CONFIG",
     "TANGO_TINY_CONFIG",
     "HifiGanConfig",
     "LdmVaeConfig",
-    "TangoConfig",
-    "TangoModel",
     "Tango",
     "Tango2",
-    "TangoTiny",
     "Tango2Tiny",
+    "TangoConfig",
+    "TangoModel",
+    "TangoTiny",
     "build_tiny_tango",
     "load_tango_folder",
     "map_hifigan_state_dict",
     "map_ldm_vae_state_dict",
     "map_tango_main_state_dict",
+    "resolve_unet_config",
     "save_official_tango_folder",
 ]

@@ -1,5 +1,5 @@
 """Run store: generated clips, manifests and results records on disk."""
 
-from bench.runs.store import RunDir, RunStore, RunStoreError, atomic_write_json, read_json
+from bench.runs.store import RunDir, RunStore, RunStoreError, atomic_write_json, read_json, read_record
 
-__all__ = ["RunDir", "RunStore", "RunStoreError", "atomic_write_json", "read_json"]
+__all__ = ["RunDir", "RunStore", "RunStoreError", "atomic_write_json", "read_json", "read_record"]

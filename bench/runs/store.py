@@ -7,20 +7,31 @@
 The settings hash covers everything that changes the audio (model, checkpoint identity,
 seed, steps, guidance, duration, batch size, protocol). Every file is written atomically
 (temp file + rename), so a run killed at any point leaves only complete files, and a rerun
-of the same command continues where it stopped.
+of the same command continues where it stopped (and removes the dead writer's temporaries).
+
+JSON files are strict JSON (RFC 8259: `JSON.parse` and jq read them): a NaN or infinite
+number is written as `null`. In a results record a null metric `value` comes with its
+`reason`, a null `ci_low` / `ci_high` with its `ci_reason`; `read_record` turns them back
+into NaN.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import GenauBenchError
+from bench.tempfiles import remove_stale_temporaries
 
-class RunStoreError(ValueError):
-    pass
+METRIC_FLOATS = ("value", "ci_low", "ci_high")  # the record fields that are NaN in memory when null on disk
+
+
+class RunStoreError(GenauBenchError, ValueError):
+    """A run folder, manifest or record that cannot be used; the message names the file and what to do."""
 
 
 def read_json(path: Path) -> dict:
@@ -37,11 +48,43 @@ def read_json(path: Path) -> dict:
     return data
 
 
+def json_safe(data):
+    """A copy of `data` that strict JSON can hold: NaN / inf floats become None (null), tuples lists,
+    numpy scalars Python numbers. The caller's object is not changed."""
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    if hasattr(data, "item") and not isinstance(data, (str, bytes)) and getattr(data, "ndim", 1) == 0:
+        data = data.item()  # numpy scalar
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def atomic_write_json(path: Path, data: dict) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    text = json.dumps(json_safe(data), indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def restore_nan(record: dict) -> dict:
+    """A results record as computed: null metric values / interval bounds back to NaN (in place)."""
+    for m in record.get("metrics", []) or []:
+        if isinstance(m, dict):
+            for k in METRIC_FLOATS:
+                if k in m and m[k] is None:
+                    m[k] = math.nan
+    return record
+
+
+def read_record(path: Path) -> dict:
+    """A results record (`bench run` / `bench score --out`) with its null metric numbers as NaN."""
+    return restore_nan(read_json(Path(path)))
 
 
 def settings_hash(settings: dict) -> str:
@@ -105,7 +148,7 @@ class RunDir:
     def results(self) -> list[dict]:
         if not self.results_dir.is_dir():
             return []
-        return [read_json(p) for p in sorted(self.results_dir.glob("*.json"))]
+        return [read_record(p) for p in sorted(self.results_dir.glob("*.json"))]
 
     def write_result(self, key: str, record: dict) -> Path:
         path = self.results_dir / f"{key}.json"

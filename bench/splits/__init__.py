@@ -76,7 +76,8 @@ def split_table() -> list[dict]:
         row = {"split": name, "description": spec.description, "csv": str(csv_path or "-"), "audio": str(audio or "-")}
         try:
             s = load_split(name)
-            row.update(n_prompts=len(s.items), n_with_reference=s.n_with_reference, n_missing=len(s.missing_references), status="ok")
+            row.update(n_prompts=len(s.items), n_with_reference=s.n_with_reference, n_missing=len(s.missing_references),
+                       n_excluded=len(s.excluded), status="; ".join(["ok", *s.console_notes()]))
             if name == "demo":
                 row["audio"] = str(s.reference_dir)
         except SplitError as e:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.errors import GenauBenchError
 
-class SplitError(ValueError):
+
+class SplitError(GenauBenchError, ValueError):
     """A split's files are missing or malformed; the message names the file, line and what to do."""
 
 
@@ -28,6 +31,10 @@ class Split:
     source: str  # where the prompt list came from
     prompt_rule: str  # how the prompt per clip was chosen
     reference_dir: Path | None = None
+    # Rows of the source left out, each {"line", "id", "reason"}: counted and named, never silent.
+    excluded: list[dict] = field(default_factory=list)
+    # One-line facts about how the split was read (e.g. prompts taken from a fallback), for the console.
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -63,16 +70,47 @@ class Split:
             "prompt_rule": self.prompt_rule,
             "reference_dir": str(self.reference_dir) if self.reference_dir else None,
             "prompt_list_sha256": self.prompt_list_hash(),
+            "n_excluded": len(self.excluded),
+            "excluded": self.excluded,
+            "notes": self.notes,
         }
+
+    def console_notes(self, shown: int = 5) -> list[str]:
+        """Lines for the console: the notes, and the excluded rows (first ids and the count)."""
+        lines = list(self.notes)
+        if self.excluded:
+            first = ", ".join(f"{e['id']} (line {e['line']})" for e in self.excluded[:shown])
+            more = f", ... ({len(self.excluded) - shown} more)" if len(self.excluded) > shown else ""
+            reasons = sorted({e["reason"] for e in self.excluded})
+            lines.append(f"{len(self.excluded)} row(s) of {self.source} excluded ({'; '.join(reasons)}): {first}{more}")
+        return lines
+
+
+def clip_set_identity(ids: Iterable[str]) -> dict:
+    """Which clips a number covers: sha256 of the sorted clip ids (a JSON list) and their count.
+
+    Two records with the same identity were computed over exactly the same clips; a
+    `--limit 2` run and the full run never share one."""
+    ids = sorted(set(ids))
+    return {"sha256": hashlib.sha256(json.dumps(ids, ensure_ascii=False).encode()).hexdigest(), "n": len(ids)}
+
+
+def content_set_identity(digests: dict[str, str]) -> dict:
+    """Which files a number used: sha256 of the sorted (clip id, file content sha256) pairs, and their
+    count. Replacing one reference file by another with the same name changes it."""
+    pairs = sorted([cid, d] for cid, d in digests.items())
+    return {"sha256": hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest(), "n": len(pairs)}
 
 
 def find_reference(folder: Path | None, candidates: list[str], extensions=(".wav", ".flac")) -> Path | None:
-    """First existing file among `candidates` (stems) with any of `extensions` in `folder`."""
+    """The one existing file among `candidates` (stems) with any of `extensions` in `folder`, or None.
+    Two existing files for one clip (`x.wav` and `x.flac`, or `x.wav` and `Yx.wav`) are a SplitError
+    naming both: taking either silently would change the score."""
     if folder is None:
         return None
-    for stem in candidates:
-        for ext in extensions:
-            p = folder / f"{stem}{ext}"
-            if p.is_file():
-                return p
-    return None
+    paths = (folder / f"{stem}{ext}" for stem in candidates for ext in extensions)
+    found = list(dict.fromkeys(p for p in paths if p.is_file()))
+    if len(found) > 1:
+        raise SplitError(f"{folder}: {' and '.join(p.name for p in found)} are both the reference of one clip "
+                         f"({candidates[0]!r}); keep one file per clip (move or rename the others)")
+    return found[0] if found else None

@@ -12,9 +12,27 @@ from bench.splits.base import Split, SplitError, SplitItem
 from bench.splits.tables import read_csv_rows, read_jsonl_rows
 
 
+def require_utf8(path: Path) -> None:
+    """A manifest is UTF-8 text: the first byte that is not names its line and column."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SplitError(f"{path}: cannot open ({e.strerror})") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SplitError(
+            f"{path}:{line}: byte 0x{data[e.start]:02x} at column {column} is not UTF-8; save the file as UTF-8"
+        ) from None
+
+
 def load_manifest(path: Path) -> Split:
     if not path.is_file():
-        raise SplitError(f"{path}: manifest not found")
+        what = "is a folder, not a manifest file" if path.is_dir() else "manifest not found"
+        raise SplitError(f"{path}: {what}; give a .csv or .jsonl file with columns id,caption[,audio]")
+    require_utf8(path)
     if path.suffix.lower() == ".jsonl":
         rows = read_jsonl_rows(path, ["id", "caption"])
     elif path.suffix.lower() == ".csv":
@@ -35,5 +53,6 @@ def load_manifest(path: Path) -> Split:
         ref = (path.parent / audio) if audio else None
         items.append(SplitItem(id=clip_id, prompt=caption, reference=ref if ref and ref.is_file() else None, captions=(caption,)))
     if not items:
-        raise SplitError(f"{path}: no rows")
+        where = " after the header" if path.suffix.lower() == ".csv" else ""
+        raise SplitError(f"{path}: no rows{where}; add one row per clip with its id and caption")
     return Split(name=path.stem, items=items, source=str(path), prompt_rule="the manifest's caption", reference_dir=path.parent)

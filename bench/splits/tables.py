@@ -1,4 +1,11 @@
-"""Reading the official CSV formats strictly: every bad row is an error naming file and line."""
+"""Reading the official CSV formats strictly: every bad row is an error naming file and line.
+
+Quotes are parsed strictly (csv `strict=True`): a quoted field that is never closed, or whose
+closing quote is followed by anything but a comma or the line end, is an error naming the line
+where the field opened. Without it, an unterminated quote silently swallows the following rows
+into one caption (up to the next quote in the file, or to the end of the file). Quoted fields
+that legitimately span lines (AudioCaps captions) are read as before.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[s
     except OSError as e:
         raise SplitError(f"{path}: cannot open ({e.strerror})") from None
     with f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -35,13 +42,23 @@ def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[s
             except StopIteration:
                 return
             except csv.Error as e:
-                raise SplitError(f"{path}:{start}: malformed CSV ({e})") from None
+                raise SplitError(_csv_error(path, start, reader.line_num, e)) from None
             line, start = start, reader.line_num + 1
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
                 raise SplitError(f"{path}:{line}: expected {len(header)} fields ({', '.join(header)}), got {len(values)}")
             yield line, dict(zip(header, values))
+
+
+def _csv_error(path: Path, start: int, reached: int, e: csv.Error) -> str:
+    msg = str(e)
+    if "unexpected end of data" in msg or "expected after" in msg:
+        where = "the end of the file" if "end of data" in msg else f"line {reached}"
+        return (f"{path}:{start}: unterminated quote: a quoted field opened on this line runs to {where} "
+                f"({msg}), swallowing the rows in between; close the quote, and write a quote inside a "
+                'quoted field as ""')
+    return f"{path}:{start}: malformed CSV ({msg})"
 
 
 def read_jsonl_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict]]:

@@ -430,7 +430,7 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
 
     # 3. the reference evaluation, through its own entry point
     with chdir(work):
-        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"))
+        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"), backbone="cnn14")  # default MERT since 2024-09
     out.setdefault("checks", {})["cnn14_load"] = check_loaded(helper.mel_model, cnn_sd)
     vgg_model = helper.frechet.model
     # FrechetAudioDistance dropped the last ReLU: embeddings.4 is the last Linear, keys unchanged

@@ -8,8 +8,10 @@ Three levels per backbone (each row of the table names its level):
   backbone  our `load(ckpt)` + `embed` on exactly the waveforms the reference network saw
             (dumped by the oracle) -> per-tensor max |ours - ref| and that over max |ref|
   metric    our metric function on the REFERENCE's own features -> isolates the metric math
-  pipeline  our whole path: bench.audio.load_audio(file, rate) -> our backbone -> our metric,
-            vs the reference tool's number from the same files
+  pipeline  our whole path, as `bench score` runs it: bench.audio.read_audio_channels(file) ->
+            derive_input(backbone.input_path: the reference tool's channels / mean removal /
+            resampler) -> backbone.prepare -> our backbone -> our metric, vs the reference tool's
+            number from the same files
 A metric passes at |ours - ref| <= 1e-4 * |ref| (or <= 1e-7 absolute for values near 0).
 Writes benchmarks/parity/RESULTS.partial.md and <root>/ours.json.
 A backbone whose module does not exist yet is reported "pending"; with --wait-minutes the
@@ -113,10 +115,16 @@ def stack_by_names(npz, names):
     return [npz[n] for n in names]
 
 
+def suite_input(b, path: Path, rate: int) -> np.ndarray:
+    """What the scoring suite hands backbone `b` for file `path` (protocol default resampler "reference")."""
+    from bench.audio import derive_input, read_audio_channels
+
+    data, sr = read_audio_channels(path)
+    return b.prepare(derive_input(data, sr, rate, b.input_path))
+
+
 # ----------------------------------------------------------------------------- per backbone
 def check_cnn14(root: Path, orc: dict, T: Table):
-    from bench.audio import load_audio
-
     cls = backbone_cls("cnn14")
     o = orc["cnn14"]
     b = cls().load(o["checkpoint"])
@@ -160,16 +168,14 @@ def check_cnn14(root: Path, orc: dict, T: Table):
     pf = {}
     for tag in ("gen", "ref"):
         files = sorted((root / tag).glob("*.wav"))
-        res = b.embed([load_audio(p, 16000) for p in files])
+        res = b.embed([suite_input(b, p, 16000) for p in files])
         pf[tag] = (np.stack([r["embedding"] for r in res]), np.stack([r["logits"] for r in res]))
     for k, v in metrics(pf["gen"][0], pf["ref"][0], pf["gen"][1], pf["ref"][1]).items():
-        T.metric("cnn14", "pipeline", k, v, refm[k], "bench.audio.load_audio -> Cnn14Backbone -> functional")
+        T.metric("cnn14", "pipeline", k, v, refm[k], "derive_input(audioldm_eval path) -> Cnn14Backbone -> functional")
     return {"pipeline": metrics(pf["gen"][0], pf["ref"][0], pf["gen"][1], pf["ref"][1])}
 
 
 def check_vggish(root: Path, orc: dict, T: Table):
-    from bench.audio import load_audio
-
     cls = backbone_cls("vggish")
     vmod = importlib.import_module(MODULES["vggish"][0])
     o = orc["vggish"]
@@ -196,16 +202,14 @@ def check_vggish(root: Path, orc: dict, T: Table):
     pipe = {}
     for tag in ("gen", "ref"):
         files = sorted((root / tag).glob("*.wav"))
-        pipe[tag] = np.concatenate([r["frames"] for r in b.embed([load_audio(p, 16000) for p in files])])
+        pipe[tag] = np.concatenate([r["frames"] for r in b.embed([suite_input(b, p, 16000) for p in files])])
     fad = f.frechet_distance(pipe["gen"], pipe["ref"])
-    T.metric("vggish", "pipeline", "frechet_audio_distance", fad, ref_fad, "bench.audio.load_audio -> VGGishBackbone -> functional")
+    T.metric("vggish", "pipeline", "frechet_audio_distance", fad, ref_fad, "derive_input(audioldm_eval path) -> VGGishBackbone -> functional")
     return {"pipeline": {"frechet_audio_distance": fad}}
 
 
 def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, wav_dir: str, rate: int,
                  pre_hook=None):
-    from bench.audio import load_audio
-
     o = orc[key]
     raw = root / "raw"
     files = [root / wav_dir / n for n in o["names"]]
@@ -226,9 +230,9 @@ def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, 
     ref_score = o["metrics"]["clap_score"]
     ra, rt = np.load(raw / f"{raw_prefix}_audio_embedding.npy"), np.load(raw / f"{raw_prefix}_text_embedding.npy")
     T.metric(key, "metric", "clap_score", f.clap_score(rt, ra), ref_score, "our function on the reference's embeddings")
-    pa = np.stack([r["embedding"] for r in b.embed([load_audio(p, rate) for p in files])])
+    pa = np.stack([r["embedding"] for r in b.embed([suite_input(b, p, rate) for p in files])])
     score = f.clap_score(t, pa)
-    T.metric(key, "pipeline", "clap_score", score, ref_score, f"bench.audio.load_audio({rate}) -> backbone -> functional")
+    T.metric(key, "pipeline", "clap_score", score, ref_score, f"derive_input({b.input_path.name}, {rate}) -> backbone -> functional")
     return {"pipeline": {"clap_score": score}}
 
 

@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     audioldm_cwd_placeholder(work)
     audioldm_cwd_link(work, ckpt / "Cnn14_16k_mAP=0.438.pth")
     with stage("audioldm_eval: build Cnn14 + VGGish, load checkpoints"), chdir(work):
-        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"))
+        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"), backbone="cnn14")  # default MERT since 2024-09
     helper.calculate_lsd = lambda *x, **k: {}  # not in our metric set (ssr_eval does not build)
     helper.calculate_psnr_ssim = lambda *x, **k: {}
     helper.get_featuresdict = timed("audioldm_eval: Cnn14 decode+resample+forward (gen+ref)", helper.get_featuresdict)

@@ -18,7 +18,10 @@ Two input layouts are supported (`layout`):
   BART encoder; every metadata field has its own pair of delimiter tokens.
 - "official", what the released code computes and `autocap-full.ckpt` was trained with:
   `<s> x_audio "<HQVC> video caption </HQVC> \\n <TITLE> title </TITLE>" </s>` enters the BART
-  encoder and `x_clap` is prepended to the encoder's *output* (the decoder cross-attends to it).
+  encoder. Its training path (`forward_decoder`) prepends `x_clap` to the encoder's *output*;
+  its captioning path (`generate`, used by every official inference script) prepends `x_clap` to
+  the encoder's *input*, before `<s>`. `AutoCapModel` follows each path where the official code
+  runs it (`forward` = training order, `generate` = captioning order).
 """
 
 from __future__ import annotations
@@ -239,8 +242,10 @@ class AutoCapConfig:
     def max_encoder_tokens(self) -> int:
         """Longest sequence that enters the BART encoder (its position table must hold it)."""
         if self.layout == "official":
-            # <s> audio meta(<= max_prompt) </s>; x_clap is added after the encoder
-            return 1 + self.audio_token_count + self.max_prompt_tokens + 1
+            # <s> audio meta(<= max_prompt) </s>, and x_clap in front when captioning (official
+            # generate(); training adds it after the encoder). The official code reserves the
+            # CLAP position too: adjust_max_pos_embeds(audio + text + 20 + use_clap_embeds).
+            return int(self.use_clap) + 1 + self.audio_token_count + self.max_prompt_tokens + 1
         return int(self.use_clap) + 2 + self.audio_token_count + self.max_prompt_tokens
 
     # -- (de)serialisation ----------------------------------------------------------------

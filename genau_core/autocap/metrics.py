@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from genau_core.autocap.text import clean_text
+from genau_core.errors import GenauBenchError
 
 METRIC_NAMES = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "meteor", "cider", "spice", "spider")
 TABLE1_METRICS = ("bleu_1", "bleu_4", "rouge_l", "meteor", "cider", "spice", "spider")
@@ -33,7 +34,7 @@ FAMILIES = ("bleu", "rouge", "meteor", "cider", "spice")
 SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 
 
-class CaptionMetricsError(RuntimeError):
+class CaptionMetricsError(GenauBenchError, RuntimeError):
     """Caption metrics cannot run at all (pycocoevalcap or Java missing); the message says how to fix it."""
 
 

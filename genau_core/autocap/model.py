@@ -4,7 +4,12 @@
     x_audio = P_q(QFormer(LN(P_a(HTSAT(a)) + pos)))        `num_queries` tokens (4x fewer than HTSAT's)
     x_meta  = BART's own embeddings of the metadata tokens (delimiters: a small learned table)
     paper layout:    BART(x_clap <AUDIO> x_audio </AUDIO> <TITLE> .. </TITLE> <HQVC> .. </HQVC> <DESC> .. </DESC>)
-    official layout: BART-decoder(x_clap ++ BART-encoder(<s> x_audio meta-string </s>))
+    official layout, as the released code runs it (snap-research/GenAU
+    AutoCap/src/models/pl_htsat_q_bart_captioning.py), which differs between its two paths:
+      training (`forward_decoder`): BART-decoder(x_clap ++ BART-encoder(<s> x_audio meta-string </s>))
+      captioning (`generate`):      BART-decoder(BART-encoder(x_clap <s> x_audio meta-string </s>))
+    `autocap-full.ckpt` was trained with the first and is run by the official scripts with the
+    second; `forward` follows the training path, `generate` the captioning path.
 
 One factory (`build_autocap`) builds a model from an `AutoCapConfig`; `save_pretrained` /
 `load_pretrained` write and read a folder (config json, safetensors, tokenizer files).
@@ -34,11 +39,12 @@ TOKENIZER_DIR = "tokenizer"
 
 @dataclass
 class EncoderInput:
-    """What enters the BART encoder, plus the x_clap token the official layout adds after it."""
+    """What enters the BART encoder, plus the x_clap token the official layout's training path
+    adds after it (its captioning path puts x_clap first in `embeds` instead)."""
 
     embeds: torch.Tensor  # (B, L, d)
     mask: torch.Tensor  # (B, L) 0/1
-    clap_after: torch.Tensor | None = None  # (B, 1, d), official layout only
+    clap_after: torch.Tensor | None = None  # (B, 1, d), official layout, training path only
 
 
 @dataclass
@@ -196,8 +202,11 @@ class AutoCapModel(nn.Module):
         x_clap = self.clap_norm(self.clap_proj(clap))[:, None] if clap is not None else None
         return x, x_clap
 
-    def encoder_input(self, batch: AutoCapBatch) -> EncoderInput:
-        """The encoder input sequence of `batch` in this model's layout."""
+    def encoder_input(self, batch: AutoCapBatch, *, generation: bool = False) -> EncoderInput:
+        """The encoder input sequence of `batch` in this model's layout. The official layout
+        differs between the released code's paths: for training (`generation=False`,
+        `forward_decoder`) x_clap joins after the encoder (`clap_after`); for captioning
+        (`generation=True`, `generate`) it is prepended to the encoder input, before <s>."""
         x_audio, x_clap = self.encode_audio(batch)
         b, dev = x_audio.shape[0], x_audio.device
         meta = self.meta_dropout(self.embed_ids(batch.meta_ids))
@@ -210,26 +219,34 @@ class AutoCapModel(nn.Module):
             return EncoderInput(torch.cat(parts, dim=1), torch.cat([ones(head), batch.meta_mask], dim=1))
         bos = token(self.cfg.bart.bos_token_id)
         embeds = torch.cat([bos, x_audio, meta], dim=1)
-        return EncoderInput(embeds, torch.cat([ones(1 + x_audio.shape[1]), batch.meta_mask], dim=1), x_clap)
+        mask = torch.cat([ones(1 + x_audio.shape[1]), batch.meta_mask], dim=1)
+        if generation and x_clap is not None:
+            # official generate(): add_bos_embds, then torch.cat([clap_embeddings, encoder_outputs])
+            # and only then self.decoder.model.encoder(...)
+            return EncoderInput(torch.cat([x_clap, embeds], dim=1), torch.cat([ones(1), mask], dim=1))
+        return EncoderInput(embeds, mask, x_clap)
 
-    def encode(self, batch: AutoCapBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> the states the decoder cross-attends to and their mask."""
-        enc_in = self.encoder_input(batch)
+    def encode(self, batch: AutoCapBatch, *, generation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> the states the decoder cross-attends to and their mask (`generation`: the
+        captioning path's input order, see `encoder_input`)."""
+        enc_in = self.encoder_input(batch, generation=generation)
         hidden = self.bart.get_encoder()(inputs_embeds=enc_in.embeds, attention_mask=enc_in.mask).last_hidden_state
         if enc_in.clap_after is None:
             return hidden, enc_in.mask
         ones = torch.ones((hidden.shape[0], 1), dtype=enc_in.mask.dtype, device=hidden.device)
         return torch.cat([enc_in.clap_after, hidden], dim=1), torch.cat([ones, enc_in.mask], dim=1)
 
-    def describe_input(self, metadata: Mapping[str, str] | None = None) -> list[str]:
+    def describe_input(self, metadata: Mapping[str, str] | None = None, *, generation: bool = False) -> list[str]:
         """The symbolic encoder input for one clip (delimiters and metadata tokens by name),
-        e.g. ['x_clap', '<AUDIO>', 'x_audio*256', '</AUDIO>', '<TITLE>', 'ĠA', ..., '</TITLE>']."""
+        e.g. ['x_clap', '<AUDIO>', 'x_audio*256', '</AUDIO>', '<TITLE>', 'ĠA', ..., '</TITLE>']
+        (`generation`: the captioning path's order, see `encoder_input`)."""
         ids = metadata_ids(self.tokenizer, self.cfg, metadata)
         names = [self.cfg.delimiter_tokens[i - self.vocab_size] if i >= self.vocab_size else self.tokenizer.convert_ids_to_tokens(i) for i in ids]
         audio = f"x_audio*{self.cfg.audio_token_count}"
         if self.cfg.layout == "paper":
             return (["x_clap"] if self.cfg.use_clap else []) + [AUDIO_DELIMITERS[0], audio, AUDIO_DELIMITERS[1]] + names
-        return (["(after the encoder: x_clap)"] if self.cfg.use_clap else []) + [self.tokenizer.bos_token, audio] + names
+        clap = ["x_clap" if generation else "(after the encoder: x_clap)"] if self.cfg.use_clap else []
+        return clap + [self.tokenizer.bos_token, audio] + names
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, batch: AutoCapBatch, *, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -273,18 +290,16 @@ class AutoCapModel(nn.Module):
 
     @torch.no_grad()
     def generate_ids(self, batch: AutoCapBatch, settings: GenerationSettings | None = None, **overrides) -> torch.Tensor:
-        """Beam search; the paper layout through `bart.generate(inputs_embeds=...)`, the official
-        one through `bart.generate(encoder_outputs=...)` (x_clap joins after the encoder)."""
+        """Beam search over BART's encoder run on the captioning-path input (`encoder_input(...,
+        generation=True)`: for the official layout x_clap enters the encoder first, as in the
+        official `generate()`), through `bart.generate(encoder_outputs=...)` as the official code."""
+        from transformers.modeling_outputs import BaseModelOutput
+
         was_training = self.training
         self.eval()
         try:
             gc = self.generation_config(settings, **overrides)
-            if self.cfg.layout == "paper":
-                enc_in = self.encoder_input(batch)
-                return self.bart.generate(inputs_embeds=enc_in.embeds, attention_mask=enc_in.mask, generation_config=gc)
-            from transformers.modeling_outputs import BaseModelOutput
-
-            hidden, mask = self.encode(batch)
+            hidden, mask = self.encode(batch, generation=True)
             return self.bart.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask, generation_config=gc)
         finally:
             self.train(was_training)

@@ -29,6 +29,11 @@ Key mapping (official -> ours), applied by `convert_official_state_dict` and inv
     audio_qformer_proj.*                           -> qformer_proj.*
     clap_proj.*, clap_layernorm.*                  -> clap_proj.*, clap_norm.*
 
+Input order, as the released code has it (`pl_htsat_q_bart_captioning.py`): captioning
+(`AutoCap.generate`, every official inference script) prepends the CLAP token to the BART
+*encoder input*; training (`AutoCap.forward_decoder`) prepends it to the encoder *output*.
+`AutoCapModel.generate` / `forward` follow each (tests/test_autocap_official_paths.py).
+
 Differences from the released code that remain, by design (documented, not hidden):
 - the audio is cut to its first 10 s (official: a random 10 s window) and resampled with soxr
   (official: torchaudio); multichannel files are averaged (official: first channel);
@@ -47,7 +52,7 @@ from typing import Mapping
 import torch
 
 from bench.checkpoints import find_checkpoint, sha256_file
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, check_complete, read_state_dict, strip_prefix
+from bench.metrics.backbones._checkpoint_io import check_complete, read_state_dict, strip_prefix
 from bench.metrics.backbones._htsat import FRONTEND_KEYS, HTSATConfig, join_htsat_state_dict, relative_position_index, split_htsat_state_dict
 from bench.metrics.backbones._stft import dft_kernels, slaney_mel_matrix
 from bench.metrics.backbones.laion_clap import (
@@ -65,6 +70,7 @@ from genau_core.autocap.configs import (
     GenerationSettings,
     QFormerConfig,
 )
+from genau_core.errors import OfficialCheckpointError
 
 CKPT_NAME = "autocap-full.ckpt"
 YAML_NAME = "autocap-full.yaml"
@@ -109,10 +115,6 @@ HTSAT_FRONTEND_NAMES = {
 FRONTEND_TOLERANCE = 1e-4
 _QF_LAYER_RE = re.compile(r"audio_Qformer\.bert\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)")
 _TOP_RE = re.compile(r"(.+)\.(weight|bias)")
-
-
-class OfficialCheckpointError(CheckpointFormatError):
-    """A release file that does not hold what AutoCap needs; the message names the file."""
 
 
 # ----------------------------------------------------------------------------- yaml -> config ---

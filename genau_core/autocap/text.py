@@ -17,10 +17,7 @@ from typing import Mapping, Sequence
 import torch
 
 from genau_core.autocap.configs import FIELD_DELIMITERS, OFFICIAL_META_ORDER, OFFICIAL_TAGS, AutoCapConfig
-
-
-class TokenizerError(ValueError):
-    """A tokenizer that does not fit the model configuration (message names the source)."""
+from genau_core.errors import TokenizerError  # importable from here (genau_core.autocap.cli catches it)
 
 
 def clean_text(text) -> str:

@@ -9,11 +9,10 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+# One checkpoint error type for every reader (genau_core.errors); the old name stays importable from here.
+from genau_core.errors import CheckpointMappingError
+
 ALLOW_PICKLE_ENV = "GENAU_BENCH_ALLOW_PICKLE"
-
-
-class CheckpointMappingError(ValueError):
-    """Official keys that map nowhere, model keys no official key fills, or shapes that differ."""
 
 
 class _Inert:

@@ -2,9 +2,12 @@
 
 Layout as in NVIDIA/BigVGAN v1 (vendored by Make-An-Audio as `vocoder/bigvgan/models.py`):
 `conv_pre` -> for each stage a transposed-conv upsampler followed by K "AMP" residual blocks
-(averaged); `activation_post` -> `conv_post` -> tanh. An AMP block (resblock "1") runs, for each
-dilation, anti-aliased activation -> dilated conv -> anti-aliased activation -> conv, added to
-its input. The anti-aliased activation upsamples 2x with a Kaiser-windowed sinc filter
+(averaged); `activation_post` -> `conv_post` -> tanh. `args.yml`'s `resblock` picks the block:
+- "1" (`AMPBlock1`, what the released Make-An-Audio vocoders use): for each dilation, anti-aliased
+  activation -> dilated conv -> anti-aliased activation -> conv, added to its input;
+- "2" (`AMPBlock2`): for the first two dilations only (the official block reads `dilation[0]` and
+  `dilation[1]`), anti-aliased activation -> dilated conv, added to its input.
+The anti-aliased activation upsamples 2x with a Kaiser-windowed sinc filter
 (transposed conv, replicate padding), applies Snake / SnakeBeta (log-scale parameters when
 `snake_logscale`), and low-passes + decimates 2x with the same kind of filter.
 
@@ -19,6 +22,8 @@ weights). Official key names and ours:
     resblocks.{i*K+j}.convs2.{m}.*               -> stages.{i}.{j}.plain.{m}.*
     resblocks.{i*K+j}.activations.{2m}.*         -> stages.{i}.{j}.acts_dilated.{m}.*
     resblocks.{i*K+j}.activations.{2m+1}.*       -> stages.{i}.{j}.acts_plain.{m}.*
+    resblocks.{i*K+j}.convs.{m}.*                -> stages.{i}.{j}.convs.{m}.*        (resblock "2")
+    resblocks.{i*K+j}.activations.{m}.*          -> stages.{i}.{j}.acts.{m}.*         (resblock "2")
     activation_post.*                            -> act_post.*
     conv_post.*                                  -> conv_post.*
 inside an activation: `act.alpha` / `act.beta` -> `snake.alpha` / `snake.beta`,
@@ -55,8 +60,15 @@ class BigVGANConfig:
     snake_logscale: bool = True
     sampling_rate: int = 16_000
     anti_alias_kernel: int = 12  # Activation1d's up/down kernel size (fixed in the official code)
+    resblock: str = "1"  # "1": AMPBlock1, "2": AMPBlock2 (args.yml `resblock`)
 
     def __post_init__(self) -> None:
+        if self.resblock not in ("1", "2"):
+            raise ValueError(f"BigVGAN: resblock {self.resblock!r} is not '1' (AMPBlock1) or '2' (AMPBlock2)")
+        if self.resblock == "2" and any(len(d) < 2 for d in self.resblock_dilation_sizes):
+            raise ValueError(
+                "BigVGAN: resblock '2' (AMPBlock2) needs two dilations per block (it uses dilation[0], dilation[1])"
+            )
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
             raise ValueError("BigVGAN: upsample_rates and upsample_kernel_sizes differ in length")
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
@@ -76,8 +88,11 @@ class BigVGANConfig:
     @classmethod
     def from_args(cls, args: Mapping) -> "BigVGANConfig":
         """From the parsed `args.yml` (other training keys are ignored)."""
-        if str(args.get("resblock", "1")) != "1":
-            raise ValueError(f"BigVGAN args: resblock {args.get('resblock')!r} (AMPBlock2) is not supported; the released vocoders use '1'")
+        resblock = str(args.get("resblock", "1"))
+        if resblock not in ("1", "2"):
+            raise ValueError(
+                f"BigVGAN args: resblock {args.get('resblock')!r} is not '1' (AMPBlock1) or '2' (AMPBlock2)"
+            )
         try:
             return cls(
                 num_mels=int(args["num_mels"]),
@@ -89,6 +104,7 @@ class BigVGANConfig:
                 activation=str(args["activation"]),
                 snake_logscale=bool(args.get("snake_logscale", True)),
                 sampling_rate=int(args.get("sampling_rate", 16_000)),
+                resblock=resblock,
             )
         except KeyError as e:
             raise ValueError(f"BigVGAN args: missing {e.args[0]!r}") from None
@@ -110,7 +126,7 @@ class BigVGANConfig:
         import yaml
 
         d = {
-            "resblock": "1",
+            "resblock": self.resblock,
             "num_mels": self.num_mels,
             "upsample_rates": list(self.upsample_rates),
             "upsample_kernel_sizes": list(self.upsample_kernel_sizes),
@@ -206,6 +222,23 @@ class AMPBlock(nn.Module):
         return x
 
 
+class AMPBlock2(nn.Module):
+    """BigVGAN's resblock "2": activation -> dilated conv, residual, for dilation[0] and dilation[1]."""
+
+    def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...], cfg: BigVGANConfig):
+        super().__init__()
+        used = dilations[:2]  # the official AMPBlock2 builds its two convs from dilation[0] and dilation[1]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, dilation=d, padding=_padding(kernel, d)) for d in used
+        )
+        self.acts = nn.ModuleList(AntiAliasedActivation(channels, cfg) for _ in used)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, act in zip(self.convs, self.acts):
+            x = x + conv(act(x))
+        return x
+
+
 class BigVGAN(nn.Module):
     """log-mel (B, num_mels, frames) -> waveform (B, frames * hop) in [-1, 1]."""
 
@@ -219,11 +252,9 @@ class BigVGAN(nn.Module):
         for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
             cin, cout = c0 // 2**i, c0 // 2 ** (i + 1)
             self.upsamplers.append(nn.ConvTranspose1d(cin, cout, k, u, padding=(k - u) // 2))
-            self.stages.append(
-                nn.ModuleList(
-                    AMPBlock(cout, rk, tuple(d), cfg) for rk, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
-                )
-            )
+            block = AMPBlock if cfg.resblock == "1" else AMPBlock2
+            kernels_dilations = zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
+            self.stages.append(nn.ModuleList(block(cout, rk, tuple(d), cfg) for rk, d in kernels_dilations))
         self.act_post = AntiAliasedActivation(cout, cfg)
         self.conv_post = nn.Conv1d(cout, 1, 7, padding=3)
 
@@ -254,16 +285,23 @@ def map_bigvgan_state_dict(sd: Mapping[str, torch.Tensor], cfg: BigVGANConfig) -
             target = key
         elif m := re.fullmatch(r"ups\.(\d+)\.0\.(weight|bias)", key):
             target = f"upsamplers.{m.group(1)}.{m.group(2)}"
-        elif m := re.fullmatch(r"resblocks\.(\d+)\.(convs1|convs2)\.(\d+)\.(weight|bias)", key):
+        elif cfg.resblock == "1" and (
+            m := re.fullmatch(r"resblocks\.(\d+)\.(convs1|convs2)\.(\d+)\.(weight|bias)", key)
+        ):
             stage, j = divmod(int(m.group(1)), k_count)
             which = "dilated" if m.group(2) == "convs1" else "plain"
             target = f"stages.{stage}.{j}.{which}.{m.group(3)}.{m.group(4)}"
+        elif cfg.resblock == "2" and (m := re.fullmatch(r"resblocks\.(\d+)\.convs\.(\d+)\.(weight|bias)", key)):
+            stage, j = divmod(int(m.group(1)), k_count)
+            target = f"stages.{stage}.{j}.convs.{m.group(2)}.{m.group(3)}"
         elif m := re.fullmatch(r"resblocks\.(\d+)\.activations\.(\d+)\.(.+)", key):
             stage, j = divmod(int(m.group(1)), k_count)
             n, part = int(m.group(2)), _map_activation(m.group(3))
-            if part is not None:
+            if part is not None and cfg.resblock == "1":
                 which = "acts_dilated" if n % 2 == 0 else "acts_plain"
                 target = f"stages.{stage}.{j}.{which}.{n // 2}.{part}"
+            elif part is not None:
+                target = f"stages.{stage}.{j}.acts.{n}.{part}"
         elif m := re.fullmatch(r"activation_post\.(.+)", key):
             part = _map_activation(m.group(1))
             if part is not None:

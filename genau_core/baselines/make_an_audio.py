@@ -19,7 +19,9 @@ Checkpoint layout (`torch.load(...)["state_dict"]`, loaded there with strict=Fal
 `model.diffusion_model.*` (UNet), `first_stage_model.*` (VAE), `cond_stage_model.caption_encoder.*`
 (CLAP text), `scale_factor`, and the schedule buffers (`betas`, `alphas_cumprod`, ...), which we
 check against our schedule. `model_ema.*` and `first_stage_model.loss.*` (training-only) are
-skipped and counted. The UNet and VAE map onto diffusers modules (`ldm_keys`).
+skipped and counted. The UNet and VAE map onto diffusers modules (`ldm_keys`). A checkpoint
+without `cond_stage_model.*` loads when the CLAP text branch comes from elsewhere
+(CLAP_weights_2022.pth, see `_common`); everything else is loaded strictly.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from genau_core.baselines._common import load_release_with_bigvgan, split_latent_diffusion_state_dict
+from genau_core.baselines._common import (
+    load_release_with_bigvgan,
+    split_latent_diffusion_state_dict,
+    text_weights_elsewhere,
+)
 from genau_core.baselines._state import load_strict
 from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig
 from genau_core.baselines.clap_text import ClapTextConfig, ClapTextEncoder, load_clap_text
@@ -98,6 +104,7 @@ class MakeAnAudioModel(nn.Module):
         self.vocoder = BigVGAN(cfg.vocoder)
         self.register_buffer("scale_factor", torch.tensor(float(scale_factor)))
         self.skipped_keys: dict[str, int] = {}
+        self.text_sources: dict[str, str] = {}  # text encoder -> "checkpoint" or the file it came from
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -107,8 +114,15 @@ class MakeAnAudioModel(nn.Module):
         return self.scale_factor.device
 
     # -- official weights ------------------------------------------------------------------
-    def load_official_state_dict(self, sd: Mapping[str, torch.Tensor], *, source: str = "maa1_full.ckpt") -> None:
-        """The LatentDiffusion state dict (strict: every model key filled, every file key understood)."""
+    def load_official_state_dict(
+        self,
+        sd: Mapping[str, torch.Tensor],
+        *,
+        source: str = "maa1_full.ckpt",
+        text_sources: Mapping[str, str | Path] | None = None,
+    ) -> None:
+        """The LatentDiffusion state dict (strict: every model key filled, every file key understood). Without
+        `cond_stage_model.*` the CLAP text branch comes from `text_sources["clap"]` (see `_common`)."""
         parts = split_latent_diffusion_state_dict(
             sd,
             groups={"model.diffusion_model.": "unet", "first_stage_model.": "vae", "cond_stage_model.": "text"},
@@ -116,13 +130,18 @@ class MakeAnAudioModel(nn.Module):
             schedule=self.config.schedule,
             source=source,
             layout="Make-An-Audio",
+            optional=("text",),
         )
         groups = parts.groups
         load_strict(self.unet, map_ldm_unet_state_dict(groups["unet"], self.config.unet, what=f"{source} UNet"), f"{source} UNet")
         load_strict(self.vae, map_ldm_vae_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
-        load_clap_text(self.text_encoder, groups["text"], what=f"{source} CLAP text encoder")
+        text, text_from = groups["text"], "checkpoint"
+        if not text:
+            text, text_from = text_weights_elsewhere("clap", "cond_stage_model.", text_sources, source=source)
+        load_clap_text(self.text_encoder, text, what=f"{text_from} CLAP text encoder")
         self.scale_factor.fill_(parts.scale_factor)
         self.skipped_keys = parts.skipped
+        self.text_sources = {"clap": text_from}
 
     # -- inference -------------------------------------------------------------------------
     @torch.no_grad()
@@ -154,11 +173,22 @@ VOCODER_DIR = "bigvgan"
 
 
 def load_make_an_audio(
-    checkpoint: str | Path, vocoder_dir: str | Path, tokenizer, cfg: MakeAnAudioConfig = MAKE_AN_AUDIO_CONFIG
+    checkpoint: str | Path,
+    vocoder_dir: str | Path,
+    tokenizer,
+    cfg: MakeAnAudioConfig = MAKE_AN_AUDIO_CONFIG,
+    text_sources: Mapping[str, str | Path] | None = None,
 ) -> MakeAnAudioModel:
-    """Build from the released files: `maa1_full.ckpt` and the BigVGAN folder (args.yml, best_netG.pt)."""
+    """Build from the released files: `maa1_full.ckpt` and the BigVGAN folder (args.yml, best_netG.pt);
+    `text_sources={"clap": CLAP_weights_2022.pth}` serves a checkpoint without `cond_stage_model.*`."""
     return load_release_with_bigvgan(
-        checkpoint, vocoder_dir, cfg, lambda c: MakeAnAudioModel(c, tokenizer), expected_mels=cfg.num_mels, what="Make-An-Audio checkpoint"
+        checkpoint,
+        vocoder_dir,
+        cfg,
+        lambda c: MakeAnAudioModel(c, tokenizer),
+        expected_mels=cfg.num_mels,
+        what="Make-An-Audio checkpoint",
+        text_sources=text_sources,
     )
 
 

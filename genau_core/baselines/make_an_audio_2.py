@@ -30,7 +30,11 @@ What the official inference does (bytedance/Make-An-Audio-2,
 Checkpoint (`["state_dict"]`): `model.diffusion_model.*`, `first_stage_model.*`,
 `cond_stage_model.caption_encoder.*`, `cond_stage_model.t5_transformer.*`, `scale_factor`,
 schedule buffers. Our module names differ from the official ones; `map_dit_state_dict` and
-`map_vae1d_state_dict` give the correspondence.
+`map_vae1d_state_dict` give the correspondence. The official `gen_wav.py` loads it with
+strict=False; a checkpoint without `cond_stage_model.t5_transformer.*` (or without the CLAP text
+branch) loads here when that encoder comes from elsewhere: google/t5-v1_1-large's weights, which
+the official embedder's `T5EncoderModel.from_pretrained` would use, and CLAP_weights_2022.pth for
+the CLAP branch (see `_common`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genau_core.baselines._common import T5_LARGE_ENCODER_CONFIG, load_release_with_bigvgan, split_latent_diffusion_state_dict
+from genau_core.baselines._common import (
+    T5_LARGE_ENCODER_CONFIG,
+    load_release_with_bigvgan,
+    split_latent_diffusion_state_dict,
+    text_weights_elsewhere,
+)
 from genau_core.baselines._state import CheckpointMappingError, load_strict
 from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig
 from genau_core.baselines.clap_text import ClapTextConfig, ClapTextEncoder, load_clap_text
@@ -564,6 +573,7 @@ class MakeAnAudio2Model(nn.Module):
         self.vocoder = BigVGAN(cfg.vocoder)
         self.register_buffer("scale_factor", torch.tensor(float(scale_factor)))
         self.skipped_keys: dict[str, int] = {}
+        self.text_sources: dict[str, str] = {}  # text encoder -> "checkpoint" or the file / folder it came from
 
     def parameter_count(self) -> int:
         return sum(p.numel() for n, p in self.named_parameters())
@@ -572,7 +582,14 @@ class MakeAnAudio2Model(nn.Module):
     def device(self) -> torch.device:
         return self.scale_factor.device
 
-    def load_official_state_dict(self, sd: Mapping[str, torch.Tensor], *, source: str = "maa2.ckpt") -> None:
+    def load_official_state_dict(
+        self,
+        sd: Mapping[str, torch.Tensor],
+        *,
+        source: str = "maa2.ckpt",
+        text_sources: Mapping[str, str | Path] | None = None,
+    ) -> None:
+        """Strict, except that a text encoder missing from the checkpoint comes from `text_sources` ("clap", "t5")."""
         parts = split_latent_diffusion_state_dict(
             sd,
             groups={
@@ -585,14 +602,23 @@ class MakeAnAudio2Model(nn.Module):
             schedule=self.config.schedule,
             source=source,
             layout="Make-An-Audio 2",
+            optional=("clap", "t5"),
         )
         groups = parts.groups
         load_strict(self.dit, map_dit_state_dict(groups["dit"], self.config.dit, what=f"{source} DiT"), f"{source} DiT")
         load_strict(self.vae, map_vae1d_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
-        load_clap_text(self.clap_text, groups["clap"], what=f"{source} CLAP text encoder")
-        load_strict(self.t5, map_t5_state_dict(groups["t5"], what=f"{source} T5"), f"{source} T5 encoder")
+        clap, clap_from = groups["clap"], "checkpoint"
+        if not clap:
+            prefix = "cond_stage_model.caption_encoder."
+            clap, clap_from = text_weights_elsewhere("clap", prefix, text_sources, source=source)
+        load_clap_text(self.clap_text, clap, what=f"{clap_from} CLAP text encoder")
+        t5, t5_from = groups["t5"], "checkpoint"
+        if not t5:
+            t5, t5_from = text_weights_elsewhere("t5", "cond_stage_model.t5_transformer.", text_sources, source=source)
+        load_strict(self.t5, map_t5_state_dict(t5, what=f"{t5_from} T5"), f"{t5_from} T5 encoder")
         self.scale_factor.fill_(parts.scale_factor)
         self.skipped_keys = parts.skipped
+        self.text_sources = {"clap": clap_from, "t5": t5_from}
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -633,9 +659,15 @@ VOCODER_DIR = "bigvgan"
 
 
 def load_make_an_audio_2(
-    checkpoint: str | Path, vocoder_dir: str | Path, clap_tokenizer, t5_tokenizer, cfg: MakeAnAudio2Config = MAKE_AN_AUDIO_2_CONFIG
+    checkpoint: str | Path,
+    vocoder_dir: str | Path,
+    clap_tokenizer,
+    t5_tokenizer,
+    cfg: MakeAnAudio2Config = MAKE_AN_AUDIO_2_CONFIG,
+    text_sources: Mapping[str, str | Path] | None = None,
 ) -> MakeAnAudio2Model:
-    """Build from the released files: `maa2.ckpt` and the BigVGAN folder (args.yml, best_netG.pt)."""
+    """Build from the released files: `maa2.ckpt` and the BigVGAN folder (args.yml, best_netG.pt);
+    `text_sources` ("clap": CLAP_weights_2022.pth, "t5": a t5-v1_1-large folder) serve a checkpoint without them."""
     return load_release_with_bigvgan(
         checkpoint,
         vocoder_dir,
@@ -643,6 +675,7 @@ def load_make_an_audio_2(
         lambda c: MakeAnAudio2Model(c, clap_tokenizer, t5_tokenizer),
         expected_mels=cfg.vae.out_ch,
         what="Make-An-Audio 2 checkpoint",
+        text_sources=text_sources,
     )
 
 

@@ -3,17 +3,22 @@
 Sources of the numbers (paper section 3.3 / appendix D and snap-research/GenAU):
 - mel, 1D-VAE, diffusion schedule, conditioning and FIT block layout: the official sample
   config `GenAU/settings/simple_runs/genau.yaml` and the modules it names;
-- genau-s / genau-l sizes: the released `genau-full-{s,l}.yaml` are not readable here, so the
-  widths/depths below are chosen so that the FIT backbone matches the paper's parameter counts
-  (493M, 1.25B) while keeping the paper's tokenisation (patch 1, group 32, 256 latent tokens)
-  and the official block layout (2 local + 4 global layers per block, 64-dim heads,
-  1024-d context, 1536-d summary):
+- genau-s / genau-l sizes: FITTED, not read. The release yamls `genau-full-{s,l}.yaml` are not
+  in the official repository (only on the HF model repo `mali6/autocap`, which cannot be reached
+  from here), so the widths/depths below are chosen so that the FIT backbone matches the paper's
+  parameter counts (493M, 1.25B) while keeping the paper's tokenisation (patch 1, group 32, 256
+  latent tokens) and the official block layout (2 local + 4 global layers per block, 64-dim
+  heads, 1024-d context, 1536-d summary):
     genau-s: patch = latent channels 1024, 4 FIT blocks + 1 local-only block, 16 heads x 64
              -> 493.37M backbone parameters (paper 493M);
     genau-l: patch channels 1024, latent channels 1536 (24 heads x 64 in the global layers),
              6 FIT blocks + 1 local-only block -> 1252.94M (paper 1.25B).
-  When the official yaml is available,
-  `genau_core.genau.official.config_from_official_yaml` builds the exact configuration from it.
+  Every size, parameter count and FLOP figure derived from GENAU_S / GENAU_L (README,
+  benchmarks/RESULTS.md, benchmarks/bench_genau_fit_vs_dit.py) inherits that fit. A real release
+  yaml is the authority whenever one is given: the release loaders (`bench` plugins genau-s /
+  genau-l / genau-l-full-hq-data, `genau generate`) build the model only from
+  `genau_core.genau.official.config_from_official_yaml`, never from these two configs, and
+  `bench_genau_fit_vs_dit.py --release-yaml genau-s=PATH` counts FLOPs on the yaml's backbone.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ Block order (each FIT block, `FITBlock.forward`):
   5. patches *write* back: each patch group cross-attends to its group's latents.
 N such blocks are followed by one local-only block. Every sub-layer is pre-norm and residual.
 
+The cross-attention layers (2, 3, 5) are followed by a residual feed-forward. With
+`cross_attention_feedforward=False` the official FITBlockV5 (`src/modules/fit/layers/fit_layers.py`)
+puts an `nn.Identity()` there and still adds the residual (`x = ff(x) + x`), so each of those
+steps doubles its input; we do the same (a feed-forward-free identity, no parameters).
+
 The sequence of sub-layer calls can be observed with forward hooks on the named modules
 (`local_layers.*`, `context_read`, `read`, `global_layers.*`, `write`).
 """
@@ -79,7 +84,7 @@ class DropPath(nn.Module):
 
 
 class AttentionLayer(nn.Module):
-    """Residual attention + residual feed-forward (the feed-forward may be absent)."""
+    """Residual attention + residual feed-forward (`ff` may be `nn.Identity()`: x + x, as the official code)."""
 
     def __init__(self, attn: Attention, ff: nn.Module | None, drop_path: float = 0.0):
         super().__init__()
@@ -108,7 +113,9 @@ class FITBlock(nn.Module):
             cross_ff = cfg.cross_attention_feedforward
 
             def xff(d):
-                return FeedForward(d, cfg.ff_mult, 0.0) if cross_ff else None
+                # official: `ff_class(...) if use_cross_attention_feedforward else nn.Identity()`,
+                # applied as `x = ff(x) + x` either way
+                return FeedForward(d, cfg.ff_mult, 0.0) if cross_ff else nn.Identity()
 
             self.context_read = AttentionLayer(Attention(dl, cfg.context_attention, cfg.context_channels), xff(dl))
             self.read = AttentionLayer(Attention(dl, cfg.read_attention, dp), xff(dl))

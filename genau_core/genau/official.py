@@ -10,6 +10,19 @@ Files (all local; nothing is downloaded):
   flan-t5-large/             HF snapshot of google/flan-t5-large (tokenizer, config, weights)
   roberta-base/              HF snapshot of roberta-base (the CLAP tokenizer)
 
+The `.yaml` beside a checkpoint is the authority for its architecture and evaluation defaults:
+`config_from_official_yaml` builds the exact configuration from it. Our named `genau-s` /
+`genau-l` configs (`configs.py`) are only fitted to the paper's parameter counts, because the
+release yamls are not in the official repository; they are never used when a yaml is given.
+FIT options of the yaml that we do not implement, and keys the official FIT does not read, are
+errors naming the key and the value (`check_fit_options`).
+
+Weights (`weights=`): "raw" (default: `scripts/generate_and_eval.py`'s `--strategy wo_ema`, and
+`scripts/text_to_audio.py`; the paper disables EMA) or "ema": the `model_ema.*` buffers the
+official `LitEma` (`src/modules/diffusionmodules/ema.py`) keeps for every trainable parameter of
+`model` (the FIT), each named with its dots removed, as `scripts/inference_file.py` and the
+Gradio demo load them (`select_weights`).
+
 As the official code does, component files are loaded first and the main checkpoint's
 weights override them. Every official key goes through an explicit mapping below; keys
 that inference does not use are listed in `IGNORED_*` and anything unknown is an error.
@@ -17,6 +30,7 @@ that inference does not use are listed in `IGNORED_*` and anything unknown is an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -29,6 +43,7 @@ from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS
 from genau_core.audio import hifigan as hifigan_mod
 from genau_core.audio.hifigan import HiFiGANConfig
 from genau_core.audio.mel import MelConfig
+from genau_core.errors import OfficialCheckpointError
 from genau_core.genau.configs import (
     FLAN_T5_LARGE,
     LAION_CLAP_TEXT,
@@ -44,10 +59,6 @@ from genau_core.genau.configs import (
 CLAP_TARGET = "CLAPAudioEmbeddingClassifierFreev2"
 T5_TARGET = "FlanT5HiddenState"
 DATASET_IDS_TARGET = "DatasetIDs"
-
-
-class OfficialCheckpointError(ValueError):
-    pass
 
 
 # --------------------------------------------------------------------------------------
@@ -76,50 +87,224 @@ def _require(cond: bool, msg: str) -> None:
 
 
 def _attn(d: dict) -> AttentionSpec:
-    return AttentionSpec(int(d["heads"]), int(d["dim_head"]))
+    # official rin_layers.Attention defaults: heads=4, dim_head=32
+    return AttentionSpec(int(d.get("heads", 4)), int(d.get("dim_head", 32)))
+
+
+# ----------------------------------------------------------------- FIT options of the yaml ---
+
+UNET_SECTION = "model.params.unet_config.params"
+BLOCK_SECTION = UNET_SECTION + ".fit_block_config"
+# Every key the official FIT.__init__ reads (src/modules/fit/fit_audio.py); FIT takes **kwargs,
+# so a key outside this set is read by nothing there: we refuse it rather than guess.
+FIT_KEYS = frozenset({
+    "fit_block_module", "linear_layer_module", "layer_normalization_module", "feed_forward_module",
+    "input_size", "patch_size", "group_size", "patch_channels", "input_channels", "fit_blocks_count",
+    "local_layers_per_block", "global_layers_per_block", "latent_channels", "latent_count", "time_pe_type",
+    "learned_sinusoidal_dim", "self_conditioning_ff_config", "fit_block_config", "extra_average_inputs",
+    "mask_non_extra_input", "time_scaling", "classes_count", "context_channels", "summary_text_embeddings_channels",
+    "summary_text_embeddings_use_mask_token", "conditioning_in_context", "use_audio_image_conditioning",
+    "dataset_ids_count", "use_dataset_id_conditioning", "use_resolution_conditioning", "weight_initializer",
+    "output_conv", "input_conv",
+})  # fmt: skip
+# FITBlockV5.__init__ (src/modules/fit/layers/fit_layers.py): the attention / feed-forward config of
+# each layer kind (falling back to the defaults), dropouts, the cross-attention feed-forward switch
+# and the layer classes.
+BLOCK_ATTENTION_KEYS = {  # yaml key -> our FITConfig field
+    "read_attention_config": "read_attention",
+    "read_context_attention_config": "context_attention",
+    "write_attention_config": "write_attention",
+    "local_attention_config": "local_attention",
+    "global_attention_config": "global_attention",
+}
+BLOCK_FF_KEYS = ("read_ff_config", "read_context_ff_config", "write_ff_config", "local_ff_config", "global_ff_config")
+BLOCK_KEYS = frozenset({
+    "default_attention_config", *BLOCK_ATTENTION_KEYS, "default_ff_config", *BLOCK_FF_KEYS,
+    "drop_units", "drop_path", "use_cross_attention_feedforward", "attention_class", "ff_class",
+})  # fmt: skip
+# Read by nothing in FITBlockV5 (the latent-conditioning read is commented out there; `ff_config`
+# is in the official sample yaml but never read): accepted and, like the official code, ignored.
+BLOCK_KEYS_IGNORED = frozenset({
+    "read_latent_conditioning_attention_config", "read_latent_conditioning_ff_config", "ff_config",
+})  # fmt: skip
+# rin_layers attention classes that compute softmax(q k^T / sqrt(dim_head)) v with the same
+# parameters as ours (the xformers ones differ only in the kernel), with the extra config keys
+# each accepts. CosineAttention (magnitude-normalised q, k) and LinearAttention (fused to_qkv,
+# linear attention) compute other functions and are refused.
+ATTENTION_CLASSES = {
+    "Attention": frozenset(),
+    "XFormersEfficientAttention": frozenset({"xformers_efficient_attention_fw", "xformers_efficient_attention_bw"}),
+    "XFormersAttention": frozenset({"xformers_attention_class"}),
+}
+FF_KEYS = frozenset({"mult", "conditioning_channels", "use_layer_normalization"})
+OFFICIAL_FF_MULT = 4  # rin_layers.FeedForward's default `mult`
+
+
+def _refuse(section: str, key: str, value, why: str):
+    raise OfficialCheckpointError(f"{section}.{key}: {value!r} {why}")
+
+
+def _is_class(value, module: str, names) -> str | None:
+    """The class name when `value` (a `!module` path) names one of `names` in `module`, else None."""
+    if not isinstance(value, str) or "." not in value:
+        return None
+    mod, cls = value.rsplit(".", 1)
+    return cls if cls in names and (mod == module or mod.endswith("." + module)) else None
+
+
+def _check_ff(section: str, key: str, cfg, *, extra: frozenset = frozenset()) -> float:
+    """A feed-forward config we implement (rin_layers.FeedForward, GELU, LayerNorm, no FiLM) -> its mult."""
+    if not isinstance(cfg, dict):
+        _refuse(section, key, cfg, "is not a mapping of FeedForward arguments")
+    where = f"{section}.{key}"
+    for k, v in cfg.items():
+        if k not in FF_KEYS | extra:
+            _refuse(where, k, v, "is not a FeedForward argument genau_core implements")
+    if cfg.get("conditioning_channels") is not None:
+        _refuse(where, "conditioning_channels", cfg["conditioning_channels"],
+                "(FiLM-conditioned feed-forward) is not implemented")
+    if not cfg.get("use_layer_normalization", True):
+        _refuse(where, "use_layer_normalization", cfg["use_layer_normalization"],
+                "(feed-forward without its LayerNorm) is not implemented")
+    return cfg.get("mult", OFFICIAL_FF_MULT)
+
+
+def _check_modules(unet: dict) -> None:
+    """The layer / norm / feed-forward / block classes and the conditioning switches of the FIT."""
+    modules = (
+        ("fit_block_module", ("fit.layers.fit_layers",), {"FITBlockV5"}, "FITBlockV5"),
+        ("linear_layer_module", ("torch.nn", "torch.nn.modules.linear"), {"Linear"}, "torch.nn.Linear"),
+        ("layer_normalization_module", ("fit.layers.rin_layers",), {"LayerNorm"}, "rin_layers.LayerNorm"),
+        ("feed_forward_module", ("fit.layers.rin_layers",), {"FeedForward"}, "rin_layers.FeedForward"),
+    )
+    for key, where, names, what in modules:
+        if key in unet and all(_is_class(unet[key], module, names) is None for module in where):
+            _refuse(UNET_SECTION, key, unet[key], f"is not implemented (only {what})")
+    flags = {
+        "time_pe_type": ("learned", "only learned Fourier time features are implemented"),
+        "conditioning_in_context": (True, "conditioning outside the context is not implemented"),
+        "use_audio_image_conditioning": (False, "audio/image conditioning is not implemented"),
+        "use_resolution_conditioning": (False, "resolution conditioning is not implemented"),
+        "summary_text_embeddings_use_mask_token": (False, "a summary mask token is not implemented"),
+    }
+    defaults = {"time_pe_type": "learned", "conditioning_in_context": False}
+    for key, (want, why) in flags.items():
+        value = unet.get(key, defaults.get(key, False))
+        if value != want:
+            _refuse(UNET_SECTION, key, value, why)
+    for key, why in (("classes_count", "class conditioning is not implemented"),
+                     ("extra_average_inputs", "extra average inputs are not implemented"),
+                     ("input_conv", "an input convolution is not implemented"),
+                     ("output_conv", "an output convolution is not implemented")):  # fmt: skip
+        if unet.get(key):
+            _refuse(UNET_SECTION, key, unet[key], why)
+    init = unet.get("weight_initializer")
+    if init is not None:
+        target = init.get("target") if isinstance(init, dict) else init
+        known = {"RINWeightScalerInitializer", "IdentityInitializer"}
+        if _is_class(target, "initializers.initializers", known) is None:
+            _refuse(UNET_SECTION, "weight_initializer.target", target,
+                    "is not implemented (RINWeightScalerInitializer or IdentityInitializer)")
+
+
+def _check_attention(fb: dict) -> None:
+    """`attention_class` and every attention config of the block."""
+    attention = fb.get("attention_class", "src.modules.fit.layers.rin_layers.Attention")
+    cls = _is_class(attention, "fit.layers.rin_layers", ATTENTION_CLASSES)
+    if cls is None:
+        implemented = ", ".join("rin_layers." + c for c in ATTENTION_CLASSES)
+        _refuse(BLOCK_SECTION, "attention_class", attention,
+                f"is not implemented: genau_core computes {implemented} "
+                "(CosineAttention and LinearAttention compute other functions)")
+    if "ff_class" in fb and _is_class(fb["ff_class"], "fit.layers.rin_layers", {"FeedForward"}) is None:
+        _refuse(BLOCK_SECTION, "ff_class", fb["ff_class"],
+                "is not implemented (only rin_layers.FeedForward; XFormersFeedForward has other weights)")
+    for key in ("default_attention_config", *BLOCK_ATTENTION_KEYS):
+        a = fb.get(key, fb["default_attention_config"])
+        where = f"{BLOCK_SECTION}.{key}"
+        if not isinstance(a, dict):
+            _refuse(BLOCK_SECTION, key, a, "is not a mapping of attention arguments")
+        for k, v in a.items():
+            if k not in {"heads", "dim_head", "conditioning_channels"} | ATTENTION_CLASSES[cls]:
+                _refuse(where, k, v, f"is not an argument of rin_layers.{cls} that genau_core implements")
+            sdp = _is_class(v, "xformers.components.attention", {"ScaledDotProduct"})
+            if k == "xformers_attention_class" and sdp is None:
+                _refuse(where, k, v, "is not implemented (only ScaledDotProduct)")
+        if a.get("conditioning_channels") is not None:
+            _refuse(where, "conditioning_channels", a["conditioning_channels"],
+                    "(FiLM-conditioned attention) is not implemented")
+
+
+def _check_feedforwards(unet: dict, fb: dict) -> int:
+    """Every feed-forward config (blocks and self-conditioning) -> their one shared mult."""
+    default_ff = fb.get("default_ff_config", {})
+    keys = ("default_ff_config", *BLOCK_FF_KEYS)
+    mults = {key: _check_ff(BLOCK_SECTION, key, fb.get(key, default_ff)) for key in keys}
+    sc = unet.get("self_conditioning_ff_config", {})
+    sc_key = "self_conditioning_ff_config"
+    mults[sc_key] = _check_ff(UNET_SECTION, sc_key, sc, extra=frozenset({"drop_units"}))
+    if sc.get("drop_units", 0.0):
+        _refuse(f"{UNET_SECTION}.{sc_key}", "drop_units", sc["drop_units"],
+                "(dropout in the self-conditioning feed-forward) is not implemented")
+    mult = mults["default_ff_config"]
+    for key, m in mults.items():
+        if m != mult:
+            where = f"{UNET_SECTION}.{key}" if key == sc_key else f"{BLOCK_SECTION}.{key}"
+            _refuse(where, "mult", m, f"differs from default_ff_config's mult {mult}; "
+                    "genau_core implements one mult for every feed-forward")
+    if float(mult) != int(mult) or int(mult) < 1:
+        _refuse(f"{BLOCK_SECTION}.default_ff_config", "mult", mult, "is not implemented (a positive integer)")
+    return int(mult)
+
+
+def check_fit_options(unet: dict) -> int:
+    """Refuse every FIT option of the yaml that genau_core does not implement, and every key the
+    official FIT / FITBlockV5 does not read; each error names the key and the value. Returns the
+    feed-forward multiplier shared by all feed-forwards (one is implemented)."""
+    for k, v in unet.items():
+        if k not in FIT_KEYS:
+            _refuse(UNET_SECTION, k, v, "is not an option of the official FIT (src/modules/fit/fit_audio.py)")
+    _check_modules(unet)
+    fb = unet.get("fit_block_config")
+    if not isinstance(fb, dict) or "default_attention_config" not in fb:
+        _refuse(UNET_SECTION, "fit_block_config", fb, "needs at least default_attention_config (FITBlockV5 reads it)")
+    for k, v in fb.items():
+        if k not in BLOCK_KEYS | BLOCK_KEYS_IGNORED:
+            _refuse(BLOCK_SECTION, k, v, "is not an option of the official FITBlockV5 (fit/layers/fit_layers.py)")
+    _check_attention(fb)
+    mult = _check_feedforwards(unet, fb)
+    if not isinstance(fb.get("use_cross_attention_feedforward"), bool):
+        _refuse(BLOCK_SECTION, "use_cross_attention_feedforward", fb.get("use_cross_attention_feedforward"),
+                "must be true or false")
+    return mult
 
 
 def cond_stage_layout(params: dict) -> dict[str, int]:
     """Index of each conditioner in `cond_stage_models` (the yaml's key order) by kind."""
     layout: dict[str, int] = {}
-    for i, (_, spec) in enumerate(params["cond_stage_config"].items()):
+    for i, (name, spec) in enumerate(params["cond_stage_config"].items()):
         target = str(spec["target"]).rsplit(".", 1)[-1]
         kind = {CLAP_TARGET: "clap", T5_TARGET: "t5", DATASET_IDS_TARGET: "dataset_ids"}.get(target)
-        _require(kind is not None, f"unsupported conditioner {spec['target']}")
+        _require(kind is not None, f"model.params.cond_stage_config.{name}.target: {spec['target']!r} is not implemented")
         layout[kind] = i
     _require("clap" in layout and "t5" in layout, "GenAu needs both a CLAP and a FLAN-T5 conditioner")
     return layout
 
 
-def config_from_official_yaml(
-    y: dict,
-    *,
-    name: str,
-    vocoder: HiFiGANConfig | None = None,
-    t5_config: dict | None = None,
-    clap_text_config: dict | None = None,
-    t5_tokenizer: str = "flan-t5-large",
-    clap_tokenizer: str = "roberta-base",
-    scale_factor: float | None = None,
-) -> GenAuConfig:
+def fit_config_from_official_yaml(y: dict) -> FITConfig:
+    """The FIT backbone a release yaml describes (`model.params.unet_config.params`), after
+    `check_fit_options` has refused whatever we do not implement."""
     params = y["model"]["params"]
     unet = params["unet_config"]["params"]
-    _require(params.get("backbone_type", "fit").lower() == "fit", "only the FIT backbone is supported")
-    block_module = str(unet.get("fit_block_module", "FITBlockV5"))
-    _require(block_module.endswith("FITBlockV5"), f"unsupported FIT block {block_module}")
-    _require(unet.get("time_pe_type", "learned") == "learned", "only learned Fourier time features are supported")
-    _require(unet.get("conditioning_in_context", False), "conditioning must be in the context")
-    for flag in ("use_audio_image_conditioning", "use_resolution_conditioning", "summary_text_embeddings_use_mask_token"):
-        _require(not unet.get(flag, False), f"{flag} is not supported")
-    _require(not unet.get("classes_count", 0), "class conditioning is not supported")
-    _require(not unet.get("extra_average_inputs"), "extra_average_inputs are not supported")
-    _require(not unet.get("input_conv") and not unet.get("output_conv"), "input/output convolutions are not supported")
+    backbone = params.get("backbone_type", "fit")
+    if str(backbone).lower() != "fit":
+        _refuse("model.params", "backbone_type", backbone, "is not implemented (only the FIT backbone)")
+    ff_mult = check_fit_options(unet)
     size, patch, group = unet["input_size"], unet["patch_size"], unet["group_size"]
     _require(size[0] == 1 and size[2] == 1 and patch[0] == 1 and patch[2] == 1 and group[0] == 1 and group[2] == 1,
              f"expected a 1-D latent layout, got input {size} patch {patch} group {group}")
     fb = unet["fit_block_config"]
     default = fb["default_attention_config"]
-    ff_mult = int(fb.get("default_ff_config", {}).get("mult", 4))
     fit = FITConfig(
         input_channels=int(unet["input_channels"]),
         input_length=int(size[1]),
@@ -140,7 +325,7 @@ def config_from_official_yaml(
         ff_mult=ff_mult,
         dropout=float(fb["drop_units"]),
         drop_path=float(fb["drop_path"]),
-        cross_attention_feedforward=bool(fb["use_cross_attention_feedforward"]),
+        cross_attention_feedforward=fb["use_cross_attention_feedforward"],  # false: identity + residual, as official
         local_attention=_attn(fb.get("local_attention_config", default)),
         global_attention=_attn(fb.get("global_attention_config", default)),
         read_attention=_attn(fb.get("read_attention_config", default)),
@@ -148,12 +333,35 @@ def config_from_official_yaml(
         context_attention=_attn(fb.get("read_context_attention_config", default)),
         weight_init_scale=float(unet.get("weight_initializer", {}).get("scale", 1.0)),
     )
+    return fit
+
+
+def config_from_official_yaml(
+    y: dict,
+    *,
+    name: str,
+    vocoder: HiFiGANConfig | None = None,
+    t5_config: dict | None = None,
+    clap_text_config: dict | None = None,
+    t5_tokenizer: str = "flan-t5-large",
+    clap_tokenizer: str = "roberta-base",
+    scale_factor: float | None = None,
+) -> GenAuConfig:
+    """The whole GenAuConfig a release yaml describes (the authority over our fitted genau-s / -l)."""
+    params = y["model"]["params"]
+    fit = fit_config_from_official_yaml(y)
     fs = params["first_stage_config"]["params"]
     dd = fs["ddconfig"]
-    _require(not dd.get("attn_resolutions"), "attention at VAE resolutions is not supported")
-    _require(not dd.get("downsample_time_stride4_levels"), "stride-4 VAE levels are not supported")
-    _require(bool(dd.get("double_z", True)), "the VAE must predict mean and log-variance")
-    _require(int(dd["in_channels"]) == int(dd["out_ch"]) == int(dd["mel_bins"]), "VAE in/out channels must equal mel bins")
+    vae_section = "model.params.first_stage_config.params.ddconfig"
+    for key, why in (("attn_resolutions", "(attention at VAE resolutions) is not implemented"),
+                     ("downsample_time_stride4_levels", "(stride-4 VAE levels) is not implemented")):  # fmt: skip
+        if dd.get(key):
+            _refuse(vae_section, key, dd[key], why)
+    if not dd.get("double_z", True):
+        _refuse(vae_section, "double_z", dd["double_z"], "is not implemented (the VAE predicts mean and log-variance)")
+    _require(int(dd["in_channels"]) == int(dd["out_ch"]) == int(dd["mel_bins"]),
+             f"{vae_section}: in_channels {dd['in_channels']}, out_ch {dd['out_ch']} and mel_bins "
+             f"{dd['mel_bins']} must be equal")
     vae = VAEConfig(
         mel_bins=int(dd["mel_bins"]),
         ch=int(dd["ch"]),
@@ -183,8 +391,10 @@ def config_from_official_yaml(
         fmax=float(pre["mel"]["mel_fmax"]),
         duration_s=float(pre["audio"]["duration"]),
     )
-    _require(params.get("parameterization", "eps") == "eps", "only epsilon prediction is supported")
-    _require(params.get("beta_schedule", "linear") == "linear", "only the linear beta schedule is supported")
+    if params.get("parameterization", "eps") != "eps":
+        _refuse("model.params", "parameterization", params["parameterization"], "is not implemented (only eps)")
+    if params.get("beta_schedule", "linear") != "linear":
+        _refuse("model.params", "beta_schedule", params["beta_schedule"], "is not implemented (only linear)")
     ev = params.get("evaluation_params", {})
     diffusion = DiffusionConfig(
         num_train_timesteps=int(params.get("timesteps", 1000)),
@@ -197,10 +407,14 @@ def config_from_official_yaml(
     layout = cond_stage_layout(params)
     csc = list(params["cond_stage_config"].values())
     t5_spec = csc[layout["t5"]]["params"]
-    _require(bool(t5_spec.get("pool_tokens", False)) and bool(t5_spec.get("return_embeds", False)),
-             "the FLAN-T5 conditioner must return pooled embeddings")
+    for key in ("pool_tokens", "return_embeds"):
+        if not t5_spec.get(key, False):
+            _refuse("model.params.cond_stage_config.<FlanT5HiddenState>.params", key, t5_spec.get(key),
+                    "is not implemented (pooled embeddings only)")
     clap_spec = csc[layout["clap"]]["params"]
-    _require(clap_spec.get("embed_mode", "text") == "text", "the CLAP conditioner must embed text")
+    if clap_spec.get("embed_mode", "text") != "text":
+        _refuse("model.params.cond_stage_config.<CLAP>.params", "embed_mode", clap_spec["embed_mode"],
+                "is not implemented (text only)")
     dataset_ids = dict(AUDIOCAPS_IDS_DEFAULT)
     if "dataset_ids" in layout:
         dataset_ids = {k: int(v) for k, v in csc[layout["dataset_ids"]]["params"].get("dataset2id", {}).items()}
@@ -384,7 +598,7 @@ def map_t5_key(key: str) -> str | None:
 IGNORED_PREFIXES = (
     "first_stage_model.loss.",  # VAE training loss (LPIPS, discriminator)
     "clap.",  # HTSAT-base CLAP used by the official code for re-ranking only
-    "model_ema.",
+    "model_ema.",  # EMA copy of the FIT: read by `select_weights` when weights="ema", unused with "raw"
 )
 IGNORED_KEYS = {"logvar", "lvlb_weights", *SCHEDULE_BUFFERS}  # derived from the schedule, recomputed by diffusers
 
@@ -393,6 +607,111 @@ IGNORED_KEYS = {"logvar", "lvlb_weights", *SCHEDULE_BUFFERS}  # derived from the
 class ConvertedState:
     state: dict[str, torch.Tensor]
     ignored: list[str]
+
+
+# --------------------------------------------------------------------------------------
+# raw or EMA weights
+# --------------------------------------------------------------------------------------
+
+WEIGHT_SETS = ("raw", "ema")
+# scripts/generate_and_eval.py (the official evaluation) defaults to --strategy wo_ema, as does
+# scripts/text_to_audio.py (use_ema False unless the yaml sets force_use_ema); the paper: "We also
+# disable EMA as found it to make the metrics unstable". inference_file.py (--strategy ema) and
+# the Gradio demo (use_ema=True) sample with the EMA copy.
+DEFAULT_WEIGHTS = "raw"
+EMA_PREFIX = "model_ema."
+EMA_BOOKKEEPING = ("decay", "num_updates")  # LitEma's own buffers
+
+
+@dataclass(frozen=True)
+class WeightSelection:
+    """Which weights of a release checkpoint the FIT runs with (recorded in manifests)."""
+
+    weights: str
+    ema_tensors: int = 0
+    ema_num_updates: int | None = None
+    ema_decay: float | None = None
+    # the release yaml's top-level `force_use_ema`, when it has one: scripts/text_to_audio.py then
+    # samples with EMA (use_ema = configs['force_use_ema']); generate_and_eval.py ignores it
+    yaml_force_use_ema: bool | None = None
+
+    def to_dict(self) -> dict:
+        d = {"weights": self.weights}
+        if self.weights == "ema":
+            d.update(ema_tensors=self.ema_tensors, ema_num_updates=self.ema_num_updates, ema_decay=self.ema_decay)
+        if self.yaml_force_use_ema is not None:
+            d["yaml_force_use_ema"] = self.yaml_force_use_ema
+        return d
+
+
+def _is_fit_parameter(key: str) -> bool:
+    """An official `model.diffusion_model.*` key that is a parameter (LayerNorm `beta`s are buffers)."""
+    try:
+        return map_fit_key(key[len("model.diffusion_model."):]) is not None
+    except KeyError:
+        return False  # an unknown key: the conversion names it
+
+
+def check_weights_choice(weights: str) -> str:
+    if weights not in WEIGHT_SETS:
+        raise OfficialCheckpointError(f"weights {weights!r}: expected one of {', '.join(WEIGHT_SETS)}")
+    return weights
+
+
+def select_weights(
+    sd: dict[str, torch.Tensor], weights: str, *, source: str = "checkpoint"
+) -> tuple[dict[str, torch.Tensor], WeightSelection]:
+    """The official state dict with the FIT's parameters taken from the chosen set.
+
+    "ema" follows the official `LitEma` (`src/modules/diffusionmodules/ema.py`), built as
+    `LitEma(self.model)` on the `DiffusionWrapper`: one buffer per trainable parameter, named
+    `name.replace(".", "")`, so `model.diffusion_model.blocks.0.latents.x` has its EMA value at
+    `model_ema.diffusion_modelblocks0latentsx`; `ema_scope` / `copy_to` copy every one of them onto
+    the parameter. A checkpoint without `model_ema.*`, a parameter without its EMA buffer or an
+    EMA buffer without its parameter is an error naming it.
+    """
+    check_weights_choice(weights)
+    if weights == "raw":
+        return dict(sd), WeightSelection("raw")
+    ema = {k[len(EMA_PREFIX):]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
+    shadows = {k: v for k, v in ema.items() if k not in EMA_BOOKKEEPING}
+    if not shadows:
+        raise OfficialCheckpointError(
+            f"{source}: holds no EMA weights (no {EMA_PREFIX}* entries; the model was trained with use_ema: false); "
+            "use --weights raw"
+        )
+    out = {k: v for k, v in sd.items() if not k.startswith(EMA_PREFIX)}
+    owners: dict[str, str] = {}
+    for key in out:
+        if key.startswith("model.") and _is_fit_parameter(key):
+            dotless = key[len("model."):].replace(".", "")
+            if dotless in owners:
+                raise OfficialCheckpointError(
+                    f"{source}: {owners[dotless]} and {key} share the EMA name {EMA_PREFIX}{dotless}"
+                )
+            owners[dotless] = key
+    missing = sorted(owners[d] for d in owners if d not in shadows)
+    unknown = sorted(EMA_PREFIX + d for d in shadows if d not in owners)
+    if missing or unknown:
+        raise OfficialCheckpointError(
+            f"{source}: EMA weights do not match the model: {len(missing)} parameters without an EMA buffer "
+            f"{missing[:4]}, {len(unknown)} EMA buffers without a parameter {unknown[:4]}"
+        )
+    for dotless, key in owners.items():
+        if tuple(shadows[dotless].shape) != tuple(out[key].shape):
+            raise OfficialCheckpointError(
+                f"{source}: {EMA_PREFIX}{dotless} has shape {tuple(shadows[dotless].shape)}, "
+                f"{key} {tuple(out[key].shape)}"
+            )
+        out[key] = shadows[dotless]
+    num = ema.get("num_updates")
+    decay = ema.get("decay")
+    return out, WeightSelection(
+        "ema",
+        ema_tensors=len(owners),
+        ema_num_updates=int(num) if num is not None else None,
+        ema_decay=float(decay) if decay is not None else None,
+    )
 
 
 def _strip(key: str, prefix: str) -> str:
@@ -556,31 +875,68 @@ def official_config(files: OfficialFiles, *, name: str, main_state: dict[str, to
     FLAN-T5's config comes from its snapshot; the CLAP text tower is RoBERTa (its snapshot's
     config) with the projection width read from the CLAP checkpoint.
     """
-    y = load_official_yaml(files.yaml)
+    y = read_release_yaml(files.yaml)
     t5_config = {**FLAN_T5_LARGE, **_hf_config(files.t5_dir, FLAN_T5_LARGE)}
     clap_text = {**LAION_CLAP_TEXT, **_hf_config(files.roberta_dir, [k for k in LAION_CLAP_TEXT if k != "projection_dim"])}
     proj = clap_state.get("text_projection.0.weight", clap_state.get("module.text_projection.0.weight"))
     if proj is not None:
         clap_text["projection_dim"] = int(proj.shape[0])
     scale = main_state.get("scale_factor")
-    return config_from_official_yaml(
-        y,
-        name=name,
-        vocoder=HiFiGANConfig.from_json(files.hifigan_json),
-        t5_config=t5_config,
-        clap_text_config=clap_text,
-        t5_tokenizer=str(files.t5_dir),
-        clap_tokenizer=str(files.roberta_dir),
-        scale_factor=float(scale) if scale is not None else None,
-    )
+    try:
+        return config_from_official_yaml(
+            y,
+            name=name,
+            vocoder=HiFiGANConfig.from_json(files.hifigan_json),
+            t5_config=t5_config,
+            clap_text_config=clap_text,
+            t5_tokenizer=str(files.t5_dir),
+            clap_tokenizer=str(files.roberta_dir),
+            scale_factor=float(scale) if scale is not None else None,
+        )
+    except OfficialCheckpointError as e:
+        raise OfficialCheckpointError(f"{files.yaml}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise OfficialCheckpointError(f"{files.yaml}: not a GenAU release yaml ({type(e).__name__}: {e})") from None
 
 
-def load_official_genau(files: OfficialFiles, *, name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """Build a GenAuModel from the official release files (see module docstring)."""
+def read_release_yaml(path: str | Path) -> dict:
+    """The release yaml, or an error naming the file."""
+    import yaml
+
+    try:
+        y = load_official_yaml(path)
+    except OSError as e:
+        raise OfficialCheckpointError(f"{path}: cannot read ({e})") from None
+    except yaml.YAMLError as e:
+        raise OfficialCheckpointError(f"{path}: cannot parse ({type(e).__name__}: {e})") from None
+    if not isinstance(y, dict) or not isinstance(y.get("model"), dict):
+        raise OfficialCheckpointError(f"{path}: not a GenAU release yaml (no `model` section)")
+    return y
+
+
+def evaluation_defaults(y: dict) -> tuple[int | None, float | None]:
+    """(DDIM steps, guidance) of the yaml's `model.params.evaluation_params`, what the official
+    `scripts/generate_and_eval.py` samples with (None where the yaml has no value)."""
+    ev = (y.get("model", {}).get("params", {}) or {}).get("evaluation_params", {}) or {}
+    steps, guidance = ev.get("ddim_sampling_steps"), ev.get("unconditional_guidance_scale")
+    return (int(steps) if steps is not None else None, float(guidance) if guidance is not None else None)
+
+
+def load_official_genau(
+    files: OfficialFiles,
+    *,
+    name: str,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    weights: str = DEFAULT_WEIGHTS,
+):
+    """Build a GenAuModel from the official release files (see module docstring); `weights`
+    "raw" or "ema" (`select_weights`). The choice is kept as `model.weight_selection`."""
     from genau_core.genau.model import GenAuModel
     from genau_core.genau.tokenizers import load_tokenizer
 
-    main = _state_dict_of(torch_load(files.ckpt))
+    check_weights_choice(weights)
+    main, selection = select_weights(_state_dict_of(torch_load(files.ckpt)), weights, source=str(files.ckpt))
     clap_sd = _state_dict_of(torch_load(files.clap_ckpt))
     cfg = official_config(files, name=name, main_state=main, clap_state=clap_sd)
     c = cfg.conditioning
@@ -596,7 +952,10 @@ def load_official_genau(files: OfficialFiles, *, name: str, device: str | torch.
     state.update(convert_clap_checkpoint(clap_sd).state)
     state.update(convert_t5_weights(read_hf_weights(files.t5_dir)).state)
     # 2. the main checkpoint overrides
-    layout = cond_stage_layout(load_official_yaml(files.yaml)["model"]["params"])
+    y = read_release_yaml(files.yaml)
+    layout = cond_stage_layout(y["model"]["params"])
+    if "force_use_ema" in y:
+        selection = dataclasses.replace(selection, yaml_force_use_ema=bool(y["force_use_ema"]))
     state.update(convert_official_genau_state_dict(main, cfg, layout).state)
     state.setdefault("scale_factor", torch.tensor(float(cfg.diffusion.scale_factor)))
 
@@ -618,4 +977,5 @@ def load_official_genau(files: OfficialFiles, *, name: str, device: str | torch.
     model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, strict=True, assign=True)
     if any(p.is_meta for p in model.parameters()):
         raise OfficialCheckpointError("some parameters were not loaded")
+    model.weight_selection = selection
     return model.to(device).eval()

@@ -19,12 +19,13 @@ from typing import Sequence
 import numpy as np
 
 from genau_core.captioning import Captioner
+from genau_core.errors import GenauBenchError
 
 BUILTIN = ("autocap-tiny", "autocap")
 
 
-class CaptionerError(RuntimeError):
-    pass
+class CaptionerError(GenauBenchError, RuntimeError):
+    """A captioner that cannot be found, built or run; the message names it and why."""
 
 
 def _autocap(name: str, device: str, checkpoint: str | None) -> Captioner:

@@ -20,10 +20,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Sequence
 
+from genau_core.errors import GenauBenchError
 from genau_core.recap.inputs import VideoItem, safe_id
 
 
-class FetchError(RuntimeError):
+class FetchError(GenauBenchError, RuntimeError):
     """The media of one video could not be obtained; the message names the video/file and why."""
 
     def __init__(self, where: str, reason: str):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.splits.base import SplitError
 from bench.splits.tables import read_csv_rows, read_jsonl_rows
+from genau_core.errors import GenauBenchError
 
 ALIASES = {
     "video_id": ("id", "video_id", "youtube_id"),
@@ -38,7 +39,7 @@ ALIASES = {
 }
 
 
-class VideoListError(ValueError):
+class VideoListError(GenauBenchError, ValueError):
     """The video list itself is unusable; the message names file and line."""
 
 

@@ -47,6 +47,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from genau_core.errors import GenauBenchError
+
 DEFAULT_RULES_FILE = "speech_music_rules.txt"
 
 PREPOSITIONS = frozenset(
@@ -71,7 +73,7 @@ _CLASS_REF = re.compile(r"^@([a-z_][a-z0-9_]*)$")
 _CONDITIONS = ("unless-actor", "if-actor")
 
 
-class RuleError(ValueError):
+class RuleError(GenauBenchError, ValueError):
     """A rule that cannot be compiled; the message names the file, the line and the reason."""
 
 

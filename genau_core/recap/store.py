@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.runs.store import atomic_write_json
+from genau_core.errors import GenauBenchError
 from genau_core.recap.inputs import VideoItem
 
 
-class RecapStoreError(RuntimeError):
-    pass
+class RecapStoreError(GenauBenchError, RuntimeError):
+    """A recap store that cannot be used (its files or lock); the message names the file and why."""
 
 
 def settings_hash(settings: dict) -> str:

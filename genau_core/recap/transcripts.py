@@ -22,10 +22,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from genau_core.errors import GenauBenchError
+
 FORMATS = ("vtt", "srt", "json3")
 
 
-class TranscriptError(ValueError):
+class TranscriptError(GenauBenchError, ValueError):
     """A transcript that cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str):

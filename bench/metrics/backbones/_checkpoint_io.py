@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-
-class CheckpointFormatError(ValueError):
-    """A checkpoint that does not hold the expected network; the message names the file."""
+# One checkpoint error type for every reader (genau_core.errors); the old name stays importable from here.
+from genau_core.errors import CheckpointFormatError
 
 
 def _numpy_safe_globals() -> list:

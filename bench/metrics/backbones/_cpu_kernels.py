@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genau_core.errors import UsageError
+
 ENV_VAR = "GENAU_BENCH_CPU_KERNELS"
 # Layout / algorithm thresholds, measured per Cnn14 and VGGish layer (see choose_conv_algorithm).
 CHANNELS_LAST_MAX_IN = 512
@@ -61,9 +63,11 @@ def onednn_linear_available() -> bool:
 
 
 def requested_mode() -> str:
+    """"fast" (unset) or "default" from $GENAU_BENCH_CPU_KERNELS; another value is a UsageError (a ValueError)."""
     mode = os.environ.get(ENV_VAR, "fast").strip().lower() or "fast"
     if mode not in ("fast", "default"):
-        raise ValueError(f"{ENV_VAR}={mode!r}: expected 'fast' or 'default'")
+        raise UsageError(f"environment variable {ENV_VAR}={mode!r}: expected 'fast' (the default: faster CPU "
+                         f"kernels) or 'default' (PyTorch's own kernels); unset it or set one of those")
     return mode
 
 

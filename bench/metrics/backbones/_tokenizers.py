@@ -48,6 +48,28 @@ def check_texts(texts: Sequence[str], name: str) -> list[str]:
     return texts
 
 
+def tokenizer_identity(tokenizer) -> str:
+    """"sha256:<hex>" naming everything of a tokenizer that decides its token ids: the full `tokenizers`
+    serialisation when there is one (vocabulary, merges, normaliser, pre-tokeniser, post-processor,
+    added tokens), else the vocabulary, plus the class, the special tokens and the padding /
+    truncation sides. Swapping two token ids changes it; saving and reloading the same files does not."""
+    import hashlib
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    payload = {
+        "class": type(tokenizer).__name__,
+        "backend": json.loads(backend.to_str()) if backend is not None else None,
+        "vocab": None if backend is not None else sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0])),
+        "merges": None if backend is not None else sorted(map(list, getattr(tokenizer, "bpe_ranks", {}) or {})),
+        "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "pad_token_id": tokenizer.pad_token_id,
+        "sides": [getattr(tokenizer, "padding_side", None), getattr(tokenizer, "truncation_side", None)],
+        "lower_case": getattr(tokenizer, "do_lower_case", None),
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def trim_right_padding(enc: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the columns that are padding in every row of a right-padded batch.
 

@@ -3,7 +3,9 @@
 A backbone knows its name, sample rate and output dimensions, how to load its official
 checkpoint (published key layout) and how to embed a batch of mono float32 waveforms that
 are already at `sample_rate`. Decoding, resampling and caching are done centrally
-(bench.audio, bench.metrics.cache), never inside a backbone.
+(bench.audio, bench.metrics.cache), never inside a backbone; the backbone only names how its
+reference tool reads a file (`input_path`: channels, mean removal, resampler), which the suite
+follows (bench.audio.derive_input).
 
 Weights are labelled honestly: `weights` is "official" only when an official checkpoint
 file was loaded; "random" (fixed seed) or "tiny-trained" otherwise, and results computed
@@ -19,6 +21,9 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
+
+from bench.audio import PLAIN_INPUT, InputPath
+from bench.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,10 @@ class AudioBackbone(ABC):
     checkpoint_filename: ClassVar[str] = ""
     checkpoint_source: ClassVar[str] = ""
 
+    # How the reference tool turns a file into this network's input (channels, mean removal, and
+    # the resampler that scoring's default "reference" resampler means for this backbone).
+    input_path: ClassVar[InputPath] = PLAIN_INPUT
+
     # Clips (or examples) per forward pass unless the caller chooses.
     default_batch_size: ClassVar[int] = 8
     # On CPU, 4 clips of 10 s per pass run as fast per clip as 8 or 16 (measured: Cnn14 84.6 vs
@@ -51,7 +60,11 @@ class AudioBackbone(ABC):
     default_cpu_batch_size: ClassVar[int | None] = 4
 
     def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None):
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as e:  # torch's message for a misspelt device ("Expected one of cpu, cuda, ...")
+            raise UsageError(f"{self.name}: device {device!r} is not a device name ({e}); "
+                             "use cpu, cuda, cuda:N or mps") from None
         if batch_size is None:
             on_cpu = self.device.type == "cpu" and self.default_cpu_batch_size is not None
             batch_size = self.default_cpu_batch_size if on_cpu else self.default_batch_size
@@ -110,11 +123,34 @@ class AudioBackbone(ABC):
             raise RuntimeError(f"backbone {self.name}: call load(checkpoint) or init_random(seed) first")
 
 
+# audioldm_eval `datasets/load_mel.py` `WaveDataset.read_from_file` (PyPI 0.0.3, GitHub main, and the
+# copy vendored in snap-research/GenAU that the paper's numbers come from): torchaudio.load, keep
+# audio[0:1] (the first channel of a stereo file), subtract its mean over the whole file, then
+# torchaudio.functional.resample with its defaults; `pad_short_audio` follows (audioldm_eval_prepare).
+# No crop: a file longer than 10 s is embedded whole. The FAD path of GitHub main / GenAU reads files
+# through the same WaveDataset (PyPI 0.0.3's FAD read int16 + resampy instead: docs/metrics.md).
+AUDIOLDM_EVAL_INPUT = InputPath(
+    "audioldm_eval", "audioldm_eval datasets/load_mel.py WaveDataset.read_from_file", "first", True, "torchaudio-functional"
+)
+# laion_clap `hook.py` `get_audio_embedding_from_filelist`: librosa.load(path, sr=48000) (librosa's
+# to_mono average, res_type soxr_hq since librosa 0.10; laion_clap pins no librosa), then the int16
+# round trip and the 10 s window inside the backbone.
+LIBROSA_LOAD_INPUT = InputPath(
+    "librosa-load", "laion_clap hook.py get_audio_embedding_from_filelist: librosa.load(path, sr=48000)", "mean", False,
+    "librosa-soxr-hq",
+)
+# msclap `CLAPWrapper.py` `read_audio` + `load_audio_into_tensor`: torchaudio.load, transforms.Resample
+# (sr, 44100) with its defaults, then reshape(-1) (a stereo file becomes channel 0 followed by channel 1)
+# before the repeat / crop to the window inside the backbone.
+MSCLAP_INPUT = InputPath(
+    "msclap", "msclap CLAPWrapper.py read_audio + load_audio_into_tensor", "concatenate", False, "torchaudio-transforms"
+)
+
+
 def audioldm_eval_prepare(waveform: np.ndarray, min_samples: int = 32_000) -> np.ndarray:
-    """audioldm_eval's loader conditioning for PANNs / VGGish: remove the clip's mean (DC),
-    then zero-pad at the end to at least 2 s at 16 kHz. Part of FD / IS / KL / FAD's definition."""
+    """audioldm_eval's `pad_short_audio` for PANNs / VGGish: zero-pad at the end to at least 2 s at
+    16 kHz. (Its mean removal comes before resampling: AUDIOLDM_EVAL_INPUT.) Part of FD / IS / KL / FAD."""
     x = np.asarray(waveform, dtype=np.float32)
-    x = x - x.mean(dtype=np.float64).astype(np.float32)
     if len(x) < min_samples:
         x = np.concatenate([x, np.zeros(min_samples - len(x), np.float32)])
     return x

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
+from bench.errors import TokenizerError
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
     build_on_meta,
@@ -66,6 +67,7 @@ from bench.metrics.backbones._stft import (
 )
 from bench.metrics.backbones._tokenizers import batches_by_length, check_texts, trim_right_padding
 from bench.metrics.backbones._clap_common import ClapBackbone
+from bench.metrics.backbones.base import LIBROSA_LOAD_INPUT
 
 # Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
 # versions); anything larger means the file was made for another STFT or mel configuration.
@@ -275,12 +277,13 @@ def convert_laion_clap_state_dict(
     *,
     source: str = "state dict",
     expected: Mapping[str, torch.Size] | None = None,
+    what: str = "LAION-CLAP (HTSAT + RoBERTa, non-fusion)",
 ) -> dict[str, torch.Tensor]:
     """Original laion_clap state dict (keys optionally under `module.`) -> `LaionClapNet`
     state dict. Unknown, missing or mis-shaped weights, a stored front end or attention mask
     that contradicts `config`, are a `CheckpointFormatError` naming `source`. `expected` (the
-    target network's key -> shape) is built on the meta device when not given."""
-    what = "LAION-CLAP (HTSAT + RoBERTa, non-fusion)"
+    target network's key -> shape) is built on the meta device when not given. `what` names the
+    model in errors (laion_clap_fusion.py converts the non-fusion part of a fusion file here)."""
     state = strip_prefix(state, "module.", source=source)
     out: dict[str, torch.Tensor] = {}
     audio: dict[str, torch.Tensor] = {}
@@ -380,7 +383,7 @@ def load_roberta_tokenizer(source: str):
     try:
         return RobertaTokenizer.from_pretrained(source)
     except Exception as e:  # hub / filesystem errors come in many types
-        raise RuntimeError(
+        raise TokenizerError(
             f"LAION-CLAP: cannot load the RoBERTa tokenizer {source!r} ({type(e).__name__}: {e}). "
             "Pass tokenizer=<RobertaTokenizer> or config=LaionClapConfig(tokenizer=<local dir>)."
         ) from None
@@ -392,6 +395,7 @@ class LaionClapBackbone(ClapBackbone):
     sample_rate: ClassVar[int] = 48000
     embedding_dim: ClassVar[int] = 512
     checkpoint_source: ClassVar[str] = "https://huggingface.co/lukewys/laion_clap"
+    input_path = LIBROSA_LOAD_INPUT
     default_config: ClassVar[LaionClapConfig]
 
     def __init__(

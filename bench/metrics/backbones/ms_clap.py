@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.checkpoints import find_checkpoint
+from bench.errors import TokenizerError
 from bench.metrics.backbones._checkpoint_io import (
     CheckpointFormatError,
     build_on_meta,
@@ -77,6 +78,7 @@ from bench.metrics.backbones._stft import (
 )
 from bench.metrics.backbones._tokenizers import batches_by_length, check_texts, trim_right_padding
 from bench.metrics.backbones._clap_common import ClapBackbone
+from bench.metrics.backbones.base import MSCLAP_INPUT
 
 FRONTEND_TOLERANCE = 1e-4
 
@@ -520,7 +522,7 @@ def prepare_tokenizer(tokenizer, config: MsClapConfig):
     if config.is_gpt2:
         tokenizer.add_special_tokens({"pad_token": "!"})
         if tokenizer.pad_token_id != 0:
-            raise ValueError(
+            raise TokenizerError(
                 f"MS-CLAP 2023: the GPT-2 tokenizer maps '!' to {tokenizer.pad_token_id}, msclap expects 0"
             )
     return tokenizer
@@ -532,7 +534,7 @@ def load_text_tokenizer(config: MsClapConfig):
     try:
         tok = AutoTokenizer.from_pretrained(config.tokenizer)
     except Exception as e:  # hub / filesystem errors come in many types
-        raise RuntimeError(
+        raise TokenizerError(
             f"MS-CLAP: cannot load the tokenizer {config.tokenizer!r} ({type(e).__name__}: {e}). "
             "Pass tokenizer=<tokenizer> or a config whose tokenizer is a local directory."
         ) from None
@@ -545,6 +547,7 @@ class MsClapBackbone(ClapBackbone):
     sample_rate: ClassVar[int] = 44100
     embedding_dim: ClassVar[int] = 1024
     checkpoint_source: ClassVar[str] = "https://huggingface.co/microsoft/msclap"
+    input_path = MSCLAP_INPUT
     default_config: ClassVar[MsClapConfig]
 
     def __init__(

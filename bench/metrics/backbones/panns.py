@@ -14,8 +14,9 @@ batched with clips of identical length, never padded, because padding would chan
 reflect padding of the STFT and the max/mean pooling over time. Clips shorter than
 `min_samples` = 4960 (32 STFT frames, needed by the five 2x2 poolings) are rejected with a
 ValueError naming the clip; the reference network raises on them too. audioldm_eval's
-data loader also removes each clip's mean and zero-pads clips shorter than 2 s to 32000
-samples *before* the model; that is dataset preprocessing and is not done here.
+data loader keeps the first channel, removes the clip's mean and resamples with torchaudio's
+sinc (`input_path`, applied by the suite), then zero-pads clips shorter than 2 s to 32000
+samples (`prepare`), all before the model.
 
 The STFT kernels and mel matrix are kept as state-dict entries under the official names
 (see _stft.py): a loaded checkpoint runs with its stored values, as the reference does,
@@ -43,7 +44,7 @@ from bench.metrics.backbones._stft import (
     frontend_deviation,
     group_by_length,
 )
-from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
+from bench.metrics.backbones.base import AUDIOLDM_EVAL_INPUT, AudioBackbone, audioldm_eval_prepare
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class Cnn14Backbone(AudioBackbone):
     outputs = ("embedding", "logits")
     checkpoint_filename = "Cnn14_16k_mAP=0.438.pth"
     checkpoint_source = "https://zenodo.org/record/3987831"
+    input_path = AUDIOLDM_EVAL_INPUT
     config = CNN14_16K
     # 32 STFT frames (1 + N // hop) survive the five 2x2 average poolings.
     min_samples = 31 * CNN14_16K.hop_size

@@ -34,7 +34,7 @@ from torch import nn
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import build_from_state, read_state_dict
 from bench.metrics.backbones._stft import as_mono_float32
-from bench.metrics.backbones.base import AudioBackbone, audioldm_eval_prepare
+from bench.metrics.backbones.base import AUDIOLDM_EVAL_INPUT, AudioBackbone, audioldm_eval_prepare
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,7 @@ class VGGishBackbone(AudioBackbone):
     checkpoint_filename = "vggish-10086976.pth"
     checkpoint_source = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
     frontend = VGGISH_FRONTEND
+    input_path = AUDIOLDM_EVAL_INPUT  # GitHub main / GenAU's FrechetAudioDistance reads through WaveDataset
     default_batch_size = 64  # 0.96 s examples, not clips
     default_cpu_batch_size = None  # 32 examples per pass are 6% slower than 64 on CPU
 

@@ -1,4 +1,7 @@
-"""Band-limited sinc resampling as torchaudio documents it (stand-in; see ../README.md).
+"""Band-limited sinc resampling as torchaudio computes it (stand-in; see ../README.md).
+
+Follows the operation order of torchaudio's `_get_sinc_resample_kernel` (float32 bits matter):
+tested equal to a transcription of torchaudio's code in tests/test_resamplers.py.
 
 Algorithm (torchaudio docs, :cite:`RESAMPLE`): reduce both rates by their gcd to (o, n);
 cut-off f_c = min(o, n) * rolloff; the output sample j of each of the n phases is
@@ -39,14 +42,14 @@ def sinc_resample_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: in
     phases = torch.arange(0, -n, -1, dtype=dtype, device=device)[:, None, None] / n
     arg = (phases + offsets) * cutoff
     arg = arg.clamp(-lowpass_filter_width, lowpass_filter_width)
-    if resampling_method == "sinc_interp_hann":
-        win = torch.cos(arg * (math.pi / lowpass_filter_width / 2)) ** 2
+    if resampling_method == "sinc_interp_hann":  # torchaudio's operation order (float32 bits)
+        win = torch.cos(arg * math.pi / lowpass_filter_width / 2) ** 2
     else:
         b = torch.tensor(14.769656459379492 if beta is None else float(beta))
         win = torch.i0(b * torch.sqrt(1 - (arg / lowpass_filter_width) ** 2)) / torch.i0(b)
     x = arg * math.pi
     sinc = torch.where(x == 0, torch.ones((), dtype=x.dtype, device=x.device), torch.sin(x) / x)
-    kernel = sinc * win * (cutoff / o)
+    kernel = sinc * (win * (cutoff / o))
     if dtype is None:
         kernel = kernel.to(torch.float32)
     return kernel, width, o, n
