@@ -110,7 +110,9 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, resampler: str = "soxr-hq")
     return np.ascontiguousarray(fn(np.asarray(x, dtype=np.float32), sr_in, sr_out), dtype=np.float32)
 
 
-CHANNEL_MODES = ("mean", "first", "concatenate")
+# "native": the backbone derives its own input from the decoded native audio (`derive_native`, e.g.
+# stable-audio-metrics' stereo OpenL3 with one peak gain for both channels); the resampler is its tool's, fixed.
+CHANNEL_MODES = ("mean", "first", "concatenate", "native")
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,9 @@ class InputPath:
             raise ValueError(f"InputPath {self.name}: unknown resampler {self.resampler!r}")
 
     def resampler_for(self, choice: str) -> str:
-        """The resampler that runs when scoring asks for `choice` ("reference" -> the tool's own)."""
-        return self.resampler if choice == REFERENCE else choice
+        """The resampler that runs when scoring asks for `choice` ("reference" -> the tool's own; a
+        "native" path always runs its tool's own)."""
+        return self.resampler if choice == REFERENCE or self.channels == "native" else choice
 
     def key(self, choice: str) -> str:
         """Embedding-cache tag: the path and the resampler that runs."""
@@ -156,6 +159,8 @@ PLAIN_INPUT = InputPath("mono-mean", "genau-bench: channels averaged, no mean re
 def derive_input(audio: np.ndarray, sr: int, rate: int, path: InputPath, resampler: str = REFERENCE) -> np.ndarray:
     """A backbone's mono float32 input at `rate` from decoded `audio` ((samples,) or (samples, channels)
     at `sr`, as `read_audio_channels` returns it), following `path`; `resampler` "reference" = the tool's."""
+    if path.channels == "native":
+        raise ValueError(f"InputPath {path.name}: derived by its backbone's derive_native, not derive_input")
     data = np.asarray(audio, dtype=np.float32)
     if data.ndim == 1:
         data = data[:, None]

@@ -579,7 +579,8 @@ def cmd_compare(args) -> int:
                          "or --all for every pair")
     if not args.all and args.models[0] == args.models[1]:
         raise UsageError(f"{args.models[0]} compared with itself; name two different models")
-    runs = collect_split(args.root, args.split, None if args.all else args.models)
+    runs = collect_split(args.root, args.split, None if args.all else args.models,
+                         split_csv=args.split_csv, ref_dir=args.ref_dir)
     cfg = CompareConfig(per_clip_resamples=args.per_clip_resamples, set_resamples=args.set_resamples,
                         permutations=args.permutations, seed=args.seed, set_metrics=not args.per_clip_only,
                         device=args.device)
@@ -625,6 +626,8 @@ def _add_report_parsers(sub) -> None:
 
     def stats_args(p) -> None:
         p.add_argument("--root", default=DEFAULT_ROOT, help="run store root (default: %(default)s)")
+        p.add_argument("--split-csv", help="the split's official CSV, for the reference clips (default: data root)")
+        p.add_argument("--ref-dir", help="folder of the split's reference clips (default: data root)")
         p.add_argument("--per-clip-resamples", type=positive_int, default=PER_CLIP_RESAMPLES,
                        help="paired bootstrap resamples for per-clip metrics (default: %(default)s)")
         p.add_argument("--set-resamples", type=positive_int, default=SET_RESAMPLES,
@@ -639,8 +642,6 @@ def _add_report_parsers(sub) -> None:
     p.add_argument("--split", required=True, help="the split whose scored runs to show")
     p.add_argument("--models", help="comma-separated models (or model@hash8 runs) to show; default: every scored run")
     p.add_argument("--out", help="output folder for index.html and audio/ (default: reports/<split>)")
-    p.add_argument("--split-csv", help="the split's official CSV, for the reference clips (default: data root)")
-    p.add_argument("--ref-dir", help="folder of the split's reference clips (default: data root)")
     p.add_argument("--no-compare", action="store_true", help="leave out the all-pairs significance table")
     stats_args(p)
     p.set_defaults(func=cmd_report)

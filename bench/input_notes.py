@@ -19,7 +19,8 @@ from pathlib import Path
 from bench.protocol import PROTOCOL
 
 SHOWN = 3  # files named per note; the count covers all of them
-CHANNEL_WORDS = {"mean": "channel mean", "first": "first channel", "concatenate": "channels one after another"}
+CHANNEL_WORDS = {"mean": "channel mean", "first": "first channel", "concatenate": "channels one after another",
+                 "native": "left and right kept (mono used twice)"}
 
 
 @dataclass(frozen=True)

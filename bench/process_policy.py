@@ -55,12 +55,11 @@ def apply_process_policy(command: str) -> dict:
     was applied: {"command", "cpu_kernels", "allocator", "fast_exit", "env"} (see `current_policy`)."""
     global _applied
     from bench import allocator
-    from bench.metrics.backbones._cpu_kernels import requested_mode
 
     policy = COMMAND_POLICIES.get(command, NOTHING)
     unused = f"not applied (`bench {command}` embeds no audio)"
     # Every variable the command uses is checked before anything is applied.
-    kernels = requested_mode() if policy.cpu_kernels else unused  # UsageError naming the variable
+    kernels = _cpu_kernels_mode() if policy.cpu_kernels else unused  # UsageError naming the variable
     malloc = _choice(MALLOC_ENV, _MALLOC_VALUES, "fast", "'fast' (the default: keep large freed blocks in the "
                      "heap) or 'default' (glibc's own thresholds)") if policy.heap_large_blocks else None
     fast_exit = _choice(FAST_EXIT_ENV, _FAST_EXIT_VALUES, "1", "'1' (the default: end scoring commands without "
@@ -83,11 +82,10 @@ def current_policy() -> dict:
     if _applied is not None:
         return {**_applied, "env": dict(_applied["env"])}
     from bench import allocator
-    from bench.metrics.backbones._cpu_kernels import requested_mode
 
     return {
         "command": None,
-        "cpu_kernels": requested_mode(),
+        "cpu_kernels": _cpu_kernels_mode(),
         "allocator": allocator._applied or "not applied (no bench command set up this process)",
         "fast_exit": False,
         "env": _env(),
@@ -97,6 +95,14 @@ def current_policy() -> dict:
 def fast_exit_applies() -> bool:
     """Whether the command that ran asked to end the process without module teardown."""
     return bool(_applied and _applied["fast_exit"])
+
+
+def _cpu_kernels_mode() -> str:
+    """"fast" or "default" (the kernels module reads the same variable when a backbone installs its network).
+    Imported here: it imports torch, which `bench models` / `bench splits` never need."""
+    from bench.metrics.backbones._cpu_kernels import requested_mode
+
+    return requested_mode()
 
 
 def _choice(name: str, allowed: tuple[str, ...], unset: str, meaning: str) -> str:

@@ -35,7 +35,9 @@ COLUMNS = {"KL_softmax_panns-cnn14@16k": ("KL_softmax", "panns-cnn14-16k", True)
 START, END = "<!-- bench_report_load:start -->", "<!-- bench_report_load:end -->"
 LONGTASKS = """
 window.__longest = 0;
-new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration); })
+new PerformanceObserver(list => {
+  for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
+})
   .observe({type: "longtask", buffered: true});
 """
 
@@ -92,10 +94,10 @@ def main() -> None:
         m = measure(page.as_uri(), args.loads)
     n_pairs = args.models * (args.models - 1) // 2
     lines = [
-        f"{args.prompts} prompts x {args.models} models (3 per-clip metrics each; {n_pairs} pairs in the all-pairs "
-        f"table): page {size / 1e6:.2f} MB, written in {t_write:.1f} s (store built in {t_store:.1f} s).",
+        (f"{args.prompts} prompts x {args.models} models (3 per-clip metrics each; {n_pairs} pairs in the all-pairs "
+         f"table): page {size / 1e6:.2f} MB, written in {t_write:.1f} s (store built in {t_store:.1f} s)."),
         "",
-        "| step (median of %d loads, Chromium %s) | ms |" % (args.loads, "headless"),
+        f"| step (median of {args.loads} loads, Chromium headless) | ms |",
         "|---|---|",
         f"| load: navigation start -> first render done | {m['load']:.0f} |",
         f"| longest main-thread task during the load | {m['longest']:.0f} |",
@@ -114,7 +116,8 @@ def main() -> None:
         if START in body and END in body:
             body = body[: body.index(START)] + block + body[body.index(END) + len(END):]
         else:
-            body = body.rstrip("\n") + "\n\n## Report page load (issue 19, benchmarks/bench_report_load.py)\n\n" + block + "\n"
+            head = "## Report page load (issue 19, benchmarks/bench_report_load.py)"
+            body = body.rstrip("\n") + f"\n\n{head}\n\n{block}\n"
         tmp_path = results.with_name(f".{results.name}.tmp")
         tmp_path.write_text(body, encoding="utf-8")
         tmp_path.replace(results)

@@ -62,36 +62,16 @@ def official_file(model, tmp_path_factory):
 TEXTS = ["a dog barks loudly", "rain on a roof", "a man speaks " * 20]
 
 
-def test_shapes_dims_and_unit_norm(model, clips):
-    out = model.embed(clips)
-    assert len(out) == 3 and all(set(o) == {"embedding"} for o in out)
+def test_audio_and_text_embeddings_are_unit_vectors(model, clips):
+    """Keys, shapes, identity, determinism and batch independence: tests/test_backbone_contract.py."""
+    out = model.embed(clips)  # short (repeat-padded), exact and long (cropped) clips
     for o in out:
-        e = o["embedding"]
-        assert e.shape == (512,) and e.dtype == np.float32 and np.isfinite(e).all()
-        assert abs(np.linalg.norm(e) - 1.0) < 1e-5
-    t = model.embed_text(TEXTS)
-    assert t.shape == (3, 512) and t.dtype == np.float32
+        assert abs(np.linalg.norm(o["embedding"]) - 1.0) < 1e-5
+    t = model.embed_text(TEXTS)  # the last text is longer than text_max_length
     np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
     # text-audio cosine is just a dot product of these unit vectors
     cos = t @ np.stack([o["embedding"] for o in out]).T
     assert cos.shape == (3, 3) and np.all(np.abs(cos) <= 1 + 1e-5)
-    assert model.identity.to_dict() == {
-        "name": "laion-clap-htsat-base",
-        "sample_rate": 48000,
-        "checkpoint_id": "random:seed=0",
-        "weights": "random",
-        "source": "in-process",
-    }
-
-
-def test_deterministic_and_batch_independent(cfg, tok, model, clips):
-    again = LaionClapHtsatBase(config=cfg, tokenizer=tok, batch_size=1).init_random(0)
-    a = np.stack([o["embedding"] for o in model.embed(clips)])
-    b = np.stack([o["embedding"] for o in again.embed(clips)])
-    np.testing.assert_allclose(a, b, atol=1e-6)
-    np.testing.assert_allclose(model.embed_text(TEXTS), again.embed_text(TEXTS[::-1])[::-1], atol=1e-6)
-    other = LaionClapHtsatBase(config=cfg, tokenizer=tok).init_random(1)
-    assert np.abs(np.stack([o["embedding"] for o in other.embed(clips)]) - a).max() > 1e-3
 
 
 def test_audio_preparation_matches_laion_clap():

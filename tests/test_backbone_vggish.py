@@ -96,18 +96,15 @@ def test_example_counts():
         assert len(vggish_examples(np.zeros(n, np.float32))) == expected, n
 
 
-def test_shapes_dtype_identity(vgg, clips):
+def test_one_raw_frame_per_example(vgg, clips):
+    """Keys, dtypes, identity, determinism and batch independence: tests/test_backbone_contract.py."""
     out = vgg.embed(clips)
-    assert [d["frames"].shape for d in out] == [(1, 128), (3, 128), (1, 128)]
-    for d in out:
-        assert set(d) == {"frames"}
-        assert d["frames"].dtype == np.float32 and np.isfinite(d["frames"]).all()
+    assert [d["frames"].shape for d in out] == [(1, 128), (3, 128), (1, 128)]  # one per 0.96 s example
     # No PCA/quantisation and no final ReLU: raw, signed, non-integer embeddings.
     frames = np.concatenate([d["frames"] for d in out])
     assert (frames < 0).any() and (frames > 0).any()
     assert not np.allclose(frames, np.round(frames))
     assert not isinstance(vgg.model.embeddings[-1], torch.nn.ReLU)
-    assert vgg.identity.weights == "random" and vgg.checkpoint_id == "random:seed=0"
     assert not vgg.model.training
 
 
@@ -120,19 +117,6 @@ def test_network_flatten_order_is_torchvggish(vgg, clips):
         expected = vgg.model.embeddings(flat)
         got = vgg.model(ex)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
-
-
-def test_deterministic_and_batch_independent(vgg, clips):
-    a = vgg.embed(clips)
-    b = vgg.embed(clips)
-    c = VGGishBackbone().init_random(0).embed(clips)
-    d = VGGishBackbone().init_random(1).embed(clips[:1])
-    for x, y, z in zip(a, b, c):
-        assert np.array_equal(x["frames"], y["frames"])
-        assert np.array_equal(x["frames"], z["frames"])
-    assert not np.allclose(a[0]["frames"], d[0]["frames"])
-    for clip, together in zip(clips, a):
-        np.testing.assert_allclose(vgg.embed([clip])[0]["frames"], together["frames"], rtol=1e-5, atol=1e-7)
 
 
 def test_short_and_bad_clips_rejected(vgg):

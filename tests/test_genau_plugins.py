@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import numpy as np
 import pytest
@@ -43,7 +42,9 @@ def test_plugin_infos():
     assert "Griffin-Lim" in GenAuTiny.info.notes and "demo" in GenAuTiny.info.training_data
 
 
-def test_tiny_random_generates_a_batch_of_four_10_s_clips_in_seconds():
+def test_tiny_random_generates_a_batch_of_four_10_s_clips():
+    """The random-weight variant (HiFi-GAN vocoder) at the default 10 s. Determinism, batch independence,
+    exact length and the manifest fields of the registry's genau-tiny: tests/test_plugin_contract.py."""
     plugin = GenAuTiny(checkpoint="random")
     assert plugin.checkpoint_status()[0] and plugin.checkpoint_identity() == "random:seed=0"
     assert plugin.weights == "random"
@@ -51,17 +52,11 @@ def test_tiny_random_generates_a_batch_of_four_10_s_clips_in_seconds():
     plugin.load()
     plugin._loaded = True
     assert plugin.model.cfg.vocoder_type == "hifigan"
-    t0 = time.perf_counter()
     waves = plugin.generate(prompts, seed=[0, 1, 2, 3], steps=10)  # 10 DDIM steps, guidance 3.5, 10 s
-    elapsed = time.perf_counter() - t0
     assert len(waves) == 4 and all(w.shape == (160000,) and w.dtype == np.float32 for w in waves)
     assert all(np.isfinite(w).all() and np.abs(w).max() > 0 for w in waves)
-    assert elapsed < 20.0, elapsed  # a few seconds on 2 shared CPU cores
     assert plugin.last_record.native_sample_rate == 16000 and not plugin.last_record.resampled
     assert plugin.parameter_count() == sum(plugin.component_parameters().values()) > 0
-    # per-prompt seeds: a prompt's clip does not depend on its batch
-    again = plugin.generate([prompts[2]], seed=[2], steps=10)[0]
-    np.testing.assert_allclose(again, waves[2], atol=1e-5)
 
 
 def test_tiny_default_is_the_shipped_trained_weights():

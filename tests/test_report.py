@@ -21,7 +21,7 @@ PER_CLIP_ONLY = CompareConfig(per_clip_resamples=50, permutations=99, set_metric
 
 
 def page_data(html: str) -> dict:
-    m = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S)
+    m = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.DOTALL)
     assert m, "no data element"
     return json.loads(m.group(1))
 
@@ -78,7 +78,8 @@ def test_scores_labels_and_pairs(tmp_path):
     lb = data["leaderboards"][0]
     assert [r["model"] for r in lb["rows"]] == ["m1", "m2"] and lb["rows"][0]["weights"].startswith("NOT COMPARABLE")
     assert lb["rows"][0]["cells"]["FD_panns-cnn14@16k"][1] is not None  # the interval
-    assert data["chart"].startswith("data:image/png;base64,")
+    assert [c["protocol"] for c in data["charts"]] == ["genau"]
+    assert data["charts"][0]["uri"].startswith("data:image/png;base64,")
     rows = data["pairs"][0]["rows"]
     assert {(r["a"], r["b"]) for r in rows} == {("m1", "m2")}
     assert {r["column"] for r in rows if r["diff"] is not None} == {c["column"] for c in per_clip}

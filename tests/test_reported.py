@@ -81,7 +81,8 @@ def test_genau_tables_match_the_paper_text():
 
 @pytest.mark.skipif(not TANGO_MIRROR.exists(), reason="the declare-lab/tango mirror is not on this machine")
 def test_tango2_table_matches_the_readme():
-    readme = subprocess.run(["git", "-C", str(TANGO_MIRROR), "show", "34ecd38898508017ca937508a047b42817d2b070:README.md"],
+    commit = "34ecd38898508017ca937508a047b42817d2b070"
+    readme = subprocess.run(["git", "-C", str(TANGO_MIRROR), "show", f"{commit}:README.md"],
                             capture_output=True, text=True, check=True).stdout
     for r in load_reported():
         if r.file != "tango2_readme_audiocaps.csv":

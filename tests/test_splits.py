@@ -169,3 +169,13 @@ def test_two_reference_files_for_one_clip_are_an_error_naming_both(tmp_path):
     _wav(audio / "--0w1YA1Hm4.flac")
     with pytest.raises(SplitError, match=r"--0w1YA1Hm4\.wav and --0w1YA1Hm4\.flac are both the reference of one clip"):
         load_audiocaps(csv, audio)
+
+
+def test_non_utf8_byte_in_a_published_csv_is_one_line_naming_line_and_column(tmp_path):
+    from bench.splits.base import SplitError
+    from bench.splits.tables import read_csv_rows
+
+    path = tmp_path / "WavText5K.csv"
+    path.write_bytes(b"view_link,title\nhttps://bigsoundbank.com/a.html,caf\xe9\n")
+    with pytest.raises(SplitError, match=r"WavText5K.csv:2: byte 0xe9 at column 36 is not UTF-8"):
+        list(read_csv_rows(path, ["title"]))

@@ -361,6 +361,11 @@ class LazyBackbone:
         return self._built
 
     @property
+    def shell(self) -> AudioBackbone:
+        """The backbone object without its network (constructors build none): prepare / derive_native."""
+        return self._shell
+
+    @property
     def input_key(self) -> str:
         """The input path and resampler that make this backbone's input (part of the embedding-cache key)."""
         return self.cls.input_path.key(self.config.resampler)
@@ -432,6 +437,8 @@ class _Embedder:
 
     def _input(self, decoded: tuple[np.ndarray, int], bb: LazyBackbone) -> np.ndarray:
         key = (id(decoded[0]), bb.input_key, bb.sample_rate)
+        if key not in self._inputs and bb.cls.input_path.channels == "native":  # the backbone's own derivation
+            self._inputs[key] = bb.shell.derive_native(decoded[0], decoded[1])
         if key not in self._inputs:
             self._inputs[key] = derive_input(decoded[0], decoded[1], bb.sample_rate, bb.cls.input_path, self.config.resampler)
         return self._inputs[key]

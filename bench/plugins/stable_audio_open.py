@@ -252,7 +252,7 @@ class StableAudioOpen(_StableAudioPipelinePlugin):
         training_data="486k CC-licensed recordings from Freesound and the Free Music Archive (Stable Audio Open paper)",
         text_encoder="T5-base (frozen) + seconds_start / seconds_total number conditioners",
         source=f"hf:{REPO_ID} (gated; diffusers folder: {FILES_TEXT})",
-        paper_params="1.21B",
+        paper_params="1056M",  # the DiT (TangoFlux README table); 1.32B with VAE, T5-base and projection (counted here)
         notes=_SAO_NOTES,
         license=LICENSE,
     )

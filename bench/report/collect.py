@@ -52,7 +52,7 @@ def higher_is_better(metric: str) -> bool | None:
             return METRICS[metric].higher_is_better
     except ImportError:  # the registry is optional (older trees)
         pass
-    return False if metric in LOWER_IS_BETTER else True
+    return metric not in LOWER_IS_BETTER
 
 
 def _prompt_count(rec: dict) -> int:
@@ -215,8 +215,9 @@ def collect_split(root: str | Path, split: str, models: list[str] | None = None,
             if not hits:
                 from bench.arguments import did_you_mean
 
+                hint = did_you_mean(m, list(by_key) + list(per_model))
                 raise ReportError(f"--models {m}: no scored run of this model on split {split!r} under {root}."
-                                  f"{did_you_mean(m, list(by_key) + list(per_model))} Scored: {', '.join(by_key) or 'none'}")
+                                  f"{hint} Scored: {', '.join(by_key) or 'none'}")
             chosen += [h for h in hits if h not in chosen]
         systems = chosen
     if not systems:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,8 @@ def make_store(root: str | Path, spec: FakeStoreSpec | None = None,
         manifest = {
             "manifest_version": 1, "created": "2026-12-06T00:00:00+00:00", "settings_hash": digest,
             "split": {"name": spec.split, "n_prompts": len(ids), "prompt_list_sha256": "ab" * 32},
-            "settings": {"model": model}, "clips": {cid: {"prompt": prompts[cid], "seed": i} for i, cid in enumerate(ids)},
+            "settings": {"model": model},
+            "clips": {cid: {"prompt": prompts[cid], "seed": i} for i, cid in enumerate(ids)},
         }
         (run.path / "manifest.json").write_text(__import__("json").dumps(manifest), encoding="utf-8")
         per = {"clip_id": ids}
@@ -127,11 +128,13 @@ def _record(spec: FakeStoreSpec, model: str, digest: str, key: str, ids: list[st
         "prompt_list_sha256": "ab" * 32, "split_n_prompts": len(ids), "reference_list_sha256": "cd" * 32,
         "model": model, "model_weights": spec.weights, "checkpoint_identity": f"{spec.weights}:{model}",
         "parameter_count": 1000, "training_data": "synthetic", "text_encoder": "none",
-        "settings": {"model": model, "sampler": "DDIM", "steps": 10, "guidance": 3.0, "seed": 0, "candidates_per_prompt": 1,
+        "settings": {"model": model, "sampler": "DDIM", "steps": 10, "guidance": 3.0, "seed": 0,
+                     "candidates_per_prompt": 1,
                      "output_sample_rate": 16000, "duration_s": spec.seconds, "overrides": {}},
         "settings_hash": digest, "n_prompts": len(ids), "n_generated": len(ids), "n_not_generated": 0, "n_failed": 0,
         "n_evaluated": len(ids), "n_missing_reference": 0, "metrics": metrics,
-        "backbones": {b: {"name": b, "sample_rate": 16000, "checkpoint_id": f"{spec.weights}:seed=0", "weights": spec.weights}
+        "backbones": {b: {"name": b, "sample_rate": 16000, "checkpoint_id": f"{spec.weights}:seed=0",
+                          "weights": spec.weights}
                       for b in backbones},
         "backbone_weights": spec.weights, "failures": [], "resampler": "reference",
         "prompt_set": clip_set_identity(ids), "reference_set": {"sha256": "ef" * 32, "n": len(ids)},

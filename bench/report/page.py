@@ -23,10 +23,17 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from bench.compare import ALPHA, CompareConfig, EmbeddingSource, compare_all
-from bench.report.collect import ReportError, SplitRuns, finite, higher_is_better
+from bench.report.collect import (
+    ReportError,
+    SplitRuns,
+    finite,
+    higher_is_better,
+    protocol_of,
+)
 from bench.runs.store import json_safe
 from bench.tempfiles import remove_stale_temporaries
 
@@ -113,7 +120,8 @@ def prompt_rows(runs: SplitRuns, clip_urls: dict, ref_urls: dict) -> tuple[list[
                 metric = entries.get(col, {}).get("metric", col)
                 several = len([p for p in runs.protocols if s.records.get(p)]) > 1
                 columns.append({"sys": si, "protocol": protocol, "column": col, "metric": metric,
-                                "hib": higher_is_better(metric), "label": f"{protocol}: {metric}" if several else metric})
+                                "hib": higher_is_better(metric),
+                                "label": f"{protocol}: {metric}" if several else metric})
                 tables.append(df[col])
     ids: list[str] = []
     seen: set[str] = set()
@@ -140,63 +148,59 @@ def _cell(row, col: str) -> list:
     return [finite(row.get(col)), finite(row.get(col + "_ci95_low")), finite(row.get(col + "_ci95_high")), text]
 
 
-def leaderboards(runs: SplitRuns) -> tuple[list[dict], str | None, list[dict], list[str]]:
-    """(tables per protocol, chart data URI, reported facts, notes) from `bench.leaderboard` (the same rows as the
-    CSV / PNG), limited to the report's systems and the reported rows for their models."""
-    from bench.leaderboard import SUFFIXES, build_leaderboard, plot_leaderboard
+def leaderboards(runs: SplitRuns) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+    """(one table per protocol, one chart per protocol, reported facts, notes) from `bench.leaderboard`: the same
+    rows as its CSV / PNG, limited to the report's systems and the reported rows for their models."""
+    from bench.leaderboard import (
+        SUFFIXES,
+        build_leaderboard,
+        plot_leaderboard,
+        split_protocols,
+    )
 
     notes: list[str] = []
-    df = build_leaderboard(runs.root, runs.split)
     models = {s.model for s in runs.systems}
-    ours = df["source"] == "this benchmark"
-    reported = df["source"].astype(str).str.startswith("reported")
-    keep = (ours & df["model"].isin(models))
-    if "reported_for" in df.columns:
-        keep |= reported & df["reported_for"].isin(models)
-    df = df[keep].reset_index(drop=True)
-    proto_col = "protocol" if "protocol" in df.columns else "protocol_version"
-    groups = [g for g in dict.fromkeys(df.loc[df["source"] == "this benchmark", proto_col].astype(str))]
-    tables = []
-    is_reported = df["source"].astype(str).str.startswith("reported")
-    for i, g in enumerate(groups):
-        in_group = df[proto_col].astype(str) == g
-        if i == 0:  # the papers' numbers sit in our columns of the same metric: shown with the first protocol
-            in_group |= is_reported
-        part = df[in_group]
-        metric_cols = [c for c in part.columns if "@" in c and not c.endswith(SUFFIXES) and part[c].notna().any()]
-        metric_cols += [c for c in part.columns if c.endswith("(reported)") and part[c].notna().any()]
+    tables, charts, facts = [], [], []
+    for protocol in [p for p in split_protocols(runs.root, runs.split) if p in runs.protocols]:
+        df = build_leaderboard(runs.root, runs.split, protocol=protocol)
+        is_reported = df["source"].astype(str).str.startswith("reported")
+        keep = (df["source"] == "this benchmark") & df["model"].isin(models)
+        if "reported_for" in df.columns:
+            keep |= is_reported & df["reported_for"].isin(models)
+        df = df[keep].reset_index(drop=True)
+        is_reported = df["source"].astype(str).str.startswith("reported")
+        metric_cols = [c for c in df.columns if "@" in c and not c.endswith(SUFFIXES) and df[c].notna().any()]
+        metric_cols += [c for c in df.columns if c.endswith("(reported)") and df[c].notna().any()]
         rows = []
-        for _, r in part.iterrows():
-            is_rep = str(r.get("source", "")).startswith("reported")
+        for rep, (_, r) in zip(is_reported, df.iterrows()):
             rank = r.get("rank")
             rows.append({
-                "rank": None if rank is None or (isinstance(rank, float) and math.isnan(rank)) or str(rank) == "<NA>" else int(rank),
+                "rank": None if rank is None or pd.isna(rank) else int(rank),
                 "model": r["model"], "weights": r.get("weights"), "comparable": bool(r.get("comparable")),
-                "reported": is_rep, "source": r.get("reported_source") if is_rep else r.get("source"),
-                "facts": r.get("reported_protocol") if is_rep else "",
-                "group": r.get("comparison_group") if not is_rep else "",
-                "n": finite(r.get("n_evaluated")) if not is_rep else None,
+                "reported": bool(rep), "source": r.get("reported_source") if rep else r.get("source"),
+                "facts": r.get("reported_protocol") if rep else "",
+                "group": "" if rep else r.get("comparison_group"),
+                "n": None if rep else finite(r.get("n_evaluated")),
                 "cells": {c: _cell(r, c) for c in metric_cols},
             })
-        tables.append({"protocol": g if proto_col == "protocol" else f"genau {g}", "columns": metric_cols, "rows": rows,
+        versions = sorted({protocol_of(s.records[protocol])[1] for s in runs.systems if protocol in s.records})
+        tables.append({"protocol": f"{protocol} {', '.join(versions)}".strip(), "columns": metric_cols, "rows": rows,
                        "caption": "values [95% bootstrap interval]; rank only among comparable rows of one comparison "
                                   "group; reported rows: the papers' numbers under their own protocols (hover for how "
                                   "they were computed), never ranked"})
-    chart = None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            png = Path(tmp) / "chart.png"
-            plot_leaderboard(df, png, runs.split)
-            chart = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-        except Exception as e:  # noqa: BLE001  (a chart failure must not lose the page)
-            notes.append(f"chart not drawn: {type(e).__name__}: {e}")
-    facts = []
-    if "reported_protocol" in df.columns:
-        rep = df[df["source"].astype(str).str.startswith("reported")]
-        for label, part in rep.groupby("source", sort=False):
-            facts.append({"label": str(label), "source": str(part["reported_source"].iloc[0]),
-                          "facts": [f"{m}: {p}" for m, p in zip(part["model"], part["reported_protocol"])]})
-    return tables, chart, facts, notes
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                png = Path(tmp) / "chart.png"
+                plot_leaderboard(df, png, runs.split, protocol)
+                charts.append({"protocol": protocol,
+                               "uri": "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")})
+            except Exception as e:  # noqa: BLE001  (a chart failure must not lose the page)
+                notes.append(f"{protocol} chart not drawn: {type(e).__name__}: {e}")
+        if "reported_protocol" in df.columns:
+            for label, part in df[is_reported].groupby("source", sort=False):
+                facts.append({"label": str(label), "source": str(part["reported_source"].iloc[0]),
+                              "facts": [f"{m}: {p}" for m, p in zip(part["model"], part["reported_protocol"])]})
+    return tables, charts, facts, notes
 
 
 def pair_tables(runs: SplitRuns, cfg: CompareConfig, embeddings: EmbeddingSource | None) -> list[dict]:
@@ -232,7 +236,7 @@ def write_report(runs: SplitRuns, cfg: ReportConfig, embeddings: EmbeddingSource
     ids = sorted({cid for s in runs.systems for cid in s.prompts})
     clip_urls, ref_urls = place_audio(runs, out, ids, cfg.progress)
     columns, rows = prompt_rows(runs, clip_urls, ref_urls)
-    tables, chart, facts, notes = leaderboards(runs)
+    tables, charts, facts, notes = leaderboards(runs)
     pairs = pair_tables(runs, cfg.compare_config, embeddings) if cfg.compare and len(runs.systems) > 1 else []
     not_comparable = [s.key for s in runs.systems if not s.comparable]
     banner = []
@@ -248,7 +252,7 @@ def write_report(runs: SplitRuns, cfg: ReportConfig, embeddings: EmbeddingSource
         "banner": banner,
         "systems": [{"key": s.key, "model": s.model, "comparable": s.comparable, "weights": s.weights_label}
                     for s in runs.systems],
-        "columns": columns, "rows": rows, "leaderboards": tables, "chart": chart, "reported_facts": facts,
+        "columns": columns, "rows": rows, "leaderboards": tables, "charts": charts, "reported_facts": facts,
         "pairs": pairs,
         "pairs_caption": (f"Paired over the prompts both models ran: per-clip metrics by a paired bootstrap and a "
                           f"sign-flip permutation test, set metrics (FD, FAD, KAD, IS) by a paired bootstrap that "

@@ -18,7 +18,11 @@ from bench.splits.base import SplitError
 
 
 def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number where the record starts, row) with quoted commas/newlines handled by csv."""
+    """Yield (line number where the record starts, row) with quoted commas/newlines handled by csv.
+    A byte that is not UTF-8 is one error naming its line and column (not a decoding traceback)."""
+    from bench.splits.manifest import require_utf8
+
+    require_utf8(Path(path))
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as e:

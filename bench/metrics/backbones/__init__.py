@@ -24,6 +24,7 @@ BACKBONES: dict[str, str] = {
     "passt-s-ap476-stable-audio": "bench.metrics.backbones.passt:PasstStableAudio",
     "passt-s-ap476-av-benchmark": "bench.metrics.backbones.passt:PasstAvBenchmark",
     "openl3-mel256-env-512": "bench.metrics.backbones.openl3:OpenL3Backbone",
+    "openl3-mel256-env-512-stable-audio": "bench.metrics.backbones.openl3:OpenL3StableAudio",
     "audiobox-aesthetics": "bench.metrics.backbones.aesthetics:AestheticsBackbone",
 }
 

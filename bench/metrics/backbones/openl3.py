@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from bench.audio import InputPath
 from bench.checkpoints import find_checkpoint
 from bench.metrics.backbones._checkpoint_io import build_from_state, read_state_dict
 from bench.metrics.backbones.base import AudioBackbone
@@ -171,3 +172,23 @@ class OpenL3Backbone(AudioBackbone):
                 parts = parts * self.channels
             results.append({"frames": np.concatenate(parts, axis=1).astype(np.float32)})
         return results
+
+
+class OpenL3StableAudio(OpenL3Backbone):
+    """The stable-audio protocol's OpenL3: the same network, fed as `src/openl3_fd.py::extract_embeddings`
+    feeds it. Its input is stereo with one peak gain for both channels taken before resampling, which a
+    mono `input_path` cannot express: the suite must build it with `derive_native(audio, sr)` (decoded
+    native audio, (samples,) or (samples, channels)) and pass that (2, n) 48 kHz array to `embed`."""
+
+    name = "openl3-mel256-env-512-stable-audio"
+    eval_rate: ClassVar[int] = STABLE_AUDIO_EVAL_RATE
+    input_path = InputPath(
+        "stable-audio-openl3",
+        "stable-audio-metrics src/openl3_fd.py extract_embeddings: peak -1 dBFS over both channels, soxr HQ to "
+        "44.1 kHz, L / R (mono used twice), openl3's resampy kaiser_best to 48 kHz",
+        "native", False, "soxr-hq",
+    )
+
+    def derive_native(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """stable_audio_metrics_openl3_input at this protocol's evaluation rate (44.1 kHz)."""
+        return stable_audio_metrics_openl3_input(audio, sample_rate, self.eval_rate)

@@ -54,7 +54,10 @@
       lb.columns.forEach(function (c) {
         var cell = r.cells[c], td;
         if (!cell) { td = el("td", "num missing", ""); }
-        else if (cell[0] === null) { td = el("td", "missing", cell[3] ? "missing" : ""); if (cell[3]) td.title = cell[3]; }
+        else if (cell[0] === null) {
+          td = el("td", "missing", cell[3] ? "missing" : "");
+          if (cell[3]) td.title = cell[3];
+        }
         else {
           var text = fmt(cell[0]);
           if (cell[1] !== null && cell[2] !== null) text += " [" + fmt(cell[1]) + ", " + fmt(cell[2]) + "]";
@@ -86,12 +89,12 @@
     det.appendChild(ul);
     lbRoot.appendChild(det);
   }
-  if (data.chart) {
+  data.charts.forEach(function (c) {
     var img = el("img");
-    img.alt = "leaderboard chart (bars: 95% bootstrap intervals)";
-    img.src = data.chart;
+    img.alt = "leaderboard chart, protocol " + c.protocol + " (bars: 95% bootstrap intervals)";
+    img.src = c.uri;
     document.getElementById("chart").appendChild(img);
-  }
+  });
 
   /* ---------------------------------------------------------------- paired comparisons */
   if (data.pairs.length) {
@@ -120,7 +123,8 @@
           row.appendChild(el("td", "num", fmtP(r.p)));
           row.appendChild(el("td", "num", fmtP(r.p_holm)));
           row.appendChild(el("td", "num", r.effect_kind + "=" + fmt(r.effect, 3)));
-          row.appendChild(el("td", r.better ? "better-" + r.better : null, r.better === "A" ? r.a : r.better === "B" ? r.b : "-"));
+          var winner = r.better === "A" ? r.a : r.better === "B" ? r.b : "-";
+          row.appendChild(el("td", r.better ? "better-" + r.better : null, winner));
         }
         tbody.appendChild(row);
       });
