@@ -291,7 +291,7 @@ def build_leaderboard(
     rank_col = metric_columns.get(rank_by) if spec is None or spec.higher_is_better is not None else None
     if rank_col is not None:
         ascending = rank_by in LOWER_IS_BETTER
-        ranked = df[(df["comparable"] == True) & df["_group"].notna()]
+        ranked = df[df["comparable"].eq(True) & df["_group"].notna()]
         for _, group in ranked.groupby("_group"):
             order = group[rank_col].rank(ascending=ascending, method="min")
             df.loc[group.index, "rank"] = order.astype("Int64")

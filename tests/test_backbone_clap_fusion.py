@@ -92,7 +92,9 @@ def _ref_mel(x: np.ndarray, c) -> np.ndarray:
     idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
     power = np.abs(np.fft.rfft(xp[idx] * window, axis=1)) ** 2  # (frames, n_fft // 2 + 1)
     all_freqs = np.linspace(0, c.sample_rate // 2, n_fft // 2 + 1)
-    hz_to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
     m_pts = np.linspace(hz_to_mel(c.fmin), hz_to_mel(c.fmax), c.n_mels + 2)
     f_pts = 700.0 * (10.0 ** (m_pts / 2595.0) - 1.0)
     f_diff = np.diff(f_pts)

@@ -101,14 +101,14 @@ def test_generator_is_freed_before_scoring(tmp_path, toy_plugin_path, monkeypatc
 
     monkeypatch.setattr(cls, "__init__", tracking_init)
     seen_alive_at_scoring: list[int] = []
-    original_score = harness.score_run
+    original_score = harness.score_run_protocols
 
     def checking_score(*a, **k):
         gc.collect()
         seen_alive_at_scoring.append(sum(r() is not None for r in alive))
         return original_score(*a, **k)
 
-    monkeypatch.setattr(harness, "score_run", checking_score)
+    monkeypatch.setattr(harness, "score_run_protocols", checking_score)
     t = np.arange(32000) / 16000
     sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000)
     sf.write(tmp_path / "b.wav", (0.3 * np.sin(2 * np.pi * 900 * t)).astype(np.float32), 16000)

@@ -120,7 +120,7 @@ def test_same_seed_same_audio_different_seed_different(tmp_path, toy_plugin_path
     split = load_split("demo")
     plugin = create_plugin("toy-sine")
     r1 = generate_run(plugin, split, GenerationConfig(seed=1, duration_s=1.0, limit=2, progress=False), RunStore(tmp_path / "1"))
-    r2 = generate_run(plugin, split, GenerationConfig(seed=1, duration_s=1.0, limit=2, progress=False), RunStore(tmp_path / "2"))
+    generate_run(plugin, split, GenerationConfig(seed=1, duration_s=1.0, limit=2, progress=False), RunStore(tmp_path / "2"))
     r3 = generate_run(plugin, split, GenerationConfig(seed=2, duration_s=1.0, limit=2, progress=False), RunStore(tmp_path / "3"))
     assert _clips(tmp_path / "1") == _clips(tmp_path / "2")
     assert r3.path.name != r1.path.name

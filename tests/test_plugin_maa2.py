@@ -291,7 +291,7 @@ def reference_dit(sd: dict, c: DiTConfig, x, t, context) -> torch.Tensor:
 
 
 def reference_vae1d_decode(sd: dict, c: Vae1dConfig, z) -> torch.Tensor:
-    g, k = c.norm_num_groups, c.kernel_size
+    g = c.norm_num_groups
 
     def gn(x, n):
         return F.group_norm(x, g, sd[f"{n}.weight"], sd[f"{n}.bias"], eps=1e-6)

@@ -304,3 +304,40 @@ def test_run_store_keeps_native_stereo_and_each_protocol_derives_its_input(tmp_p
 
     frame = pd.read_parquet(path.with_name(out["t-quality"][0]["per_clip_file"]))
     assert len(frame) == 3 and frame["PQ_fake-quality@16k"].notna().all()
+
+
+@pytest.mark.parametrize("name, rate", [("panns-cnn14-16k-av-benchmark", 16000), ("vggish-av-benchmark", 16000),
+                                        ("laion-clap-htsat-base-av-benchmark", 48000)])
+def test_av_benchmark_inputs_follow_its_audio_dataset(name, rate):
+    """hkchengrex/av-benchmark av_bench/data/audio_dataset.py `AudioDataset.read_from_file`, transcribed:
+    waveform = torchaudio.load(f) -> .mean(dim=0) -> waveform - waveform.mean() ->
+    torchaudio.transforms.Resample(sr, self.sr)(waveform) -> [:int(self.sr * self.audio_length)] (audio_length 10).
+    transforms.Resample is genau_core.audio.resample.sinc_resample with kernel_dtype=None (its float64-built kernel;
+    that function is checked against torchaudio's code in tests/test_resamplers.py)."""
+    from bench.audio import derive_input
+    from bench.metrics.backbones import backbone_class
+    from genau_core.audio.resample import sinc_resample
+
+    rng = np.random.default_rng(3)
+    sr = 44100
+    stereo = (0.2 * rng.standard_normal((int(12.5 * sr), 2)) + 0.05).astype(np.float32)  # DC offset, 12.5 s
+    waveform = torch.from_numpy(stereo.T.copy()).mean(dim=0)
+    waveform = waveform - waveform.mean()
+    want = sinc_resample(waveform, sr, rate, kernel_dtype=None)[: int(rate * 10.0)].numpy()
+    cls = backbone_class(name)
+    shell = cls.__new__(cls)  # prepare / input_path need no network
+    got = shell.prepare(derive_input(stereo, sr, rate, cls.input_path))
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_adding_a_protocol_to_a_scored_run_reembeds_nothing_it_has(fake_protocols, tmp_path):
+    gen, ref = _clips(tmp_path / "gen"), _clips(tmp_path / "ref", seed=4)
+    cache = EmbeddingCache(root=tmp_path / "cache")
+    suite.score_protocols(gen, ref, {c: c for c in gen}, _config("t-one"), cache)
+    misses_first = cache.misses
+    cache2 = EmbeddingCache(root=tmp_path / "cache")
+    out = suite.score_protocols(gen, ref, {c: c for c in gen}, _config("t-one", "t-two"), cache2)
+    # t-two adds one backbone (fake-bands-32k: 5 generated + 5 reference clips); fake-bands and fake-clap are cached
+    assert cache2.misses == 10 and cache2.hits >= misses_first
+    assert out["t-one"].backbones["fake-bands"]["embeddings"] == {"from_cache": 10, "computed": 0}

@@ -17,10 +17,10 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser test needs playwright (pip install playwright)")
 
-from bench.compare import CompareConfig
-from bench.report.collect import collect_split
-from bench.report.fixtures import FakeStoreSpec, make_store
-from bench.report.page import ReportConfig, write_report
+from bench.compare import CompareConfig  # noqa: E402 (after the skip: no browser, no import)
+from bench.report.collect import collect_split  # noqa: E402 (after the skip: no browser, no import)
+from bench.report.fixtures import FakeStoreSpec, make_store  # noqa: E402 (after the skip: no browser, no import)
+from bench.report.page import ReportConfig, write_report  # noqa: E402 (after the skip: no browser, no import)
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

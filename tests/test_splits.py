@@ -172,10 +172,14 @@ def test_two_reference_files_for_one_clip_are_an_error_naming_both(tmp_path):
 
 
 def test_non_utf8_byte_in_a_published_csv_is_one_line_naming_line_and_column(tmp_path):
+    from bench.splits import load_split
     from bench.splits.base import SplitError
-    from bench.splits.tables import read_csv_rows
 
     path = tmp_path / "WavText5K.csv"
-    path.write_bytes(b"view_link,title\nhttps://bigsoundbank.com/a.html,caf\xe9\n")
-    with pytest.raises(SplitError, match=r"WavText5K.csv:2: byte 0xe9 at column 36 is not UTF-8"):
-        list(read_csv_rows(path, ["title"]))
+    path.write_bytes(b"view_link,download_link,title,description,fname,tags\n"
+                     b"https://bigsoundbank.com/a.html,x,caf\xe9,d,a.wav,t\n")
+    with pytest.raises(SplitError, match=r"WavText5K.csv:2: byte 0xe9 at column 38 is not UTF-8"):
+        load_split("bigsoundbank", csv=path)
+    (tmp_path / "test.csv").write_bytes(b"audiocap_id,youtube_id,start_time,caption\n1,abc,0,caf\xe9\n")
+    with pytest.raises(SplitError, match=r"test.csv:2: byte 0xe9 at column 12 is not UTF-8"):
+        load_split("audiocaps", csv=tmp_path / "test.csv")

@@ -27,7 +27,7 @@ from typing import Mapping
 
 from bench.checkpoints import combined_weights_label, file_provenance, file_weights_label, sha256_files
 from bench.errors import GenauBenchError
-from bench.metrics.suite import DEFAULT_BACKBONES, ScoreConfig, locate_checkpoint, metric_column
+from bench.metrics.suite import DEFAULT_BACKBONES, METRICS, ScoreConfig, locate_checkpoint, metric_column
 
 DRIVER = Path(__file__).with_name("_reference_driver.py")
 NO_INTERVALS = "the reference tools compute no intervals"
@@ -244,7 +244,8 @@ def score_with_reference_tools(
     """Score with the reference tools in interpreter `python`; the record's metric and run fields."""
     check_backbone_choice(config)
     interpreter = resolve_interpreter(python)
-    metrics = list(config.metrics)
+    # the reference tools compute the genau protocol; None = all of its metrics
+    metrics = list(config.metrics) if config.metrics is not None else list(METRICS)
     checkpoints = locate_reference_checkpoints(metrics, config)
     groups = groups_to_run(metrics, checkpoints)
     n_paired = len(set(gen) & set(ref))

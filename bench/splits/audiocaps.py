@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.splits.base import Split, SplitError, SplitItem, find_reference
-from bench.splits.tables import read_csv_rows
+from bench.splits.tables import read_csv_rows, require_utf8
 
 COLUMNS = ["audiocap_id", "youtube_id", "start_time", "caption"]
 GET_CSV = "the official AudioCaps repository (dataset/test.csv)"
@@ -27,6 +27,7 @@ def load_audiocaps(csv_path: Path, audio_dir: Path | None) -> Split:
             f"or pass --split-csv PATH (and --ref-dir DIR for the reference clips)."
         )
     clips: dict[str, list[tuple[int, str, str, int]]] = {}
+    require_utf8(csv_path)  # a stray byte is one line naming its line and column, not a decoding traceback
     for line, row in read_csv_rows(csv_path, COLUMNS):
         try:
             cap_id = int(row["audiocap_id"])

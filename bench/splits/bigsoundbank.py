@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from bench.splits.base import Split, SplitError, SplitItem
-from bench.splits.tables import read_csv_rows
+from bench.splits.tables import read_csv_rows, require_utf8
 
 COLUMNS = ["view_link", "download_link", "title", "description", "fname", "tags"]
 PROMPT_RULE = "description, else title, else the title in the view_link slug (detail-NNNN-<slug>.html)"
@@ -43,6 +43,7 @@ def load_bigsoundbank(csv_path: Path, audio_dir: Path | None) -> Split:
         )
     audio_dir = audio_dir if audio_dir is not None and audio_dir.is_dir() else None
     items, excluded, from_slug = [], [], []
+    require_utf8(csv_path)  # a stray byte is one line naming its line and column, not a decoding traceback
     for line, row in read_csv_rows(csv_path, COLUMNS):
         if "bigsoundbank.com" not in row["view_link"]:
             continue

@@ -9,23 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.splits.base import Split, SplitError, SplitItem
-from bench.splits.tables import read_csv_rows, read_jsonl_rows
-
-
-def require_utf8(path: Path) -> None:
-    """A manifest is UTF-8 text: the first byte that is not names its line and column."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SplitError(f"{path}: cannot open ({e.strerror})") from None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SplitError(
-            f"{path}:{line}: byte 0x{data[e.start]:02x} at column {column} is not UTF-8; save the file as UTF-8"
-        ) from None
+from bench.splits.tables import read_csv_rows, read_jsonl_rows, require_utf8
 
 
 def load_manifest(path: Path) -> Split:

@@ -17,12 +17,24 @@ from typing import Iterator
 from bench.splits.base import SplitError
 
 
-def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number where the record starts, row) with quoted commas/newlines handled by csv.
-    A byte that is not UTF-8 is one error naming its line and column (not a decoding traceback)."""
-    from bench.splits.manifest import require_utf8
+def require_utf8(path: Path) -> None:
+    """A manifest is UTF-8 text: the first byte that is not names its line and column."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SplitError(f"{path}: cannot open ({e.strerror})") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SplitError(
+            f"{path}:{line}: byte 0x{data[e.start]:02x} at column {column} is not UTF-8; save the file as UTF-8"
+        ) from None
 
-    require_utf8(Path(path))
+
+def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number where the record starts, row) with quoted commas/newlines handled by csv."""
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as e:

@@ -411,7 +411,7 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
     finally:
         torch.load, panns_models.Cnn14.load_state_dict = real_load, real_lsd
     calib = [torch.from_numpy(sf.read(str(f), dtype="float32")[0])[None] for f in files_of(root / "gen")[:8]]
-    calibrate_bn(m, lambda: [m(x) for x in calib])
+    calibrate_bn(m, lambda: [m(x) for x in calib])  # noqa: F821 (called here, before `del m` below)
     perturb_norms(m, seed, stats=False)
     with torch.no_grad():  # spread the logits (std 3 across clips) so IS/KL are not ~ trivial
         lg = torch.cat([m(x)["logits"] for x in calib])
@@ -632,7 +632,7 @@ def run_ms_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, ver
         n = int(cfg.duration * cfg.sampling_rate)
         calib.append(x.repeat(int(np.ceil(n / len(x))))[:n])
     calib = torch.stack(calib)
-    calibrate_bn(m.audio_encoder, lambda: m.audio_encoder(calib))
+    calibrate_bn(m.audio_encoder, lambda: m.audio_encoder(calib))  # noqa: F821 (called here, before `del m`)
     perturb_norms(m, seed, stats=False)
     sd = {k: v.clone() for k, v in m.state_dict().items()}
     ck_sd = dict(sd)
