@@ -13,7 +13,6 @@ Adding a metric is one `register(MetricSpec(...))` call with a compute function 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -281,6 +280,3 @@ for _axis, _what, _better in (
         description=f"audiobox-aesthetics {_what} (1-10), mean over clips",
     ))
 
-
-def nan_value(reason: str) -> MetricValue:
-    return MetricValue(math.nan, 0, note=reason)
