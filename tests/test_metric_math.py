@@ -31,6 +31,49 @@ def _fd_sqrtm_reference(mu1, s1, mu2, s2) -> float:
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
+def _cross_factor(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """A = F2^T F1 (Cholesky factors of the covariances) and ||mu1 - mu2||^2 + tr1 + tr2."""
+    (mu1, s1), (mu2, s2) = F.gaussian_stats(x), F.gaussian_stats(y)
+    f1, f2 = np.linalg.cholesky(s1), np.linalg.cholesky(s2)
+    return f2.T @ f1, float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2))
+
+
+def _mixture_pair(rng: np.random.Generator, n: int, d: int, low: float = 1e-3, perturb: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The hard case of issue 17 (benchmarks/bench_frechet.py "mix-shift" / "mix-perturb"):
+    x = z M, y = z' M (I + perturb N / sqrt(d)) + 0.1, M = U diag(s) V^T with s log-uniform
+    over [low, 1e2], so the covariances are full rank with eigenvalues over low^2..1e4."""
+    u, v = np.linalg.qr(rng.standard_normal((d, d)))[0], np.linalg.qr(rng.standard_normal((d, d)))[0]
+    mix = (u * np.exp(rng.uniform(np.log(low), np.log(1e2), d))) @ v.T
+    x = rng.standard_normal((n, d)) @ mix
+    if perturb:
+        mix = mix @ (np.eye(d) + perturb * rng.standard_normal((d, d)) / np.sqrt(d))
+    return x, rng.standard_normal((n, d)) @ mix + 0.1
+
+
+def _nuclear_norm_jordan(a: np.ndarray) -> float:
+    """||a||_* from the eigenvalues +-sigma_i of [[0, a], [a^T, 0]]: an algorithm independent of
+    both the SVD and our Gram-matrix paths (absolute error O(k eps ||a||) per value)."""
+    k = a.shape[0]
+    jordan = np.block([[np.zeros((k, k)), a], [a.T, np.zeros((k, k))]])
+    return float(np.sum(np.linalg.eigvalsh(jordan)[k:]))
+
+
+@pytest.fixture
+def nuclear_paths(monkeypatch) -> list[str]:
+    """Records the path (`_NuclearNorm.method`) of every nuclear norm the FD functions take."""
+    paths: list[str] = []
+    real = F._nuclear_norm
+
+    def recording(*args, **kwargs):
+        result = real(*args, **kwargs)
+        paths.append(result.method)
+        return result
+
+    monkeypatch.setattr(F, "_nuclear_norm", recording)
+    return paths
+
+
 # ---------------------------------------------------------------------------- Frechet
 
 
@@ -132,18 +175,11 @@ class TestFrechetRobustness:
             assert isinstance(fd, float) and math.isfinite(fd) and fd >= 0.0
         assert F.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
 
-    def test_ill_conditioned_scaled_copy(self, monkeypatch):
+    def test_ill_conditioned_scaled_copy(self, nuclear_paths):
         # y = c x: FD = (c - 1)^2 (|mu|^2 + tr(sigma)) exactly. With eigenvalues spread over
         # 1e-14..1 the sqrt(eigvalsh) shortcut is only ~1e-2 accurate at FD ~ 1e-12; the
-        # round-off bound must send this case to the SVD, which is accurate to ~1e-4.
-        svd_calls = []
-        real_svd = np.linalg.svd
-
-        def counting_svd(*args, **kwargs):
-            svd_calls.append(1)
-            return real_svd(*args, **kwargs)
-
-        monkeypatch.setattr(np.linalg, "svd", counting_svd)
+        # round-off bounds must send this case past both fast paths to the SVD, which is
+        # accurate to ~1e-4 here.
         rng = _rng(14)
         d = 40
         q, _ = np.linalg.qr(rng.standard_normal((d, d)))
@@ -152,18 +188,20 @@ class TestFrechetRobustness:
         mu, sigma = F.gaussian_stats(x)
         exact = (c - 1.0) ** 2 * (mu @ mu + np.trace(sigma))
         assert F.frechet_distance(x, c * x) == pytest.approx(exact, rel=1e-3, abs=0.0)
-        assert len(svd_calls) == 1
+        assert nuclear_paths == ["svd"]
         # a well-conditioned case stays on the fast path
         F.frechet_distance(rng.standard_normal((300, d)), rng.standard_normal((300, d)))
-        assert len(svd_calls) == 1
+        assert nuclear_paths == ["svd", "eigvalsh"]
 
-    def test_fast_path_equals_svd_path(self, monkeypatch):
+    def test_fast_path_equals_svd_path(self):
         rng = _rng(15)
         mix = np.eye(64) + 0.1 * rng.standard_normal((64, 64))
         x, y = np.abs(rng.standard_normal((500, 64))) @ mix, np.abs(rng.standard_normal((400, 64))) @ mix
-        fast = F.frechet_distance(x, y)
-        monkeypatch.setattr(F, "_FAST_PATH_RTOL", -1.0)  # force the SVD
-        assert F.frechet_distance(x, y) == pytest.approx(fast, rel=1e-12)
+        a, rest = _cross_factor(x, y)
+        values = {m: F._nuclear_norm(a, rest, (m,)) for m in F._NUCLEAR_METHODS}
+        assert [v.method for v in values.values()] == list(F._NUCLEAR_METHODS)
+        for v in values.values():
+            assert v.value == pytest.approx(values["svd"].value, rel=1e-12)
 
     def test_constant_sets(self):
         # zero covariances: FD = |mu1 - mu2|^2 + tr(sigma2)
@@ -188,6 +226,74 @@ class TestFrechetRobustness:
         assert F.frechet_distance(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(
             F.frechet_distance(x, y), rel=1e-12
         )
+
+
+class TestFrechetIllConditionedFullRank:
+    """Issue 17: ordinary full-rank covariances whose eigenvalues span 1e-6..1e4 (random
+    linear mixtures of Gaussians, against a shifted set). The sqrt(eigvalsh) bound fails on
+    them; the certified bracket must give the same value as an SVD, without an SVD."""
+
+    @pytest.mark.parametrize("seed,perturb", [(0, 0.0), (1, 0.3)])
+    def test_certified_path_matches_references_without_svd(self, monkeypatch, nuclear_paths, seed, perturb):
+        x, y = _mixture_pair(_rng(seed), 600, 256, perturb=perturb)
+        a, rest = _cross_factor(x, y)
+        svd_ref = rest - 2.0 * float(np.linalg.svd(a, compute_uv=False).sum())
+        jordan_ref = rest - 2.0 * _nuclear_norm_jordan(a)
+        assert jordan_ref == pytest.approx(svd_ref, rel=1e-12)  # the two references agree
+
+        def no_svd(*args, **kwargs):
+            raise AssertionError("the SVD fallback was used")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(np.linalg, "svd", no_svd)
+            patch.setattr(scipy.linalg, "svd", no_svd)
+            fd = F.frechet_distance(x, y)
+        assert fd == pytest.approx(svd_ref, rel=1e-10)
+        assert nuclear_paths == ["certified"]
+        assert F._nuclear_norm(a, rest, ("eigvalsh",)).error > 1e-8 * svd_ref  # the fast bound fails
+        # sqrtm of the product (the reference tools' formula) is only sqrt(eps)-accurate here
+        assert _fd_sqrtm_reference(*F.gaussian_stats(x), *F.gaussian_stats(y)) == pytest.approx(fd, rel=1e-5)
+
+    @pytest.mark.parametrize("low,perturb", [(1e-2, 0.0), (1e-3, 0.3), (1e-4, 0.0), (1e-6, 0.3)])
+    @pytest.mark.parametrize("levels", [0, 1, F._REFINE_LEVELS])
+    @pytest.mark.parametrize("vectors", ["dstemr", "numpy"])
+    def test_bracket_bound_covers_the_error(self, monkeypatch, low, perturb, levels, vectors):
+        # The bracket holds for any orthogonal V. Fewer refinement levels, or numpy's
+        # divide-and-conquer eigenvectors, leave it wider (unresolved columns): whatever its
+        # width (1e-12..1e-8 relative here), the SVD value must lie inside the claimed error.
+        monkeypatch.setattr(F, "_REFINE_LEVELS", levels)
+        x, y = _mixture_pair(_rng(3), 300, 96, low=low, perturb=perturb)
+        a, rest = _cross_factor(x, y)
+        ref = float(np.linalg.svd(a, compute_uv=False).sum())
+        gram = a.T @ a
+        vec = F._symmetric_eigen(gram)[1]() if vectors == "dstemr" else np.linalg.eigh(gram)[1]
+        value, error = F._bracket_nuclear_norm(a, vec, float(np.trace(gram)))
+        assert abs(value - ref) <= error
+        assert error < 1e-7 * ref
+
+    def test_unrefined_bracket_falls_back_to_svd(self, monkeypatch, nuclear_paths):
+        # Without the refinement of the small-norm columns the bracket is ~1e-7 of FD wide on
+        # the hard case: it must not be accepted, and the SVD's value is returned instead.
+        x, y = _mixture_pair(_rng(0), 600, 256)
+        a, rest = _cross_factor(x, y)
+        svd_ref = rest - 2.0 * float(np.linalg.svd(a, compute_uv=False).sum())
+        monkeypatch.setattr(F, "_REFINE_LEVELS", 0)
+        value, error = F._bracket_nuclear_norm(a, np.linalg.eigh(a.T @ a)[1], float(np.trace(a.T @ a)))
+        assert 2.0 * error > 1e-8 * svd_ref
+        assert F.frechet_distance(x, y) == pytest.approx(svd_ref, rel=1e-12)
+        assert nuclear_paths == ["svd"]
+
+    def test_symmetric_eigen_matches_eigh(self):
+        rng = _rng(21)
+        for k in (1, 2, 3, 40):
+            g = rng.standard_normal((k, k))
+            g = g + g.T
+            w, vectors = F._symmetric_eigen(g)
+            v = vectors()
+            np.testing.assert_allclose(w, np.linalg.eigvalsh(g), rtol=0, atol=1e-12 * np.abs(w).max())
+            np.testing.assert_allclose(v.T @ v, np.eye(k), atol=100 * k * np.finfo(float).eps)
+            assert np.linalg.norm(v.T @ v - np.eye(k), 2) <= F._orthogonality_error(v)
+            np.testing.assert_allclose(g @ v, v * w, atol=1e-12 * np.abs(w).max())
 
 
 class TestFrechetValidation:

@@ -18,9 +18,11 @@ quantity is computed, never in *what* it is) the docstring says so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
+import scipy.linalg
 from scipy.special import expit, xlogy
 
 __all__ = [
@@ -51,9 +53,17 @@ _SYM_RTOL = 1e-5
 # arithmetic and about +-1e-16 relative in float64, +-1e-7 in float32) and are set to 0.
 _PSD_RTOL = 1e-4
 
-# `_nuclear_norm` trusts sqrt(eigvalsh(Gram)) when its round-off bound is below this
-# fraction of the result, and falls back to an SVD otherwise.
-_FAST_PATH_RTOL = 1e-9
+# Accuracy target of the Frechet distance: `_nuclear_norm` returns the first of the fast
+# sqrt(eigvalsh(Gram)) path and the certified bracket whose round-off bound e satisfies
+# 2 e <= _FD_RTOL * FD (FD = the other terms - 2 * nuclear norm), else an SVD.
+_FD_RTOL = 1e-8
+# Certified path: columns b_j of B = A V with |b_j|^2 < _REFINE_FACTOR * (eigenvalue error
+# bound of the Gram matrix they came from) are re-diagonalised as one trailing block, at
+# most _REFINE_LEVELS times. On 2048-d covariances with eigenvalues over 1e-6..1e4 one level
+# re-diagonalises 44% of the columns; the result is then off by ~1e-16 relative, within a
+# bound of ~2e-13 that the round-off terms dominate (benchmarks/bench_frechet.py, measured).
+_REFINE_FACTOR = 10.0
+_REFINE_LEVELS = 6
 
 # Rows of kernel matrices are evaluated in blocks of this many rows to bound memory.
 _KERNEL_BLOCK_ROWS = 1024
@@ -166,7 +176,10 @@ def _psd_factor(sigma: np.ndarray, name: str) -> np.ndarray:
     """
     d = sigma.shape[0]
     try:
-        return np.linalg.cholesky(sigma)
+        # scipy's dpotrf wrapper: 0.10 s against numpy.linalg.cholesky's 0.16-0.20 s at d = 2048
+        # sigma is exactly symmetric (`_check_cov`), so its transpose is the same matrix in the
+        # Fortran order LAPACK wants: no copy
+        return scipy.linalg.cholesky(sigma.T, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         pass
     w, v = np.linalg.eigh(sigma)
@@ -183,35 +196,250 @@ def _psd_factor(sigma: np.ndarray, name: str) -> np.ndarray:
     return v[:, keep] * np.sqrt(w[keep])
 
 
-def _nuclear_norm(a: np.ndarray) -> tuple[float, float]:
-    """Sum of the singular values of `a` and an estimate of its round-off error.
+@dataclass(frozen=True)
+class _NuclearNorm:
+    """||a||_* with a bound on its round-off error and the path that produced it."""
 
-    Fast path: the singular values are sqrt(eigvalsh(G)) with G the Gram matrix of `a` on
-    its smaller side (k x k). Forming G and its eigenvalues perturbs each eigenvalue by
-    about delta = sqrt(k) * eps * ||a||_F^2 (a realistic round-off estimate in the style of
-    LAPACK's approximate error bounds, eps * ||G|| times a statistical sqrt(k) growth
-    factor; ||a||_F^2 = tr(G) >= ||G||_2), so each square root is off by at most
-    min(sqrt(delta), delta / sqrt(lambda_i)); the sum of these is the error bound. Small
-    eigenvalues lose accuracy this way (errors up to sqrt(eps) * ||a||), so when the bound
-    exceeds `_FAST_PATH_RTOL` times the result the value is recomputed from an SVD of `a`
-    itself (singular values with absolute error O(k * eps * sigma_max); about 3x slower),
-    which keeps ill-conditioned and nearly identical statistics accurate.
+    value: float
+    error: float
+    method: str  # "eigvalsh" | "certified" | "svd" | "empty"
+
+
+_NUCLEAR_METHODS = ("eigvalsh", "certified", "svd")
+
+
+def _nuclear_norm(a: np.ndarray, fd_rest: float, methods: Sequence[str] = _NUCLEAR_METHODS) -> _NuclearNorm:
+    """Sum of the singular values of `a`, with a bound on its round-off error.
+
+    The paths in `methods` are tried in order; a result is returned as soon as its bound e
+    meets the Frechet-distance target, 2 e <= _FD_RTOL * (fd_rest - 2 * value) (fd_rest: the
+    other FD terms, ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2)). The last path (the SVD by
+    default) is returned whatever its bound: for nearly identical sets (FD below about 1e-4
+    of ||a||_* at k = 2048, where the bracket's own round-off floor is too wide) no path can
+    promise the target, and the SVD is the most accurate in practice. k = the smaller side
+    of `a`, G = its Gram matrix.
+
+    "eigvalsh": singular values sqrt(eigvalsh(G)). Forming G and its eigenvalues perturbs
+    each eigenvalue by about delta = sqrt(k) * eps * tr(G) (LAPACK's approximate error bound
+    eps * ||G|| times a statistical sqrt(k) growth factor; tr(G) >= ||G||_2), so each square
+    root is off by at most min(sqrt(delta), delta / sqrt(lambda_i)). One symmetric eigenvalue
+    problem, but small singular values only get sqrt(eps)-sized bounds: the bound fails on
+    ordinary ill-conditioned covariances although the values are accurate there.
+
+    "certified" (`_bracket_nuclear_norm`): for ANY orthogonal V, B = a V has
+        sum_j r_jj <= ||a||_* <= sum_j ||b_j||,
+    R the triangular factor of B (upper: ||M||_* <= sum of its column norms; lower: von
+    Neumann, tr(Q^T B) <= ||B||_*). With V the eigenvectors of G the columns are nearly
+    orthogonal and the two sides agree to second order in their cosines. The bound is a
+    posteriori, so it is tight when the eigenvectors are good, whatever the conditioning:
+    ~2e-13 of ||a||_* on the hard cases of benchmarks/bench_frechet.py, where the actual
+    error is ~1e-16 and the eigvalsh bound misses the target by 4e4x. Costs the
+    eigenvectors of G (sharing the eigvalsh path's tridiagonalisation) and a few k x k
+    matrix products, all but dstemr matrix-matrix work: 1.5 s at k = 2048 on 2 idle cores,
+    as much as the SVD (1.4-1.6 s), but 4.4 s against the SVD's 11 s beside two
+    memory-streaming processes (benchmarks/RESULTS.md).
+
+    "svd": sum of the singular values from an SVD of `a`, error k^2 * eps * sigma_max
+    (absolute error k * eps * sigma_max per value). Backward stable; its bidiagonalisation is
+    half matrix-vector work, which slows most when the machine is shared (14 s of 21 s in
+    issue 17's measurement).
     """
     if a.size == 0:
-        return 0.0, 0.0
-    gram = a.T @ a if a.shape[1] <= a.shape[0] else a @ a.T
-    k = gram.shape[0]
-    lam = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
-    roots = np.sqrt(lam)
-    total = float(roots.sum())
-    delta = np.sqrt(k) * _EPS64 * float(np.trace(gram))
-    with np.errstate(divide="ignore"):
-        per_value = np.where(roots > 0.0, np.minimum(np.sqrt(delta), delta / roots), np.sqrt(delta))
-    bound = float(per_value.sum())
-    if bound <= _FAST_PATH_RTOL * total:
-        return total, bound
-    sv = np.linalg.svd(a, compute_uv=False)
-    return float(sv.sum()), float(k * k * _EPS64 * sv[0])
+        return _NuclearNorm(0.0, 0.0, "empty")
+    if a.shape[1] > a.shape[0]:
+        a = a.T
+    k = a.shape[1]
+    gram = a.T @ a
+    tr_gram = max(float(np.trace(gram)), 0.0)
+    delta = np.sqrt(k) * _EPS64 * tr_gram
+
+    def good(r: _NuclearNorm) -> bool:
+        return 2.0 * r.error <= _FD_RTOL * (fd_rest - 2.0 * r.value)
+
+    unknown = [m for m in methods if m not in _NUCLEAR_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown nuclear-norm methods {unknown or methods!r}; use some of {_NUCLEAR_METHODS}")
+    eigen: tuple[np.ndarray, Callable[[], np.ndarray]] | None = None  # shared by the two fast paths
+    result: _NuclearNorm | None = None
+    for i, method in enumerate(methods):
+        if method != "svd" and eigen is None:
+            eigen = _symmetric_eigen(gram)
+        if method == "eigvalsh":
+            lam = np.clip(eigen[0], 0.0, None)
+            roots = np.sqrt(lam)
+            with np.errstate(divide="ignore"):
+                per_value = np.where(roots > 0.0, np.minimum(np.sqrt(delta), delta / roots), np.sqrt(delta))
+            result = _NuclearNorm(float(roots.sum()), float(per_value.sum()), method)
+        elif method == "certified":
+            if i < len(methods) - 1 and result is not None and not _bracket_can_meet(result, k, tr_gram, fd_rest):
+                continue  # nearly identical sets: not even the bracket's round-off floor would do
+            result = _NuclearNorm(*_bracket_nuclear_norm(a, eigen[1](), tr_gram), method)
+        else:
+            sv = scipy.linalg.svd(a, compute_uv=False, check_finite=False)
+            result = _NuclearNorm(float(sv.sum()), float(k * k * _EPS64 * sv[0]), method)
+        if i == len(methods) - 1 or good(result):
+            break
+    assert result is not None
+    return result
+
+
+def _bracket_can_meet(estimate: _NuclearNorm, k: int, tr_gram: float, fd_rest: float) -> bool:
+    """False when the certified bracket cannot meet the FD target whatever its eigenvectors.
+
+    Its half-width is at least its round-off floor, rho + k eps ||a||_* (the column errors of
+    a V and the measured non-orthogonality, >= 2 k eps; see `_bracket_nuclear_norm`), while
+    FD is at most the eigvalsh estimate plus twice that estimate's bound. Skipping the
+    bracket then saves its cost (1.5 s at k = 2048) before the SVD, e.g. for identical sets.
+    """
+    floor = k * np.sqrt(k) * _EPS64 * np.sqrt(tr_gram) + k * _EPS64 * estimate.value
+    return 2.0 * floor <= _FD_RTOL * (fd_rest - 2.0 * estimate.value + 2.0 * estimate.error)
+
+
+def _symmetric_eigen(g: np.ndarray) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+    """Eigenvalues (ascending) of a symmetric g now, and a function giving its eigenvectors.
+
+    One Householder tridiagonalisation serves both, so asking for the eigenvectors after the
+    eigenvalues costs no second reduction: LAPACK dsytrd + dsterf (what dsyev does for
+    eigenvalues), then MRRR (dstemr) on the tridiagonal matrix and dormqr to apply the
+    reflectors (what dsyevr does for eigenvectors). Measured at k = 2048 on 2 idle cores
+    (best of 4): 0.31 s for the eigenvalues and 0.55 s more for the eigenvectors, against
+    0.29 s for scipy.linalg.eigh(eigvals_only) plus 0.77 s for scipy.linalg.eigh.
+    """
+    k = g.shape[0]
+    lapack = scipy.linalg.lapack
+    if k < 3:
+        w, v = np.linalg.eigh(g)
+        return w, lambda: v
+    lwork = int(lapack.dsytrd_lwork(k, lower=1)[0])
+    packed, d, e, tau, info = lapack.dsytrd(g.T, lower=1, lwork=lwork)  # g.T: Fortran order, no copy
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsytrd failed (info {info})")
+    w, info = lapack.dsterf(d, e)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsterf failed to converge (info {info})")
+
+    def vectors() -> np.ndarray:
+        # MRRR (dstemr), as dsyevr uses: it keeps the relative accuracy of the graded
+        # tridiagonal matrices that Gram matrices of ill-conditioned factors give, where
+        # divide and conquer (dstevd) mixes the eigenvectors of small eigenvalues (on the
+        # d = 256 hard case of bench_frechet.py: bracket 2.6e-10 with dstevd, 1e-14 with dstemr).
+        z = scipy.linalg.eigh_tridiagonal(d, e, lapack_driver="stemr", check_finite=False)[1]
+        # Q = H(1) ... H(k-1), reflector i stored below the subdiagonal of column i: it acts on
+        # rows 1.. (0-based) exactly as a QR factor of the trailing (k-1) x (k-1) block does.
+        reflectors = np.asfortranarray(packed[1:, :-1])
+        rows = np.asfortranarray(z[1:, :])
+        # workspace: block size 64 times the columns plus the 65 x 64 triangular factor
+        rows, _, info = lapack.dormqr("L", "N", reflectors, tau, rows, lwork=64 * k + 4160, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dormqr failed (info {info})")
+        z[1:, :] = rows
+        return z
+
+    return w, vectors
+
+
+def _orthogonality_error(v: np.ndarray) -> float:
+    """Bound on ||V^T V - I||_2 for computed eigenvectors V (k x k), measured.
+
+    ||fl(V^T V) - I||_F plus the round-off of that product (entries off by about sqrt(k) eps,
+    a k x k matrix of them has 2-norm about 2 k eps). Measured at k = 2048 on the hard case of
+    benchmarks/bench_frechet.py: 1e-13 + 9e-13, where LAPACK's a-priori O(k eps) carries an
+    unknown constant (14 k eps seen at k = 40). One k x k matrix product (0.15 s at k = 2048).
+    """
+    k = v.shape[1]
+    gram = v.T @ v
+    gram[np.diag_indices(k)] -= 1.0
+    return float(np.linalg.norm(gram)) + 2.0 * k * _EPS64
+
+
+def _bracket_nuclear_norm(a: np.ndarray, vec: np.ndarray, tr_gram: float) -> tuple[float, float]:
+    """(estimate, error) from a certified bracket of ||a||_* (a: m x k, m >= k).
+
+    vec: eigenvectors of G = a^T a (ascending eigenvalues). B = a vec (columns in descending
+    order). Columns whose squared norm is below _REFINE_FACTOR times the eigenvalue error
+    bound of the Gram matrix they came from are not resolved by its eigenvectors (their
+    cosines can be O(1)), so that trailing block is re-diagonalised by the eigenvectors of its
+    own, much smaller-normed, Gram matrix; rotating columns among themselves keeps V
+    orthogonal. The bracket (see `_nuclear_norm`) is then evaluated with the lower side from
+    the Cholesky factor R~ of the column-scaled Gram matrix Gamma = D^-1 B^T B D^-1
+    (D = diag(||b_j||), columns in descending norm): tr(R~ D) <= sqrt(1 + phi /
+    lambda_min(Gamma)) ||B||_* (Loewner order; R~^T R~ = Gamma + Phi), phi >= ||Phi||_2
+    bounding the round-off of Gamma and of the factorisation, and lambda_min(Gamma) >=
+    (1 - ||R~ - diag R~||_F - max|1 - R~_jj|)^2 - phi. It uses the longest leading set of
+    columns for which that is >= 1/4; unresolved columns (still large cosines) are left to
+    the upper side, so they widen the bracket by their norms instead of spoiling it.
+    Round-off terms (realistic sqrt(n) growth for length-n dot products, as in
+    `_nuclear_norm`) are added on both sides: column errors of the products a V (summed:
+    rho), non-orthogonality of V (measured, `_orthogonality_error`, per eigen-decomposition;
+    it scales all singular values by at most sqrt(1 +- that)) and rounding of the norms and
+    scalings.
+    """
+    m, k = a.shape
+    eps = _EPS64
+    fro = np.sqrt(tr_gram)
+    b = a @ np.ascontiguousarray(vec[:, ::-1])
+    rho = k * np.sqrt(k) * eps * fro  # sum_j ||fl(a v_j) - a v_j|| <= k * sqrt(k) eps ||a||_F
+    eps_v = _orthogonality_error(vec)
+    norms = np.sqrt(np.einsum("ij,ij->j", b, b))
+    delta = np.sqrt(k) * eps * tr_gram
+    start = 0
+    for _ in range(_REFINE_LEVELS):
+        small = np.flatnonzero(norms[start:] ** 2 < _REFINE_FACTOR * delta)
+        if small.size == 0 or k - (start + int(small[0])) < 2:
+            break
+        start += int(small[0])
+        block = b[:, start:]
+        gram_b = block.T @ block
+        k_b = gram_b.shape[0]
+        z = _symmetric_eigen(gram_b)[1]()
+        block = block @ np.ascontiguousarray(z[:, ::-1])
+        b[:, start:] = block
+        norms[start:] = np.sqrt(np.einsum("ij,ij->j", block, block))
+        tr_b = max(float(np.trace(gram_b)), 0.0)
+        delta = np.sqrt(k_b) * eps * tr_b
+        rho += k_b * np.sqrt(k_b) * eps * np.sqrt(tr_b)
+        eps_v += _orthogonality_error(z)
+    upper_b = float(norms.sum()) * (1.0 + (np.sqrt(m) + np.log2(k) + 2.0) * eps)  # norms, pairwise sum
+    # The lower side may use any subset J of the columns (||[B_J, B_rest]||_* >= ||B_J||_*;
+    # the upper side keeps them all): the columns above the round-off level of the products,
+    # in descending norm, up to the longest leading run whose scaled Gram matrix is provably
+    # well conditioned (lambda_min >= 1/4). Columns left out widen the bracket by their norms.
+    keep = np.flatnonzero(norms > np.sqrt(k) * eps * fro)
+    keep = keep[np.argsort(-norms[keep], kind="stable")]
+    lower_b = lower_raw = 0.0
+    if keep.size:
+        scale = norms[keep]
+        scaled = np.take(b, keep, axis=1)
+        del b
+        scaled /= scale
+        gamma = scaled.T @ scaled
+        del scaled
+        k_keep = keep.size
+        # dpotrf factors the leading block of order info - 1 when info > 0
+        r, info = scipy.linalg.lapack.dpotrf(gamma.T, lower=0, clean=1, overwrite_a=1)  # symmetric
+        n_ok = k_keep if info == 0 else max(info - 1, 0)
+        r = r[:n_ok, :n_ok]
+        diag = np.diag(r).copy()
+        # ||Phi||_2: entries of Phi (round-off of the scaled Gram matrix and the Cholesky
+        # backward error) are about eps_c = (sqrt(m) + sqrt(k) + 2) eps; a k x k matrix of such
+        # errors has 2-norm about 2 sqrt(k) eps_c (as for `_orthogonality_error`)
+        phi = 2.0 * np.sqrt(k_keep) * (np.sqrt(m) + np.sqrt(k_keep) + 2.0) * eps
+        r[np.diag_indices(n_ok)] = 0.0
+        # ||R~_J - diag||_F over leading blocks J, and the worst diagonal deviation so far
+        off = np.sqrt(np.cumsum(np.einsum("ij,ij->j", r, r)))
+        sigma_min = 1.0 - off - np.maximum.accumulate(np.abs(1.0 - diag))
+        lam_min = np.where(sigma_min > 0.0, sigma_min * sigma_min, 0.0) - phi
+        n_lower = int(np.count_nonzero(lam_min >= 0.25))  # lam_min decreases along J: a prefix
+        if n_lower:
+            lower_raw = float(scale[:n_lower] @ diag[:n_lower])  # = tr(R~_J D_J)
+            lower_b = lower_raw * (1.0 - n_lower * eps) / np.sqrt(1.0 + phi / lam_min[n_lower - 1])
+            lower_b -= eps * upper_b  # scaling b_j / ||b_j|| rounds each column by eps relative
+    upper = (upper_b + rho) / np.sqrt(1.0 - eps_v)
+    lower = max(lower_b - rho, 0.0) / np.sqrt(1.0 + eps_v)
+    # The estimate is the midpoint of the two computed sums, which the round-off terms above
+    # only widen (they are bounds, not corrections); the error covers the whole bracket.
+    estimate = min(max(0.5 * (float(norms.sum()) + lower_raw), lower), upper)
+    return estimate, max(upper - estimate, estimate - lower)
 
 
 def frechet_distance_from_stats(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
@@ -231,14 +459,15 @@ def frechet_distance_from_stats(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) ->
         FD = ||mu1 - mu2||^2 + ||F1||_F^2 + ||F2||_F^2 - 2 ||F2^T F1||_*
            = ||mu1 - mu2||^2 + min over orthogonal U of ||F1 - F2 U||_F^2   (Procrustes),
 
-    non-negative by construction and never complex. ||A||_* is taken from the eigenvalues
-    of the symmetric PSD Gram matrix A^T A (eigvalsh: fast) when an a-posteriori
-    round-off bound shows that is accurate to 1e-9 relative, and from an SVD of A
-    otherwise (see `_nuclear_norm`): square roots of small eigenvalues of a product are
-    only sqrt(eps)-accurate, which matters for ill-conditioned covariances and nearly
-    identical sets. Cost: two Cholesky factorisations, two matrix products and one
-    symmetric eigenvalue problem -- several times faster than scipy.linalg.sqrtm of the
-    product on 2048-d statistics (see benchmarks/bench_frechet.py).
+    non-negative by construction and never complex. ||A||_* comes with a round-off bound
+    e, and a fast path is used only when 2 e <= 1e-8 * FD: square roots of the eigenvalues
+    of the Gram matrix A^T A when their a-priori bound allows it (well-conditioned
+    covariances), else a certified bracket from the eigenvectors of A^T A (ill-conditioned
+    full-rank covariances, where square roots of small eigenvalues of a product only get
+    sqrt(eps)-sized a-priori bounds); otherwise an SVD of A, returned whatever its bound
+    (nearly identical sets, FD ~ 0; see `_nuclear_norm`). scipy.linalg.sqrtm of sigma1 sigma2, as the reference tools
+    use, is only sqrt(eps)-accurate on such covariances (4e-7 relative on the hard case of
+    benchmarks/bench_frechet.py) and 6-10x slower at d = 2048 (benchmarks/RESULTS.md).
 
     Negative results: in exact arithmetic the value is >= 0. A computed value in
     [-tol, 0), tol = 2 * (error bound of ||A||_*) + 16 * d * eps64 * (||mu1 - mu2||^2 +
@@ -270,10 +499,11 @@ def _frechet_from_factors(m1: np.ndarray, m2: np.ndarray, f1: np.ndarray, f2: np
     mean_term = float(diff @ diff)
     tr1 = float(np.sum(f1 * f1))
     tr2 = float(np.sum(f2 * f2))
-    cross, cross_err = _nuclear_norm(f2.T @ f1)
-    fd = mean_term + tr1 + tr2 - 2.0 * cross
+    rest = mean_term + tr1 + tr2
+    cross = _nuclear_norm(f2.T @ f1, rest)
+    fd = rest - 2.0 * cross.value
     if fd < 0.0:
-        tol = 2.0 * cross_err + 16.0 * max(d, 1) * _EPS64 * (mean_term + tr1 + tr2)
+        tol = 2.0 * cross.error + 16.0 * max(d, 1) * _EPS64 * rest
         if fd < -tol:
             raise RuntimeError(
                 f"Frechet distance came out at {fd:.6g}, below the round-off bound -{tol:.3g}; "
