@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import GenauBenchError, MissingFileError, UsageError, one_line
+from genau_core.files import atomic_path
 
 DEFAULT_ROOT = "bench-runs"
 
@@ -432,7 +433,6 @@ def cmd_score(args) -> int:
 def _write_per_clip(path: Path, results: dict) -> None:
     """`bench score --per-clip FILE.parquet|csv`: one row per clip id, one column per per-clip metric
     column (prefixed "<protocol>:" when several protocols are scored)."""
-    import os
 
     import pandas as pd
 
@@ -443,10 +443,8 @@ def _write_per_clip(path: Path, results: dict) -> None:
             f.columns = [f"{name}:{c}" for c in f.columns]
         frames.append(f)
     frame = pd.concat(frames, axis=1).reset_index() if frames else pd.DataFrame({"clip_id": []})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False) if path.suffix == ".csv" else frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False) if path.suffix == ".csv" else frame.to_parquet(tmp, index=False)
 
 
 class NothingScoredError(UsageError):
@@ -538,9 +536,18 @@ def _check_leaderboard_split(root: str, split: str) -> None:
                      f"`bench run --split {split} ...` makes them, --root names another run store)")
 
 
+COMMANDS_GROUP = "genau_bench.commands"  # apps above bench (userstudy) add `bench <name>` here; bench never imports them
+
+
 def cmd_study(args, rest: list[str]) -> int:
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=COMMANDS_GROUP) if ep.name == "study"]
+    if not found:
+        raise UsageError(f"the study app is not installed (no 'study' in entry-point group {COMMANDS_GROUP!r}): "
+                         "pip install -e '.[study]'")
     try:
-        from userstudy.cli import main as study_main
+        study_main = found[0].load()
     except ImportError as e:
         raise UsageError(f"the study app needs the [study] extra: pip install -e '.[study]' ({e})") from None
     return study_main(rest, prog="bench study")

@@ -26,7 +26,7 @@ from bench.process_policy import current_policy
 from bench.protocol import PROTOCOL
 from bench.runs.store import RunDir, RunStore, settings_hash
 from bench.splits.base import Split, SplitItem, clip_set_identity
-from bench.tempfiles import remove_stale_temporaries
+from genau_core.files import atomic_path, remove_stale_temporaries
 
 PACKAGES = ("genau-bench", "torch", "numpy", "scipy", "diffusers", "transformers", "soxr", "soundfile", "librosa")
 
@@ -227,14 +227,9 @@ def write_per_clip(path: Path, result: ScoreResult) -> str:
     """Per-clip values (one row per clip id, one column per per-clip metric column) as Parquet or CSV
     (by the suffix), written atomically. -> the file's name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame = result.per_clip_frame()
-    if path.suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path, clean=False) as tmp:
+        frame.to_csv(tmp, index=False) if path.suffix == ".csv" else frame.to_parquet(tmp, index=False)
     return path.name
 
 

@@ -25,7 +25,6 @@ nor used to pick the ranking column.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +32,7 @@ import pandas as pd
 from bench.checkpoints import REAL_WEIGHTS, UNVERIFIED, VERIFIED, describe_weights
 from bench.metrics.registry import METRICS as METRIC_SPECS
 from bench.runs.store import RunStore
-from bench.tempfiles import remove_stale_temporaries
+from genau_core.files import atomic_path, remove_stale_temporaries
 
 SUFFIXES = ("_ci95_low", "_ci95_high", "_missing_reason", "_ci_note")
 # Direction and charting come from the metric registry (one declaration per metric).
@@ -316,9 +315,8 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, split: str, protoco
     remove_stale_temporaries(out_dir)  # e.g. `.demo.<pid>.tmp.png` of a leaderboard killed mid-write
     stem = leaderboard_stem(split, protocol)
     csv_path = out_dir / f"{stem}.csv"
-    tmp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    with atomic_path(csv_path, clean=False) as tmp:
+        df.to_csv(tmp, index=False)
     png_path = out_dir / f"{stem}.png"
     plot_leaderboard(df, png_path, split, protocol)
     return csv_path, png_path
@@ -376,7 +374,8 @@ def plot_leaderboard(df: pd.DataFrame, path: Path, split: str, protocol: str = "
         fig.text(0.01, 0.005, legend, fontsize=7, va="bottom", ha="left")
     bottom = (0.18 * len(groups) + 0.35) / fig.get_figheight() if len(groups) > 1 else 0
     fig.tight_layout(rect=(0, bottom, 1, 1))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png", clean=False) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)

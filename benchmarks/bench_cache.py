@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _clips import make_clips, prompts_for  # noqa: E402
 import numpy as np  # noqa: E402
+from _clips import make_clips, prompts_for  # noqa: E402
 
 from bench.metrics.cache import EmbeddingCache  # noqa: E402
 from bench.metrics.suite import ScoreConfig, score  # noqa: E402

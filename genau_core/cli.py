@@ -50,7 +50,7 @@ def load_model(name: str, checkpoint: str | None, device: str, weights: str | No
             return build_genau(GENAU_TINY, device=device)
         folder = Path(checkpoint).expanduser() if checkpoint else WEIGHTS_DIR
         if not (folder / WEIGHTS_NAME).exists():
-            hint = "rebuild the shipped weights with `python -m genau_core.genau.tiny_weights`" if not checkpoint else "a folder written by save_pretrained"
+            hint = "rebuild the shipped weights with `python -m bench.tiny_genau`" if not checkpoint else "a folder written by save_pretrained"
             raise SystemExit(f"genau-tiny: {folder / WEIGHTS_NAME} not found ({hint})")
         return load_pretrained(folder, device=device)
     if weights is not None and name not in RELEASE_STEMS:

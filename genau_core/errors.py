@@ -16,6 +16,7 @@ ValueError)`. The checkpoint errors live here, at the bottom, so every reader of
     |   +-- CheckpointNotFound                  a checkpoint file, with where it was looked for
     +-- UnknownNameError (KeyError)             an unknown model / backbone / protocol name
     +-- TokenizerError (ValueError)             a tokenizer that cannot be loaded or does not fit
+    +-- SplitError (ValueError)                 a split / manifest / CSV / JSONL table that is missing or malformed
     +-- CheckpointError (ValueError)            a checkpoint file that does not hold the network
         +-- OfficialCheckpointError             an official release file (GenAu, AutoCap) or its
                                                 settings yaml that we cannot load as published
@@ -57,6 +58,11 @@ class TokenizerError(GenauBenchError, ValueError):
     its source (folder or hub id) and what to pass instead."""
 
 
+class SplitError(GenauBenchError, ValueError):
+    """A split's or manifest's files are missing or malformed (also any CSV / JSONL table read by
+    `genau_core.tables`); the message names the file, line and what to do."""
+
+
 class CheckpointError(GenauBenchError, ValueError):
     """A checkpoint that does not hold the expected network (unreadable file, unknown, missing or
     mis-shaped keys); the message starts with the file (or what was being loaded)."""
@@ -67,7 +73,7 @@ class OfficialCheckpointError(CheckpointError):
     unsupported option, a key without a mapping, a missing weight set."""
 
 
-# The former names of the two checkpoint readers' errors (bench/metrics/backbones/_checkpoint_io.py,
+# The former names of the two checkpoint readers' errors (genau_core/checkpoint_io.py,
 # genau_core/baselines/_state.py): one type now, so `except` clauses with either name catch both.
 CheckpointFormatError = CheckpointError
 CheckpointMappingError = CheckpointError

@@ -22,8 +22,6 @@ import pytest
 import torch
 
 from bench.checkpoints import CheckpointNotFound
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
-from bench.metrics.backbones.laion_clap import to_laion_clap_state_dict
 from genau_core.autocap.configs import AUTOCAP, OFFICIAL_SPECIAL_TOKENS, micro_config
 from genau_core.autocap.model import build_autocap
 from genau_core.autocap.official import (
@@ -33,6 +31,8 @@ from genau_core.autocap.official import (
     find_official_files,
     to_official_state_dict,
 )
+from genau_core.checkpoint_io import CheckpointFormatError
+from genau_core.networks.laion_clap import to_laion_clap_state_dict
 
 CFG = micro_config(layout="official", meta_fields=("video_caption", "title"))
 
@@ -267,10 +267,11 @@ def test_stage_one_start_from_pretrained_parts(model, tmp_path):
     official stage 1 starts; BART's position table is extended with copies of its last row."""
     from dataclasses import replace
 
-    from bench.metrics.backbones._htsat import FRONTEND_KEYS, join_htsat_state_dict
-    from bench.metrics.backbones.laion_clap import save_laion_clap_checkpoint
-    from genau_core.autocap.official import load_pretrained_parts
     from transformers import BartForConditionalGeneration
+
+    from genau_core.autocap.official import load_pretrained_parts
+    from genau_core.networks.htsat import FRONTEND_KEYS, join_htsat_state_dict
+    from genau_core.networks.laion_clap import save_laion_clap_checkpoint
 
     torch.manual_seed(7)
     short = replace(CFG.bart, max_position_embeddings=150)

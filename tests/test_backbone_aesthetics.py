@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from bench.metrics.backbones import backbone_class
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, expected_state
 from bench.metrics.backbones.aesthetics import (
     AESTHETICS_INPUT,
     AestheticsBackbone,
     tiny_aesthetics_config,
 )
+from genau_core.checkpoint_io import CheckpointFormatError, expected_state
 from genau_core.networks.aesthetics import (
     AXES,
     AestheticsConfig,

@@ -19,24 +19,24 @@ import torch
 import torch.nn.functional as F
 
 from bench.metrics.backbones import backbone_class
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, expected_state
-from bench.metrics.backbones._tokenizers import build_test_roberta_tokenizer
-from bench.metrics.backbones.laion_clap import (
-    LaionClapHtsatTiny,
-    tiny_laion_clap_config,
-)
+from bench.metrics.backbones.laion_clap import LaionClapHtsatTiny
 from bench.metrics.backbones.laion_clap_fusion import (
+    LaionClapFusion,
+    LaionClapFusionStableAudio,
+    stable_audio_metrics_clap_input,
+)
+from genau_core.checkpoint_io import CheckpointFormatError, expected_state
+from genau_core.networks.laion_clap import tiny_laion_clap_config
+from genau_core.networks.laion_clap_fusion import (
     HTSAT_TINY_FUSION,
     FusionMel,
-    LaionClapFusion,
     LaionClapFusionNet,
-    LaionClapFusionStableAudio,
     fusion_chunk_seed,
     fusion_chunk_starts,
     fusion_config,
     fusion_features,
-    stable_audio_metrics_clap_input,
 )
+from genau_core.tokenizers import build_test_roberta_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -251,17 +251,13 @@ def test_fusion_patch_embed_matches_laion_aff_2d(model):
     assert float((fused - plain).abs().max()) > 0.1
 
 
-def test_embeddings_shapes_determinism_and_batch_independence(model, cfg, tok, clips):
+def test_embeddings_shapes_and_long_clips(model, cfg, tok, clips):
     out = model.embed(clips)
     assert [i.longer for i in model.last_inputs] == [False, False, False, True, True]
     for o in out:
         assert o["embedding"].shape == (512,) and o["embedding"].dtype == np.float32
         assert abs(np.linalg.norm(o["embedding"]) - 1.0) < 1e-5
-    again = model.embed(clips[::-1])[::-1]
-    alone = [model.embed([c])[0] for c in clips]
-    for o, a, s in zip(out, again, alone):
-        np.testing.assert_allclose(o["embedding"], a["embedding"], atol=2e-6)
-        np.testing.assert_allclose(o["embedding"], s["embedding"], atol=2e-6)
+    # order and batch independence: tests/test_backbone_contract.py, for every backbone
     # a long clip is not its first 10 s: the fusion features change the embedding
     first = model.embed([clips[3][: cfg.clip_samples]])[0]["embedding"]
     assert float(np.abs(first - out[3]["embedding"]).max()) > 1e-3

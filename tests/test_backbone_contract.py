@@ -43,9 +43,9 @@ class Case:
 
 
 def _laion(fusion: bool = False) -> dict:
-    from bench.metrics.backbones._tokenizers import build_test_roberta_tokenizer
-    from bench.metrics.backbones.laion_clap import tiny_laion_clap_config
-    from bench.metrics.backbones.laion_clap_fusion import fusion_config
+    from genau_core.networks.laion_clap import tiny_laion_clap_config
+    from genau_core.networks.laion_clap_fusion import fusion_config
+    from genau_core.tokenizers import build_test_roberta_tokenizer
 
     tok = build_test_roberta_tokenizer()
     cfg = tiny_laion_clap_config(len(tok))  # 1-s clips, 16 mels, 3 Swin stages, 2-layer RoBERTa; 512-d output
@@ -53,8 +53,8 @@ def _laion(fusion: bool = False) -> dict:
 
 
 def _ms_clap(version: str) -> dict:
-    from bench.metrics.backbones._tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
-    from bench.metrics.backbones.ms_clap import tiny_ms_clap_config
+    from genau_core.networks.ms_clap import tiny_ms_clap_config
+    from genau_core.tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
 
     tok = build_test_bert_tokenizer() if version == "2022" else build_test_gpt2_tokenizer()
     return {"config": tiny_ms_clap_config(version, len(tok)), "tokenizer": tok}

@@ -10,13 +10,11 @@ import pytest
 import torch
 
 from bench.checkpoints import CheckpointNotFound, sha256_file
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, expected_state
-from bench.metrics.backbones._tokenizers import build_test_roberta_tokenizer
-from bench.metrics.backbones.laion_clap import (
+from bench.metrics.backbones.laion_clap import LaionClapHtsatBase, LaionClapHtsatTiny
+from genau_core.checkpoint_io import CheckpointFormatError, expected_state
+from genau_core.networks.laion_clap import (
     HTSAT_BASE,
     HTSAT_TINY,
-    LaionClapHtsatBase,
-    LaionClapHtsatTiny,
     LaionClapNet,
     build_frontend,
     convert_laion_clap_state_dict,
@@ -25,6 +23,7 @@ from bench.metrics.backbones.laion_clap import (
     tiny_laion_clap_config,
     to_laion_clap_state_dict,
 )
+from genau_core.tokenizers import build_test_roberta_tokenizer
 
 SR = 48000
 
@@ -283,7 +282,7 @@ def test_model_input_is_prepared_once_inside_embed():
 def test_texts_batched_by_length_come_back_in_input_order(model, monkeypatch):
     """Prompts are batched by token length (less padding); each row must still be its own
     prompt's embedding, as embedded alone in the fixed-length layout laion_clap uses."""
-    from bench.metrics.backbones._tokenizers import batches_by_length
+    from genau_core.tokenizers import batches_by_length
 
     assert batches_by_length([5, 2, 9, 2, 7], 2) == [[1, 3], [0, 4], [2]]
     texts = ["rain falls on a metal roof while thunder rolls", "a dog", "birds sing", "an engine idles loudly"]

@@ -11,20 +11,19 @@ import pytest
 import torch
 
 from bench.checkpoints import sha256_file
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, expected_state
-from bench.metrics.backbones._stft import slaney_mel_matrix
-from bench.metrics.backbones._tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
-from bench.metrics.backbones.ms_clap import (
+from bench.metrics.backbones.ms_clap import MsClap2022, MsClap2023
+from genau_core.checkpoint_io import CheckpointFormatError, expected_state
+from genau_core.networks.ms_clap import (
     MS_CLAP_2022,
     MS_CLAP_2023,
-    MsClap2022,
-    MsClap2023,
     MsClapNet,
     convert_ms_clap_state_dict,
     fit_to_duration,
     tiny_ms_clap_config,
     to_ms_clap_state_dict,
 )
+from genau_core.networks.stft import slaney_mel_matrix
+from genau_core.tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
 
 SR = 44100
 TEXTS = ["a dog barks loudly", "rain on a roof", "a man speaks " * 8]  # the last is longer than text_len

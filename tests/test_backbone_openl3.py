@@ -14,13 +14,13 @@ import torch.nn.functional as F
 
 from bench.checkpoints import CheckpointNotFound
 from bench.metrics.backbones import backbone_class
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
 from bench.metrics.backbones.openl3 import (
     OpenL3Backbone,
     OpenL3StableAudio,
     openl3_resample,
     stable_audio_metrics_openl3_input,
 )
+from genau_core.checkpoint_io import CheckpointFormatError
 from genau_core.networks.openl3 import OPENL3_MEL256_ENV_512, KapreMelSpectrogram, OpenL3AudioNet, openl3_frames
 
 TINY = dataclasses.replace(OPENL3_MEL256_ENV_512, widths=(4, 8, 8, 16))
@@ -277,7 +277,7 @@ def test_bad_files_and_inputs_are_named(tiny, tmp_path):
         stable_audio_metrics_openl3_input(np.zeros(4410, np.float32), 44100)
 
 
-def test_shapes_determinism_and_mono_as_fake_stereo(tiny):
+def test_shapes_and_mono_as_fake_stereo(tiny):
     stereo = np.stack([_tone(2.2, 48000, 1), _tone(2.2, 48000, 2)])
     out = tiny.embed([stereo, stereo[0], _tone(0.4, 48000, 3)])
     n = len(openl3_frames(stereo[0], 0.5))
@@ -286,9 +286,7 @@ def test_shapes_determinism_and_mono_as_fake_stereo(tiny):
     np.testing.assert_allclose(out[0]["frames"], np.concatenate([left, right], axis=1), rtol=0, atol=1e-5)
     np.testing.assert_array_equal(out[1]["frames"][:, :16], out[1]["frames"][:, 16:])  # mono: L = R
     assert out[2]["frames"].shape == (1, 32)  # 0.4 s: centred (0.9 s), padded to one window
-    again = _backbone().embed([stereo])[0]["frames"]
-    np.testing.assert_array_equal(again, _backbone().embed([stereo])[0]["frames"])
-    assert not np.allclose(_backbone(seed=1).embed([stereo])[0]["frames"], again)
+    # seeds and batch independence: tests/test_backbone_contract.py, for every backbone
 
 
 @pytest.mark.parametrize("seconds,sr,channels", [(1.6, 44100, 2), (1.3, 48000, 2), (1.1, 16000, 1), (0.6, 22050, 2)])

@@ -15,14 +15,10 @@ import scipy.signal
 import torch
 
 from bench.checkpoints import CheckpointNotFound
-from bench.metrics.backbones._stft import ConvSTFT, dft_kernels
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, load_state_dict_exact
-from bench.metrics.backbones.panns import (
-    CNN14_16K,
-    Cnn14Backbone,
-    check_panns_frontend,
-    read_panns_state_dict,
-)
+from bench.metrics.backbones.panns import Cnn14Backbone
+from genau_core.checkpoint_io import CheckpointFormatError, load_state_dict_exact
+from genau_core.networks.panns import CNN14_16K, check_panns_frontend, read_panns_state_dict
+from genau_core.networks.stft import ConvSTFT, dft_kernels
 
 SR = 16000
 

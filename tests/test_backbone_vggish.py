@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from bench.checkpoints import CheckpointNotFound
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
-from bench.metrics.backbones.vggish import VGGishBackbone, vggish_examples
+from bench.metrics.backbones.vggish import VGGishBackbone
+from genau_core.checkpoint_io import CheckpointFormatError
+from genau_core.networks.vggish import vggish_examples
 
 SR = 16000
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from bench.checkpoints import cache_root, sha256_file, sha256_files
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, build_from_state, parameters_on_meta
-from bench.metrics.backbones._tokenizers import trim_right_padding
+from genau_core.checkpoint_io import CheckpointFormatError, build_from_state, parameters_on_meta
+from genau_core.tokenizers import trim_right_padding
 
 
 class _Net(nn.Module):

@@ -57,7 +57,8 @@ def test_audioldm_l_hint_runs(tmp_path, offline):
 
 def test_tango_hint_runs(tmp_path, offline, monkeypatch):
     """tango's loader passes no model name to the hub lookup: the hint still names `tango`."""
-    from bench.plugins.tango import TANGO_TINY_CONFIG, Tango, build_tiny_tango, save_official_tango_folder
+    from bench.plugins.tango import TANGO_TINY_CONFIG, Tango, build_tiny_tango
+    from genau_core.baselines.tango import save_official_tango_folder
     from tests.test_plugin_tango import official_main_file, official_vae_file
 
     argv = ["run", "--models", "tango", *FAST_RUN, "--out", str(tmp_path / "runs")]

@@ -82,7 +82,7 @@ def test_domain_errors_keep_their_stdlib_base(where, stdlib):
 
 
 def test_one_checkpoint_error_and_one_official_checkpoint_error():
-    from bench.metrics.backbones import _checkpoint_io
+    from genau_core import checkpoint_io as _checkpoint_io
     from genau_core.autocap import official as autocap_official
     from genau_core.baselines import _state
     from genau_core.genau import official as genau_official
@@ -96,8 +96,8 @@ def test_one_checkpoint_error_and_one_official_checkpoint_error():
 
 
 def test_both_checkpoint_readers_raise_the_same_type(tmp_path):
-    from bench.metrics.backbones._checkpoint_io import read_state_dict
     from genau_core.baselines._state import read_checkpoint
+    from genau_core.checkpoint_io import read_state_dict
 
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
@@ -152,7 +152,7 @@ def test_cli_turns_any_family_error_into_one_line(monkeypatch):
     """An error of the family raised anywhere inside a command (here: a checkpoint reader's) is one line and
     exit status 1, with no per-type clause in the CLI (it used to escape as a traceback)."""
     import bench.cli
-    from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
+    from genau_core.checkpoint_io import CheckpointFormatError
 
     def fails(_args):
         raise CheckpointFormatError("/x/net.pth: not a VGGish checkpoint:\n3 missing keys, e.g. ['fc.weight']")

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from genau_core.audio import TINY_HIFIGAN, HiFiGANConfig, HiFiGANGenerator, MelConfig, MelSpectrogram, fit_frames, load_hifigan, prepare_waveform
+from genau_core.audio import (
+    TINY_HIFIGAN,
+    HiFiGANConfig,
+    HiFiGANGenerator,
+    MelConfig,
+    MelSpectrogram,
+    fit_frames,
+    load_hifigan,
+    prepare_waveform,
+)
 from genau_core.audio.hifigan import official_to_ours
 
 

@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 
-from bench.metrics.backbones import _stft
+from genau_core.networks import stft as _stft
 
 
 def test_stored_tables_equal_librosa():
     stored = _stft._stored_tables()
     fresh = _stft.compute_librosa_tables()
-    assert sorted(stored) == sorted(fresh), "regenerate: python -m bench.metrics.backbones._stft"
+    assert sorted(stored) == sorted(fresh), "regenerate: python -m genau_core.networks.stft"
     for key, value in fresh.items():
         assert stored[key].dtype == value.dtype and np.array_equal(stored[key], value), key
 
@@ -35,7 +35,7 @@ def test_protocol_backbones_do_not_import_librosa_filters():
         "from bench.metrics.backbones.panns import Cnn14Backbone\n"
         "from bench.metrics.backbones.laion_clap import LaionClapHtsatBase\n"
         "from bench.metrics.backbones.ms_clap import MsClap2023\n"
-        "from bench.metrics.backbones._stft import dft_kernels, slaney_mel_matrix\n"
+        "from genau_core.networks.stft import dft_kernels, slaney_mel_matrix\n"
         "Cnn14Backbone().init_random(0)\n"
         "for n in (512, 1024): dft_kernels(n)\n"
         "slaney_mel_matrix(48000, 1024, 64, 50.0, 14000.0); slaney_mel_matrix(44100, 1024, 64, 50.0, 14000.0)\n"

@@ -194,25 +194,6 @@ def test_plugin_follows_the_official_sampler(tiny):
     np.testing.assert_allclose(ours, ref.numpy()[:40_000], atol=2e-6, rtol=0)
 
 
-def test_seed_determinism_across_instances(tiny):
-    """A fresh instance rebuilds identical weights; the same seed gives the same clip."""
-    other = AudioLDMTiny()
-    a = tiny.generate(PROMPTS[:1], seed=[5], steps=STEPS, duration=SHORT)[0]
-    b = other.generate(PROMPTS[:1], seed=[5], steps=STEPS, duration=SHORT)[0]
-    c = other.generate(PROMPTS[:1], seed=[6], steps=STEPS, duration=SHORT)[0]
-    np.testing.assert_array_equal(a, b)
-    assert np.abs(a - c).max() > 1e-3
-
-
-def test_outputs_do_not_depend_on_batch_composition(tiny):
-    together = tiny.generate(PROMPTS, seed=[1, 2, 3], steps=STEPS, duration=SHORT, batch_size=3)
-    alone = tiny.generate(PROMPTS[1:2], seed=[2], steps=STEPS, duration=SHORT)[0]
-    reordered = tiny.generate([PROMPTS[2], PROMPTS[0]], seed=[3, 1], steps=STEPS, duration=SHORT, batch_size=2)
-    np.testing.assert_allclose(together[1], alone, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(together[2], reordered[0], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(together[0], reordered[1], atol=1e-6, rtol=0)
-
-
 def test_guidance_is_passed_through(tiny):
     a = tiny.generate(PROMPTS[:1], seed=[3], steps=STEPS, guidance=2.5, duration=SHORT)[0]
     b = tiny.generate(PROMPTS[:1], seed=[3], steps=STEPS, guidance=1.0, duration=SHORT)[0]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.plugins.audioldm2 import AudioLDM2Large, AudioLDM2Tiny, _audioldm2_pipeline_class, t5_style_tokenizer
+from bench.plugins.audioldm2 import AudioLDM2Large, AudioLDM2Tiny, _audioldm2_pipeline_class
+from genau_core.tokenizers import t5_style_tokenizer
 from tests.audioldm_official import official_alphas_cumprod, official_ddim_sample, official_latent_t_size
 from tests.plugin_helpers import loaded_tiny
 
@@ -200,24 +201,6 @@ def test_parity_with_a_batched_diffusers_call_when_lengths_agree(diffusers_uncon
     ours = np.stack(tiny.generate(prompts, seed=[4, 5], steps=STEPS, duration=SHORT))
     ref = _direct(tiny, prompts, [4, 5], duration=SHORT)
     np.testing.assert_allclose(ours, ref, atol=1e-6, rtol=0)
-
-
-def test_outputs_do_not_depend_on_batch_composition(tiny):
-    together = tiny.generate(PROMPTS, seed=[1, 2, 3], steps=STEPS, duration=SHORT, batch_size=3)
-    alone = tiny.generate(PROMPTS[2:3], seed=[3], steps=STEPS, duration=SHORT)[0]
-    pair = tiny.generate([PROMPTS[0], PROMPTS[1]], seed=[1, 2], steps=STEPS, duration=SHORT)
-    np.testing.assert_allclose(together[2], alone, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(together[0], pair[0], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(together[1], pair[1], atol=1e-6, rtol=0)
-
-
-def test_seed_determinism_across_instances(tiny):
-    other = AudioLDM2Tiny()
-    a = tiny.generate(PROMPTS[:1], seed=[5], steps=STEPS, duration=SHORT)[0]
-    b = other.generate(PROMPTS[:1], seed=[5], steps=STEPS, duration=SHORT)[0]
-    c = other.generate(PROMPTS[:1], seed=[6], steps=STEPS, duration=SHORT)[0]
-    np.testing.assert_array_equal(a, b)
-    assert np.abs(a - c).max() > 1e-3
 
 
 def test_guidance_one_skips_the_unconditional_branch(tiny):

@@ -22,9 +22,21 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from bench.plugins.make_an_audio import MakeAnAudio, MakeAnAudioTiny, build_tiny_make_an_audio, make_an_audio_tiny_config
+from bench.plugins.make_an_audio import (
+    MakeAnAudio,
+    MakeAnAudioTiny,
+    build_tiny_make_an_audio,
+    make_an_audio_tiny_config,
+)
 from genau_core.baselines._state import CheckpointMappingError
-from genau_core.baselines.bigvgan import BigVGAN, BigVGANConfig, kaiser_sinc_filter, load_bigvgan_folder, map_bigvgan_state_dict, save_bigvgan_folder
+from genau_core.baselines.bigvgan import (
+    BigVGAN,
+    BigVGANConfig,
+    kaiser_sinc_filter,
+    load_bigvgan_folder,
+    map_bigvgan_state_dict,
+    save_bigvgan_folder,
+)
 from genau_core.baselines.ldm_keys import LdmUNetConfig, build_ldm_unet, map_ldm_unet_state_dict
 from genau_core.baselines.ldm_sampling import LdmSchedule, ddim_sample
 from genau_core.baselines.make_an_audio import MAKE_AN_AUDIO_CONFIG, MakeAnAudioModel
@@ -612,18 +624,6 @@ def test_tiny_generates_ten_seconds_at_16k(tiny):
     assert not np.allclose(waves[0], waves[1])
     rec = tiny.last_record
     assert rec.native_sample_rate == 16_000 and not rec.resampled and rec.prompts == [{}, {}]
-
-
-def test_tiny_determinism_and_batch_independence(tiny):
-    other = MakeAnAudioTiny()
-    a = tiny.generate(PROMPTS, seed=[1, 2, 3], steps=2, duration=SHORT, batch_size=3)
-    b = other.generate(PROMPTS[1:], seed=[2, 3], steps=2, duration=SHORT)
-    c = other.generate(PROMPTS[:1], seed=[1], steps=2, duration=SHORT)
-    np.testing.assert_allclose(a[1], b[0], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(a[2], b[1], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(a[0], c[0], atol=1e-5, rtol=0)
-    d = other.generate(PROMPTS[:1], seed=[4], steps=2, duration=SHORT)
-    assert np.abs(a[0] - d[0]).max() > 1e-3
 
 
 def test_tiny_runs_through_bench_run_on_the_demo_split(tmp_path, monkeypatch):

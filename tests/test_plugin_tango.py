@@ -17,25 +17,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.plugins.tango import (
+from bench.plugins.tango import TANGO_TINY_CONFIG, Tango, Tango2, Tango2Tiny, TangoTiny, build_tiny_tango
+from genau_core.baselines.tango import (
     TANGO2_CONFIG,
     TANGO_CONFIG,
-    TANGO_TINY_CONFIG,
-    CheckpointMappingError,
     LdmVaeConfig,
-    Tango,
-    Tango2,
-    Tango2Tiny,
     TangoModel,
-    TangoTiny,
     build_scheduler,
     build_text_encoder,
-    build_tiny_tango,
     build_unet,
     map_hifigan_state_dict,
     resolve_unet_config,
     save_official_tango_folder,
 )
+from genau_core.errors import CheckpointMappingError
 from tests.plugin_helpers import loaded_tiny, official_ldm_vae_shapes, reference_ldm_vae_decode
 
 STEPS = 3
@@ -419,18 +414,6 @@ def test_tiny_generates_ten_seconds_at_16k(tiny):
         assert w.dtype == np.float32 and w.shape == (160_000,) and np.isfinite(w).all() and w.std() > 1e-3
     assert not np.allclose(waves[0], waves[1])
     assert tiny.last_record.native_sample_rate == 16_000 and not tiny.last_record.resampled
-
-
-def test_tiny_determinism_and_batch_independence(tiny):
-    other = TangoTiny()
-    a = tiny.generate(PROMPTS, seed=[1, 2, 3], steps=STEPS, duration=SHORT, batch_size=3)
-    b = other.generate(PROMPTS[1:], seed=[2, 3], steps=STEPS, duration=SHORT)
-    c = other.generate(PROMPTS[:1], seed=[1], steps=STEPS, duration=SHORT)
-    np.testing.assert_allclose(a[1], b[0], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(a[2], b[1], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(a[0], c[0], atol=1e-6, rtol=0)
-    d = other.generate(PROMPTS[:1], seed=[4], steps=STEPS, duration=SHORT)
-    assert np.abs(a[0] - d[0]).max() > 1e-3
 
 
 def test_tango2_tiny_shares_the_builder_but_not_the_weights(tiny):

@@ -2,7 +2,15 @@
 
 import pytest
 
-from genau_core.recap.filters import DEFAULT_KEYWORDS, Clip, FilterRules, KeywordFilter, Piece, merge_identical, read_keywords
+from genau_core.recap.filters import (
+    DEFAULT_KEYWORDS,
+    Clip,
+    FilterRules,
+    KeywordFilter,
+    Piece,
+    merge_identical,
+    read_keywords,
+)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'gena
 from genau_core.recap import run_recap  # noqa: E402
 from tests.test_recap_pipeline import CAPTIONER, EXPECTED_CLIPS, clip_files, config, make_dataset, read_jsonl  # noqa: E402
 
-
 # Ray's own DataContext warns about its deprecated fields when it copies itself
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 

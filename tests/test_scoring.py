@@ -248,7 +248,7 @@ class _OfficialTextSpectral(_TextSpectral):
 
 
 def test_official_text_tower_uses_a_local_tokenizer_folder(monkeypatch, clips, tmp_path):
-    from bench.plugins._tiny_text import roberta_style_tokenizer
+    from genau_core.tokenizers import roberta_style_tokenizer
 
     monkeypatch.setitem(registry.BACKBONES, "fake-clap-official", f"{__name__}:_OfficialTextSpectral")
     tok_dir = tmp_path / "tok"
@@ -303,7 +303,7 @@ SENTENCES = {f"c{i}": t for i, t in enumerate(["a dog barks", "rain falls on a r
 def test_swapped_token_ids_miss_the_text_cache(monkeypatch, clips, tmp_path):
     """Issue 15 item 3: the text-embedding cache key names the tokenizer (hash of its vocabulary and
     rules); two token ids swapped -> the prompts are embedded again and the new score is returned."""
-    from bench.plugins._tiny_text import roberta_style_tokenizer
+    from genau_core.tokenizers import roberta_style_tokenizer
 
     monkeypatch.setitem(registry.BACKBONES, "fake-clap-official", f"{__name__}:_OfficialTextSpectral")
     tok_dir = tmp_path / "tok"
@@ -335,7 +335,8 @@ class _MsClapStyleOfficial(_OfficialTextSpectral):
     name = "fake-msclap-official"
 
     def __init__(self, device="cpu", tokenizer=None):
-        from bench.metrics.backbones.ms_clap import MsClap2023, prepare_tokenizer
+        from bench.metrics.backbones.ms_clap import MsClap2023
+        from genau_core.networks.ms_clap import prepare_tokenizer
 
         super().__init__(device, tokenizer)
         if tokenizer is not None:
@@ -344,7 +345,7 @@ class _MsClapStyleOfficial(_OfficialTextSpectral):
 
 def test_refused_tokenizer_is_refused_with_a_warm_cache(monkeypatch, clips, tmp_path):
     """Issue 15 item 3: a tokenizer that a fresh run refuses is refused when every embedding is cached."""
-    from bench.metrics.backbones._tokenizers import build_test_gpt2_tokenizer
+    from genau_core.tokenizers import build_test_gpt2_tokenizer
 
     name = "fake-msclap-official"
     monkeypatch.setitem(registry.BACKBONES, name, f"{__name__}:_MsClapStyleOfficial")
@@ -368,7 +369,7 @@ def test_a_file_is_official_only_when_its_hash_is_published(monkeypatch, clips, 
 
     import bench.checkpoints_known as known
     from bench.checkpoints import describe_weights
-    from bench.plugins._tiny_text import roberta_style_tokenizer
+    from genau_core.tokenizers import roberta_style_tokenizer
 
     monkeypatch.setitem(registry.BACKBONES, "fake-clap-file", f"{__name__}:_OfficialTextSpectral")
     roberta_style_tokenizer().save_pretrained(tmp_path / "tok")

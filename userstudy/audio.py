@@ -16,7 +16,6 @@ served clip tells which system made it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from genau_core.files import file_sha256  # noqa: F401 (userstudy callers import it from here)
 
 from .protocol import LoudnessRule
 
@@ -94,14 +95,6 @@ def pad_to(x: np.ndarray, n: int) -> np.ndarray:
     if len(x) > n:
         raise ValueError(f"cannot pad {len(x)} samples to {n}")
     return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)]) if len(x) < n else x
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

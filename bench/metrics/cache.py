@@ -13,21 +13,14 @@ are removed the next time a process writes into the same folder.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
 from bench.checkpoints import cache_root
-from bench.tempfiles import remove_stale_temporaries
+from genau_core.files import atomic_path, file_sha256, remove_stale_temporaries
 
-
-def content_hash(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+content_hash = file_sha256  # a clip's cache key part: the sha256 of its file's bytes
 
 
 class EmbeddingCache:
@@ -67,6 +60,5 @@ class EmbeddingCache:
         if p.parent not in self._cleaned:
             remove_stale_temporaries(p.parent)
             self._cleaned.add(p.parent)
-        tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **outputs)
-        os.replace(tmp, p)
+        with atomic_path(p, suffix=".npz", clean=False) as tmp:
+            np.savez(tmp, **outputs)

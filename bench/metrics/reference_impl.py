@@ -27,6 +27,7 @@ from typing import Mapping
 
 from bench.checkpoints import combined_weights_label, file_provenance, file_weights_label, sha256_files
 from bench.errors import GenauBenchError
+from bench.metrics.registry import METRICS as REGISTRY
 from bench.metrics.suite import DEFAULT_BACKBONES, METRICS, ScoreConfig, locate_checkpoint, metric_column
 
 DRIVER = Path(__file__).with_name("_reference_driver.py")
@@ -49,12 +50,14 @@ VGGISH = ReferenceTool("audioldm_eval", "audioldm_eval-vggish", 16000, ("panns-c
 LAION = ReferenceTool("laion_clap", "laion_clap-htsat-base", 48000, ("laion-clap-htsat-base",))
 MSCLAP = ReferenceTool("msclap", "msclap-2023", 44100, ("ms-clap-2023",))
 
+TOOLS = {t.label: t for t in (CNN14, VGGISH, LAION, MSCLAP)}
+EXTRA_METRICS = ("KID",)  # not ours; computed by audioldm_eval's main() anyway: recorded when that group runs
+# Read from the metric registry: each MetricSpec names its --impl reference network (and why a tool cannot compute it).
 TOOL_OF_METRIC: dict[str, ReferenceTool] = {
-    "FD": CNN14, "IS": CNN14, "KL_softmax": CNN14, "KL_sigmoid": CNN14, "KAD": CNN14, "KID": CNN14,
-    "FAD": VGGISH, "CLAP_LAION": LAION, "CLAP_MS": MSCLAP,
+    **{name: TOOLS[spec.reference_impl] for name, spec in REGISTRY.items() if spec.reference_impl},
+    "KID": CNN14,
 }
-NOT_IN_REFERENCE = {"KAD": "audioldm_eval has no KAD (its kernel metric is KID, recorded as KID_audioldm_eval-cnn14@16k)"}
-EXTRA_METRICS = ("KID",)  # computed by audioldm_eval's main() anyway: recorded when that group runs
+NOT_IN_REFERENCE = {name: spec.reference_impl_missing for name, spec in REGISTRY.items() if spec.reference_impl_missing}
 DRIVER_CHECKPOINT_FLAG = {
     "panns-cnn14-16k": "--cnn14", "vggish": "--vggish", "laion-clap-htsat-base": "--laion-clap", "ms-clap-2023": "--ms-clap",
 }

@@ -31,7 +31,6 @@ from bench.checkpoints import (
 from bench.errors import GenauBenchError, TokenizerError
 from bench.metrics.backbones import AudioBackbone, BackboneIdentity, TextAudioBackbone, backbone_class
 from bench.metrics.backbones._cpu_kernels import active_kernels
-from bench.metrics.backbones._tokenizers import tokenizer_identity
 from bench.metrics.cache import EmbeddingCache, content_hash
 from bench.metrics.protocols import GENAU, Protocol, ProtocolMetric
 from bench.metrics.protocols import protocol as protocol_named
@@ -39,6 +38,7 @@ from bench.metrics.registry import MetricInputs
 from bench.metrics.registry import metric as metric_spec
 from bench.protocol import PROTOCOL
 from bench.splits.base import clip_set_identity, content_set_identity
+from genau_core.tokenizers import tokenizer_identity
 
 # The genau protocol's metric -> role of the backbone it needs (roles map to concrete backbones in
 # ScoreConfig.backbones, so --backbones / the config file can swap one). Other protocols name their
@@ -228,7 +228,7 @@ def unmatched_lines(record: dict, shown: int = 5) -> list[str]:
 def _in_process_tokenizer(official_name: str):
     """Random-weight text towers never touch the hub: they get an in-process tokenizer of the
     same family (the numbers are labelled random anyway)."""
-    from bench.metrics.backbones import _tokenizers as T
+    from genau_core import tokenizers as T
 
     builders = {"roberta": T.build_test_roberta_tokenizer, "gpt2": T.build_test_gpt2_tokenizer, "bert": T.build_test_bert_tokenizer}
     for family, build in builders.items():

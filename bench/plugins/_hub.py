@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Sequence
 
 from bench.checkpoints import sha256_file
 from bench.errors import MissingFileError
@@ -72,12 +73,18 @@ def resolve_model_dir(checkpoint: str | None, repo_id: str, model: str | None = 
     )
 
 
-def folder_identity(folder: Path) -> str:
-    """sha256 over the sorted (relative path, file sha256) of every weight file in the folder."""
+def files_identity(folder: Path, files: Sequence[Path]) -> str:
+    """"sha256:" + sha256 over the lines "<path relative to folder>:<file sha256>" of `files`, in the given order:
+    the checkpoint identity of a model stored as several files (every folder-of-files plugin uses this one)."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise MissingFileError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) found")
     for p in files:
         h.update(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}\n".encode())
     return "sha256:" + h.hexdigest()
+
+
+def folder_identity(folder: Path) -> str:
+    """`files_identity` of every weight file in the folder, sorted by path."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise MissingFileError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)}) found")
+    return files_identity(folder, files)

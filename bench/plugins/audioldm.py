@@ -176,7 +176,7 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
     from diffusers import UNet2DConditionModel
     from transformers import ClapTextModelWithProjection
 
-    from bench.plugins._tiny_text import roberta_style_tokenizer
+    from genau_core.tokenizers import roberta_style_tokenizer
 
     tokenizer = roberta_style_tokenizer()
     torch.manual_seed(seed)

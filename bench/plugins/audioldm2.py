@@ -28,8 +28,6 @@ Protocol notes
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -45,6 +43,7 @@ from bench.plugins.audioldm import (
 )
 from bench.plugins.base import InferenceSettings, PluginInfo, RandomWeightsTwin, cpu_generators
 from genau_core.baselines.audioldm import latent_frames
+from genau_core.tokenizers import roberta_class_tokenizer, t5_style_tokenizer
 
 
 def _audioldm2_pipeline_class():
@@ -175,42 +174,6 @@ class AudioLDM2Large(_AudioLDM2Generation):
 # --- tiny twin ---------------------------------------------------------------------------
 
 
-@cache
-def t5_style_tokenizer(vocab_size: int = 120, model_max_length: int = 32):
-    """A FLAN-T5-layout SentencePiece-style tokenizer: <pad>=0, </s>=1, <unk>=2; appends </s>.
-
-    A Unigram model trained in-process on the built-in sound-description corpus (deterministic).
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import T5Tokenizer
-
-    from bench.plugins._tiny_text import SOUND_CORPUS
-
-    tok = Tokenizer(models.Unigram())
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
-    )
-    tok.train_from_iterator(SOUND_CORPUS, trainer=trainer)
-    vocab = [(piece, float(score)) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
-    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
-
-
-@cache
-def _roberta_tokenizer_for_clap():
-    """The in-process RoBERTa-layout BPE, as a `RobertaTokenizer` (AudioLDM2Pipeline checks the class)."""
-    from transformers import RobertaTokenizer
-
-    from bench.plugins._tiny_text import ROBERTA_SPECIAL_TOKENS, roberta_style_tokenizer
-
-    base = roberta_style_tokenizer()
-    return RobertaTokenizer(
-        tokenizer_object=base.backend_tokenizer,
-        **ROBERTA_SPECIAL_TOKENS,
-        model_max_length=base.model_max_length,
-    )
-
-
 def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     """Tiny AudioLDM 2 components at the real frame rate (hop 160 @ 16 kHz), random weights, eval mode.
 
@@ -231,7 +194,7 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
         T5EncoderModel,
     )
 
-    tokenizer = _roberta_tokenizer_for_clap()
+    tokenizer = roberta_class_tokenizer()
     tokenizer_2 = t5_style_tokenizer()
     gpt_dim, t5_dim, clap_dim = 16, 32, 16
 

@@ -76,7 +76,7 @@ class GenAuTiny(_GenAuPlugin):
         "`genau train` (VAE, then LDM) in a few CPU minutes: genau_core/genau/weights/genau-tiny/training.json; "
         "--model-checkpoint genau-tiny=random gives seed-0 random weights instead",
         text_encoder="tiny T5 encoder + tiny CLAP text tower (in-process tokenizers; frozen at their seed-0 random weights)",
-        source="genau_core/genau/weights/genau-tiny (shipped; rebuilt by python -m genau_core.genau.tiny_weights)",
+        source="genau_core/genau/weights/genau-tiny (shipped; rebuilt by python -m bench.tiny_genau)",
         paper_params="",
         tiny=True,
         notes="Offline twin of GenAu: same pipeline (FIT, 1D-VAE, DDIM with guidance), tiny widths. The shipped weights "
@@ -114,7 +114,7 @@ class GenAuTiny(_GenAuPlugin):
             return True, str(f)
         if not self.checkpoint:
             return False, (f"{f} not found: the shipped genau-tiny weights are missing from this installation; rebuild them "
-                           "with `python -m genau_core.genau.tiny_weights` or pass --model-checkpoint genau-tiny=random")
+                           "with `python -m bench.tiny_genau` or pass --model-checkpoint genau-tiny=random")
         return False, f"{f} not found (a folder written by genau_core.genau.save_pretrained)"
 
     def checkpoint_identity(self) -> str:

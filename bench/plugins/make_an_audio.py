@@ -250,7 +250,7 @@ def tiny_bigvgan_config(num_mels: int = 16):
 
 
 def tiny_clap_text_config():
-    from bench.metrics.backbones.ms_clap import BertTextConfig
+    from genau_core.networks.ms_clap import BertTextConfig
     from genau_core.baselines.clap_text import ClapTextConfig
 
     bert = BertTextConfig(vocab_size=128, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=80)
@@ -258,7 +258,7 @@ def tiny_clap_text_config():
 
 
 def tiny_bert_tokenizer(vocab_size: int):
-    from bench.metrics.backbones._tokenizers import build_test_bert_tokenizer
+    from genau_core.tokenizers import build_test_bert_tokenizer
 
     tok = build_test_bert_tokenizer()
     if len(tok) > vocab_size:

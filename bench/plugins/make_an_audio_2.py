@@ -358,7 +358,7 @@ def make_an_audio_2_tiny_config():
 
 def build_tiny_make_an_audio_2(seed: int = 0):
     """Tiny Make-An-Audio 2 (same code path: 16 kHz, hop 256, 16 mels), random weights from `seed`, eval mode."""
-    from bench.plugins.audioldm2 import t5_style_tokenizer
+    from genau_core.tokenizers import t5_style_tokenizer
     from genau_core.baselines.make_an_audio_2 import MakeAnAudio2Model
 
     cfg = make_an_audio_2_tiny_config()

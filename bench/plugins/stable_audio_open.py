@@ -37,9 +37,8 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 
-from bench.checkpoints import sha256_file
 from bench.errors import MissingFileError, UsageError
-from bench.plugins._hub import WEIGHT_SUFFIXES, cached_snapshot
+from bench.plugins._hub import WEIGHT_SUFFIXES, cached_snapshot, files_identity
 from bench.plugins.base import (
     InferenceSettings,
     PluginInfo,
@@ -115,17 +114,12 @@ def _looks_like_hub_id(text: str) -> bool:
 def component_identity(folder: Path) -> str:
     """sha256 over (relative path, sha256) of the weight files of the diffusers components only (the folder may also
     hold stable-audio-tools' own checkpoint copies, which this model never reads)."""
-    import hashlib
-
-    h = hashlib.sha256()
     files = sorted(
         p for sub in WEIGHT_FOLDERS for p in (folder / sub).glob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES
     )
     if not files:
         raise MissingFileError(f"{folder}: no weight files in {', '.join(WEIGHT_FOLDERS)}")
-    for p in files:
-        h.update(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}\n".encode())
-    return "sha256:" + h.hexdigest()
+    return files_identity(folder, files)
 
 
 def download_folder(repo_id: str, model: str) -> Path:
@@ -352,7 +346,7 @@ def build_tiny_stable_audio_components(seed: int = 0, sample_size: int = TINY_SA
     from diffusers import StableAudioDiTModel, StableAudioProjectionModel
     from transformers import T5Config, T5EncoderModel
 
-    from bench.plugins.audioldm2 import t5_style_tokenizer
+    from genau_core.tokenizers import t5_style_tokenizer
 
     t5 = tiny_t5_config()
     tokenizer = t5_style_tokenizer(vocab_size=t5["vocab_size"], model_max_length=32)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench.errors import UsageError
-from bench.plugins._hub import cached_snapshot, resolve_model_dir
+from bench.plugins._hub import cached_snapshot, files_identity, resolve_model_dir
 from bench.plugins.base import (
     InferenceSettings,
     PluginInfo,
@@ -89,14 +89,7 @@ def locate_tangoflux_folder(checkpoint: str | None, model: str) -> tuple[Path | 
 
 def folder_files_identity(folder: Path) -> str:
     """sha256 over the two weight files the model reads (config.json is recorded in the run's generation facts)."""
-    import hashlib
-
-    from bench.checkpoints import sha256_file
-
-    h = hashlib.sha256()
-    for name in ("tangoflux.safetensors", "vae.safetensors"):
-        h.update(f"{name}:{sha256_file(folder / name)}\n".encode())
-    return "sha256:" + h.hexdigest()
+    return files_identity(folder, [folder / "tangoflux.safetensors", folder / "vae.safetensors"])
 
 
 class _TangoFluxPlugin(TextToAudioPlugin):
@@ -202,7 +195,7 @@ def build_tiny_tangoflux(
     seed: int = 0, config: TangoFluxConfig = TINY_CONFIG, vae: OobleckConfig = TINY_VAE
 ) -> TangoFluxModel:
     """Tiny TangoFlux (same code path; 44.1 kHz stereo VAE layout, hop 2048), random weights from `seed`, eval mode."""
-    from bench.plugins.audioldm2 import t5_style_tokenizer
+    from genau_core.tokenizers import t5_style_tokenizer
 
     tokenizer = t5_style_tokenizer(vocab_size=TINY_T5_ENCODER_CONFIG["vocab_size"], model_max_length=32)
     torch.manual_seed(seed)

@@ -35,7 +35,7 @@ from bench.report.collect import (
     protocol_of,
 )
 from bench.runs.store import json_safe
-from bench.tempfiles import remove_stale_temporaries
+from genau_core.files import atomic_path, atomic_write_text, remove_stale_temporaries
 
 
 @dataclass
@@ -65,12 +65,11 @@ def _place(src: Path, dst: Path) -> None:
                 return
         except OSError:
             pass
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst, clean=False) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 def _rel(*parts: str) -> str:
@@ -262,9 +261,7 @@ def write_report(runs: SplitRuns, cfg: ReportConfig, embeddings: EmbeddingSource
     }
     page = build_page(data)
     path = out / "index.html"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, page)
     return path
 
 

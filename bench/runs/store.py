@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import GenauBenchError
-from bench.tempfiles import remove_stale_temporaries
+from genau_core.files import atomic_write_json, json_safe  # noqa: F401 (re-exported for bench callers)
 
 METRIC_FLOATS = ("value", "ci_low", "ci_high")  # the record fields that are NaN in memory when null on disk
 
@@ -46,30 +45,6 @@ def read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise RunStoreError(f"{path}:1: expected a JSON object, got {type(data).__name__}")
     return data
-
-
-def json_safe(data):
-    """A copy of `data` that strict JSON can hold: NaN / inf floats become None (null), tuples lists,
-    numpy scalars Python numbers. The caller's object is not changed."""
-    if isinstance(data, dict):
-        return {k: json_safe(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [json_safe(v) for v in data]
-    if hasattr(data, "item") and not isinstance(data, (str, bytes)) and getattr(data, "ndim", 1) == 0:
-        data = data.item()  # numpy scalar
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    return data
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = json.dumps(json_safe(data), indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def restore_nan(record: dict) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.splits.base import Split, SplitError, SplitItem, find_reference
-from bench.splits.tables import read_csv_rows, require_utf8
+from genau_core.tables import read_csv_rows, require_utf8
 
 COLUMNS = ["audiocap_id", "youtube_id", "start_time", "caption"]
 GET_CSV = "the official AudioCaps repository (dataset/test.csv)"

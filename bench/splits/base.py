@@ -8,11 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import GenauBenchError
-
-
-class SplitError(GenauBenchError, ValueError):
-    """A split's files are missing or malformed; the message names the file, line and what to do."""
+from genau_core.errors import SplitError  # defined at the bottom: genau_core.tables raises it too
 
 
 @dataclass(frozen=True)

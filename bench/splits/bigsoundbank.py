@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from bench.splits.base import Split, SplitError, SplitItem
-from bench.splits.tables import read_csv_rows, require_utf8
+from genau_core.tables import read_csv_rows, require_utf8
 
 COLUMNS = ["view_link", "download_link", "title", "description", "fname", "tags"]
 PROMPT_RULE = "description, else title, else the title in the view_link slug (detail-NNNN-<slug>.html)"

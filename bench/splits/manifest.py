@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.splits.base import Split, SplitError, SplitItem
-from bench.splits.tables import read_csv_rows, read_jsonl_rows, require_utf8
+from genau_core.tables import read_csv_rows, read_jsonl_rows, require_utf8
 
 
 def load_manifest(path: Path) -> Split:

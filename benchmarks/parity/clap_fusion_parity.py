@@ -255,12 +255,8 @@ def ours() -> None:
     from transformers import RobertaTokenizer
 
     from bench.audio import derive_input
-    from bench.metrics.backbones.laion_clap_fusion import (
-        HTSAT_TINY_FUSION,
-        LaionClapFusionStableAudio,
-        fusion_config,
-        to_laion_clap_fusion_state_dict,
-    )
+    from bench.metrics.backbones.laion_clap_fusion import LaionClapFusionStableAudio
+    from genau_core.networks.laion_clap_fusion import HTSAT_TINY_FUSION, fusion_config, to_laion_clap_fusion_state_dict
 
     torch.set_num_threads(2)
     raw = WORK / "oracle"

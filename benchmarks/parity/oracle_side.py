@@ -530,7 +530,7 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
 def run_laion_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, amodel: str):
     patch_hf(tok)
     import laion_clap
-    from laion_clap.training.data import get_audio_features, float32_to_int16, int16_to_float32
+    from laion_clap.training.data import float32_to_int16, get_audio_features, int16_to_float32
 
     torch.manual_seed(seed)
     t0 = time.time()

@@ -166,8 +166,9 @@ def load_hifigan(ckpt_path: str | Path, config_path: str | Path | None = None, c
     """Build the generator from the official json (or `cfg`) and load `ckpt["generator"]`."""
     if cfg is None:
         cfg = HiFiGANConfig.from_json(config_path) if config_path is not None else HiFiGANConfig()
-    ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
-    state = ckpt.get("generator", ckpt)
+    from genau_core.checkpoint_io import read_state_dict
+
+    state = read_state_dict(ckpt_path, ("generator",), what="HiFi-GAN generator")
     state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}
     model = HiFiGANGenerator(cfg)
     model.load_state_dict(official_to_ours(state, cfg), strict=True)

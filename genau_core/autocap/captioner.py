@@ -15,7 +15,7 @@ from typing import ClassVar, Mapping, Sequence
 import numpy as np
 import torch
 
-from bench.audio import AudioError
+from genau_core.audio.io import AudioError
 from genau_core.autocap.configs import GenerationSettings
 from genau_core.autocap.data import load_clip
 from genau_core.autocap.model import AutoCapModel

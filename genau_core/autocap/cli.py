@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Sequence
 
 from genau_core.autocap.configs import META_FIELDS
+from genau_core.files import atomic_path
 
 
 # ------------------------------------------------------------------------------- caption ---
 def collect_audio(inputs: Sequence[str]) -> list[Path]:
-    from bench.audio import list_audio_files
+    from genau_core.audio.io import list_audio_files
 
     files: list[Path] = []
     for item in inputs:
@@ -99,7 +100,7 @@ def match_metadata(files: Sequence[Path], table: dict[str, dict[str, str]], sour
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from bench.audio import AudioError
+    from genau_core.audio.io import AudioError
     from genau_core.autocap.captioner import load_captioner
 
     files = collect_audio(args.inputs)
@@ -110,14 +111,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
     except AudioError as e:
         raise SystemExit(f"autocap: {e} (use --skip-bad to caption the other files and record the error)") from None
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "caption", "model", "identity", "error"])
         for r in results:
             w.writerow([str(r.path), r.caption or "", cap.name, cap.identity, r.error or ""])
-    tmp.replace(out)
     bad = [r for r in results if r.error]
     for r in bad:
         print(f"autocap: skipped {r.error}", file=sys.stderr)
@@ -207,11 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.checkpoints import CheckpointNotFound
-    from bench.metrics.backbones._checkpoint_io import CheckpointFormatError
-    from bench.splits import SplitError
     from genau_core.autocap.metrics import CaptionMetricsError
     from genau_core.autocap.text import TokenizerError
+    from genau_core.checkpoint_io import CheckpointFormatError
+    from genau_core.checkpoints import CheckpointNotFound
+    from genau_core.errors import SplitError
 
     args = build_parser().parse_args(argv)
     try:

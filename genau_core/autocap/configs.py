@@ -30,8 +30,8 @@ import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field
 
-from bench.metrics.backbones._htsat import HTSATConfig
-from bench.metrics.backbones.laion_clap import HTSAT_BASE, LaionClapConfig, RobertaTextConfig
+from genau_core.networks.htsat import HTSATConfig
+from genau_core.networks.laion_clap import HTSAT_BASE, LaionClapConfig, RobertaTextConfig
 
 LAYOUTS = ("paper", "official")
 AUDIO_TOKEN_MODES = ("qformer", "all")
@@ -67,7 +67,7 @@ OFFICIAL_SPECIAL_TOKENS = (
 
 @dataclass(frozen=True)
 class FrontEndConfig:
-    """Waveform -> log-mel of the HTSAT branch (torchlibrosa numerics, `bench.metrics.backbones._stft`)."""
+    """Waveform -> log-mel of the HTSAT branch (torchlibrosa numerics, `genau_core.networks.stft`)."""
 
     sample_rate: int = 32000
     clip_seconds: float = 10.0

@@ -1,6 +1,6 @@
 """Clips with captions and metadata for AutoCap training and evaluation.
 
-Sources are the bench splits (`bench.splits.load_split`): `demo` (10 synthesised clips with
+Sources are the bench splits (resolved through `genau_core.datasets.load_dataset`): `demo` (10 synthesised clips with
 exact captions), `audiocaps` (official test.csv + the user's clips, 5 captions per clip) or a
 manifest `.csv` / `.jsonl` with columns `id,caption,audio` (audio relative to the manifest)
 plus optional metadata columns `title`, `video_caption`, `description`.
@@ -15,8 +15,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.audio import load_audio
-from bench.splits import Split, SplitError, load_split
+from genau_core.audio.io import load_audio
+from genau_core.tables import read_csv_rows, read_jsonl_rows
+from genau_core.datasets import CaptionSplit, load_dataset
+from genau_core.errors import SplitError
 from genau_core.autocap.configs import META_FIELDS, AutoCapConfig
 from genau_core.autocap.encoders import clap_waveform, prepare_waveform
 
@@ -32,8 +34,6 @@ class CaptionRecord:
 
 
 def _manifest_metadata(path: Path) -> dict[str, dict[str, str]]:
-    from bench.splits.tables import read_csv_rows, read_jsonl_rows
-
     rows = read_jsonl_rows(path, ["id"]) if path.suffix.lower() == ".jsonl" else read_csv_rows(path, ["id"])
     out = {}
     for _, row in rows:
@@ -42,10 +42,10 @@ def _manifest_metadata(path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def load_records(source: str, *, split_csv: str | Path | None = None, ref_dir: str | Path | None = None) -> tuple[Split, list[CaptionRecord]]:
+def load_records(source: str, *, split_csv: str | Path | None = None, ref_dir: str | Path | None = None) -> tuple[CaptionSplit, list[CaptionRecord]]:
     """The split named `source` (demo / audiocaps / bigsoundbank / a manifest path) as records
     with every reference caption and any metadata columns."""
-    split = load_split(source, csv=split_csv, ref_dir=ref_dir)
+    split = load_dataset(source, csv=split_csv, ref_dir=ref_dir)
     meta: dict[str, dict[str, str]] = {}
     path = Path(source)
     if path.suffix.lower() in (".csv", ".jsonl") and path.is_file():

@@ -1,12 +1,12 @@
 """The two frozen audio encoders of AutoCap.
 
 - `HTSATEncoder`: 32 kHz log-mel front end (torchlibrosa numerics from
-  `bench.metrics.backbones._stft`) + HTS-AT (transformers `ClapAudioModel`, the same network
+  `genau_core.networks.stft`) + HTS-AT (transformers `ClapAudioModel`, the same network
   and state-dict translation the metric suite's LAION-CLAP backbone uses, `_htsat.py`).
   Its output is the official "fine_grained_embedding": the last Swin stage, regrouped into
   (channels, frequency bins, time steps), averaged over frequency, each time step repeated so
   there is one token per input frame of the HTSAT (1024 for the official geometry: 32 steps x 32).
-- CLAP: `bench.metrics.backbones.laion_clap.LaionClapNet` itself (front end at 48 kHz, HTSAT,
+- CLAP: `genau_core.networks.laion_clap.LaionClapNet` itself (front end at 48 kHz, HTSAT,
   projection, L2 norm); AutoCap only calls its `embed_audio`.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.audio import resample
-from bench.metrics.backbones._htsat import HTSATConfig, HTSATHead, hf_audio_config_kwargs
-from bench.metrics.backbones._stft import LogMelFilterBank, PowerSpectrogram
-from bench.metrics.backbones.laion_clap import LaionClapConfig, prepare_audio
+from genau_core.audio.resamplers import resample
+from genau_core.networks.htsat import HTSATConfig, HTSATHead, hf_audio_config_kwargs
+from genau_core.networks.stft import LogMelFilterBank, PowerSpectrogram
+from genau_core.networks.laion_clap import LaionClapConfig, prepare_audio
 from genau_core.autocap.configs import FrontEndConfig
 
 

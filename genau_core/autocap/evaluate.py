@@ -11,7 +11,6 @@ split (the paper scored the 876 clips it could download).
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,7 @@ from typing import Sequence
 from genau_core.autocap.captioner import AutoCapCaptioner
 from genau_core.autocap.data import load_records
 from genau_core.autocap.metrics import FAMILIES, METRIC_LABELS, TABLE1_METRICS, CaptionScores, caption_metrics
+from genau_core.files import atomic_path
 
 PAPER_TABLE1 = {
     "audiocaps": (
@@ -59,14 +59,11 @@ class EvalResult:
 def write_captions_csv(path: str | Path, captions: dict[str, str], references: dict[str, tuple[str, ...]]) -> Path:
     """id, caption, references (joined by ' | '); written to a temp file and renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "caption", "references"])
         for k, c in captions.items():
             w.writerow([k, c, " | ".join(references.get(k, ()))])
-    os.replace(tmp, path)
     return path
 
 

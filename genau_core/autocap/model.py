@@ -81,7 +81,7 @@ class AutoCapModel(nn.Module):
         super().__init__()
         from transformers import BartForConditionalGeneration
 
-        from bench.metrics.backbones.laion_clap import LaionClapNet
+        from genau_core.networks.laion_clap import LaionClapNet
 
         self.cfg = cfg
         self.tokenizer = tokenizer
@@ -380,7 +380,7 @@ def load_pretrained(folder: str | Path, *, device: str | torch.device = "cpu") -
     """Inverse of `save_pretrained`; a missing or malformed file is an error naming it."""
     from safetensors.torch import load_file
 
-    from bench.checkpoints import sha256_file
+    from genau_core.checkpoints import sha256_file
 
     folder = Path(folder)
     cfg_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME

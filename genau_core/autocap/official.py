@@ -51,11 +51,11 @@ from typing import Mapping
 
 import torch
 
-from bench.checkpoints import find_checkpoint, sha256_file
-from bench.metrics.backbones._checkpoint_io import check_complete, read_state_dict, strip_prefix
-from bench.metrics.backbones._htsat import FRONTEND_KEYS, HTSATConfig, join_htsat_state_dict, relative_position_index, split_htsat_state_dict
-from bench.metrics.backbones._stft import dft_kernels, slaney_mel_matrix
-from bench.metrics.backbones.laion_clap import (
+from genau_core.checkpoints import find_checkpoint, sha256_file
+from genau_core.checkpoint_io import check_complete, read_state_dict, strip_prefix
+from genau_core.networks.htsat import FRONTEND_KEYS, HTSATConfig, join_htsat_state_dict, relative_position_index, split_htsat_state_dict
+from genau_core.networks.stft import dft_kernels, slaney_mel_matrix
+from genau_core.networks.laion_clap import (
     HTSAT_BASE,
     HTSAT_TINY,
     convert_laion_clap_state_dict,
@@ -377,7 +377,7 @@ class OfficialFiles:
 def find_official_files(folder: str | Path | None = None) -> OfficialFiles:
     """The release files in `folder` (or the checkpoint directories); a missing one is a
     `CheckpointNotFound` naming every file the model needs and where to get them."""
-    from bench.checkpoints import CheckpointNotFound, checkpoint_dirs
+    from genau_core.checkpoints import CheckpointNotFound, checkpoint_dirs
 
     dirs = [Path(folder).expanduser()] if folder is not None else checkpoint_dirs()
     found: dict[str, Path] = {}

@@ -1,7 +1,7 @@
 """AutoCap's tokenizer and the token ids of its text inputs (metadata prompt, caption labels).
 
 The tokenizer is BART's byte-level BPE (a local `facebook/bart-base` directory), or for the tiny
-model the in-process byte-level BPE of `bench.plugins._tiny_text` (same special-token layout:
+model the in-process byte-level BPE of `genau_core.tokenizers` (same special-token layout:
 <s>=0, <pad>=1, </s>=2, <unk>=3). The delimiter tokens are *added* to it as special tokens,
 so they get ids `vocab_size + i` in the order of `AutoCapConfig.delimiter_tokens`; the model
 embeds ids >= `vocab_size` with its own small delimiter table and all others with BART's
@@ -27,13 +27,13 @@ def clean_text(text) -> str:
 
 def _base_tokenizer(source: str, cfg: AutoCapConfig):
     if source.startswith("tiny:"):
-        from bench.plugins._tiny_text import roberta_style_tokenizer
+        from genau_core.tokenizers import roberta_style_tokenizer
 
         # the builder is cached: copy before adding tokens to it
         return copy.deepcopy(roberta_style_tokenizer(int(source.split(":", 1)[1]), model_max_length=cfg.max_prompt_tokens))
     path = Path(source).expanduser()
     if not path.is_dir():
-        from bench.checkpoints import find_checkpoint
+        from genau_core.checkpoints import find_checkpoint
 
         path = find_checkpoint(source, what="BART tokenizer directory (vocab.json + merges.txt)", source="https://huggingface.co/facebook/bart-base")
     from transformers import AutoTokenizer

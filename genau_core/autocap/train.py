@@ -113,7 +113,7 @@ def initial_model(tc: TrainConfig) -> AutoCapModel:
     cfg = AutoCapConfig.from_dict(json.loads(path.read_text())) if path.suffix == ".json" and path.is_file() else get_config(src)
     if cfg.tokenizer.startswith("tiny:"):
         return build_autocap(cfg, seed=tc.seed)
-    from bench.checkpoints import find_checkpoint
+    from genau_core.checkpoints import find_checkpoint
     from genau_core.autocap.official import BART_DIR_NAME, load_pretrained_parts
     from genau_core.autocap.text import build_tokenizer
 

@@ -10,97 +10,16 @@ import torch
 from torch import nn
 
 # One checkpoint error type for every reader (genau_core.errors); the old name stays importable from here.
+from genau_core.checkpoint_io import ALLOW_PICKLE_ENV, read_state_dict
 from genau_core.errors import CheckpointMappingError
 
-ALLOW_PICKLE_ENV = "GENAU_BENCH_ALLOW_PICKLE"
-
-
-class _Inert:
-    """Stands in for any pickled object outside the tensor allowlist (Lightning callbacks, OmegaConf
-    hyper-parameters, ...): takes any arguments and state, runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-_ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("_codecs", "encode"),  # bytes of numpy scalars under pickle protocol 2
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch", "dtype"),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-}
-
-
-def _tensor_only_pickle_module():
-    """A pickle module whose Unpickler resolves only tensor-rebuilding globals; every other class
-    becomes an inert stand-in, so a training checkpoint loads without its training packages and
-    without running code from the file."""
-    import pickle
-    import types
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) in _ALLOWED_GLOBALS or (module == "torch._utils" and name.startswith("_rebuild")) or (
-                module == "torch" and name.endswith("Storage")
-            ):
-                return super().find_class(module, name)
-            if module.startswith("numpy") and name.endswith("DType"):
-                return super().find_class(module, name)
-            return type(name, (_Inert,), {"__module__": f"inert.{module}"})
-
-    mod = types.ModuleType("tensor_only_pickle")
-    mod.Unpickler = Unpickler
-    mod.load = pickle.load
-    mod.__name__ = "tensor_only_pickle"
-    return mod
-
-
 def read_checkpoint(path: str | Path, *, what: str, container: str | None = "state_dict") -> dict[str, torch.Tensor]:
-    """The state dict of a `torch.save`d file (a Lightning `.ckpt` keeps it under "state_dict").
-
-    Tries `weights_only=True`; a training checkpoint that also pickles other objects (callbacks,
-    hyper-parameters) is then read with an unpickler that rebuilds tensors only and replaces every
-    other object by an inert stand-in (no code from the file runs, no training packages needed).
-    Memory-maps when the file format allows it. GENAU_BENCH_ALLOW_PICKLE=1 falls back to plain
-    pickle for a trusted file that needs it.
-    """
-    path = Path(path)
-    attempts = [dict(weights_only=True), dict(weights_only=False, pickle_module=_tensor_only_pickle_module())]
-    if os.environ.get(ALLOW_PICKLE_ENV, "") == "1":
-        attempts.append(dict(weights_only=False))
-    obj = None
-    errors = []
-    for kwargs in attempts:
-        for mmap in (True, False):
-            try:
-                obj = torch.load(path, map_location="cpu", mmap=mmap, **kwargs)
-                break
-            except Exception as e:  # torch raises several types for legacy / unsafe / corrupt files
-                errors.append(f"{type(e).__name__}: {e}")
-        if obj is not None:
-            break
-    if obj is None:
-        hint = "" if os.environ.get(ALLOW_PICKLE_ENV, "") == "1" else f" If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle."
-        raise CheckpointMappingError(f"{path}: cannot read {what} ({errors[-1][:300]}).{hint}")
-    if container is not None and isinstance(obj, Mapping) and isinstance(obj.get(container), Mapping):
-        obj = obj[container]
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointMappingError(f"{path}: {what}: expected a state dict{f' under {container!r}' if container else ''}")
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if len(state) != len(obj):
-        odd = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)][:5]
-        raise CheckpointMappingError(f"{path}: {what}: non-tensor entries in the state dict, e.g. {odd}")
-    return state
+    """The state dict of a released baseline file (a Lightning `.ckpt` keeps it under "state_dict"): the one
+    checkpoint reader (`genau_core.checkpoint_io.read_state_dict`), with training objects read as inert
+    stand-ins and GENAU_BENCH_ALLOW_PICKLE=1 allowing plain pickle for a trusted file."""
+    return read_state_dict(path, (container,) if container else (), what=what,
+                           allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1", inert_objects=True,
+                           pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.")
 
 
 _WEIGHT_NORM_SUFFIXES = (

@@ -1,6 +1,6 @@
 """The MS-CLAP 2022 text branch as Make-An-Audio (1 and 2) conditions on it.
 
-Same network as our MS-CLAP 2022 backbone's text tower (`bench.metrics.backbones.ms_clap`:
+Same network as our MS-CLAP 2022 backbone's text tower (`genau_core.networks.ms_clap`:
 `BertTextConfig` -> transformers `BertModel` with pooler, `MsProjection`), used differently:
 Make-An-Audio's `FrozenCLAPEmbedder.encode` tokenises with bert-base-uncased
 (`truncation=True, max_length=77, padding="max_length"`), runs BERT on the input ids alone (no
@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from bench.metrics.backbones.ms_clap import BertTextConfig, MsProjection
+from genau_core.networks.ms_clap import BertTextConfig, MsProjection
 from genau_core.baselines._state import CheckpointMappingError, load_strict
 
 

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 
-from bench.metrics.backbones._checkpoint_io import parameters_on_meta
-from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS
 from genau_core.audio import hifigan as hifigan_mod
 from genau_core.audio.hifigan import HiFiGANConfig
 from genau_core.audio.mel import MelConfig
+from genau_core.baselines.ldm_sampling import SCHEDULE_BUFFERS
+from genau_core.checkpoint_io import parameters_on_meta, read_state_dict
 from genau_core.errors import OfficialCheckpointError
 from genau_core.genau.configs import (
     FLAN_T5_LARGE,
@@ -824,16 +824,16 @@ class OfficialFiles:
 
 
 def torch_load(path: str | Path) -> dict:
-    """Load a checkpoint; Lightning checkpoints pickle more than tensors, so fall back to a full unpickle.
+    """A release file's saved object (`genau_core.checkpoint_io.load_checkpoint`). Lightning checkpoints pickle
+    more than tensors (callbacks, hyper-parameters): those objects are read as inert stand-ins, so no code from
+    the file runs and no training package is needed; GENAU_BENCH_ALLOW_PICKLE=1 allows plain pickle."""
+    import os
 
-    The fallback executes pickle code: only load files you trust (the official release).
-    """
-    import pickle
+    from genau_core.checkpoint_io import ALLOW_PICKLE_ENV, load_checkpoint
 
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError):
-        return torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
+    return load_checkpoint(path, what="GenAu release file", inert_objects=True,
+                           allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1",
+                           pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.")
 
 
 def _state_dict_of(obj: dict) -> dict[str, torch.Tensor]:
@@ -856,7 +856,7 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     if bins:
         sd = {}
         for f in bins:
-            sd.update(torch.load(str(f), map_location="cpu", weights_only=True))
+            sd.update(read_state_dict(f, (), what=f"weights of {folder}"))
         return sd
     return {}
 

@@ -16,7 +16,7 @@ Rules, labels and deliberate choices: docs/recap.md.
 """
 
 from genau_core.recap.caption import load_captioner
-from genau_core.recap.fetch import CommandFetcher, FetchError, Fetcher, LocalFetcher, make_fetcher
+from genau_core.recap.fetch import CommandFetcher, Fetcher, FetchError, LocalFetcher, make_fetcher
 from genau_core.recap.filters import DEFAULT_KEYWORDS, FilterRules, KeywordFilter, merge_identical
 from genau_core.recap.inputs import VideoItem, VideoListError, read_video_list
 from genau_core.recap.keyword_rules import Hit, RuleError, RuleSet

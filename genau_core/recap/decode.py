@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from bench.audio import AudioError
+from genau_core.audio.io import AudioError
 
 _SF_FORMATS = {k.lower() for k in sf.available_formats()} | {"aif", "oga", "wave"}
 

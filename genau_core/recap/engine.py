@@ -14,6 +14,7 @@ from tqdm import tqdm
 from genau_core.captioning import Captioner
 from genau_core.recap.caption import captioner_label, load_captioner, resolve_device
 from genau_core.recap.fetch import Fetcher, LocalFetcher
+from genau_core.recap.inputs import VideoItem
 from genau_core.recap.segments import SegmentRules
 from genau_core.recap.stages import (
     CaptionedSegment,
@@ -26,7 +27,6 @@ from genau_core.recap.stages import (
     plan_video,
     write_clips,
 )
-from genau_core.recap.inputs import VideoItem
 
 
 @dataclass

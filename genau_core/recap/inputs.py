@@ -23,9 +23,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from bench.splits.base import SplitError
-from bench.splits.tables import read_csv_rows, read_jsonl_rows
-from genau_core.errors import GenauBenchError
+from genau_core.errors import GenauBenchError, SplitError
+from genau_core.tables import read_csv_rows, read_jsonl_rows
 
 ALIASES = {
     "video_id": ("id", "video_id", "youtube_id"),

@@ -37,8 +37,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from genau_core.recap.engine import CaptionedShard, Engine, EngineSettings
 from genau_core.recap import ray_procs
+from genau_core.recap.engine import CaptionedShard, Engine, EngineSettings
 from genau_core.recap.inputs import VideoItem
 from genau_core.recap.stages import (
     CaptionedSegment,

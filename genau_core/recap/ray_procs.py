@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.runs.store import atomic_write_json
+from genau_core.files import atomic_write_json
 
 PROC_FILE = ".ray_processes.json"
 

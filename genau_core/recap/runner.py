@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.runs.store import atomic_write_json
+from genau_core.files import atomic_write_json
 from genau_core.recap import ray_procs
 from genau_core.recap import tables as T
 from genau_core.recap.engine import Engine, EngineSettings, make_engine
@@ -24,7 +24,16 @@ from genau_core.recap.fetch import Fetcher, LocalFetcher
 from genau_core.recap.filters import FilterRules
 from genau_core.recap.inputs import read_video_list
 from genau_core.recap.segments import SegmentRules
-from genau_core.recap.stages import MEDIA_ERROR, NO_TRANSCRIPT, OK, CaptionedSegment, VideoPlan, WriteJob, clip_id, finalize_video
+from genau_core.recap.stages import (
+    MEDIA_ERROR,
+    NO_TRANSCRIPT,
+    OK,
+    CaptionedSegment,
+    VideoPlan,
+    WriteJob,
+    clip_id,
+    finalize_video,
+)
 from genau_core.recap.stats import compute_stats, write_figures
 from genau_core.recap.store import Shard, Store, make_shards
 

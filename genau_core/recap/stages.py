@@ -30,11 +30,12 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.audio import AudioError, resample, write_wav
+from genau_core.audio.io import AudioError, write_wav
+from genau_core.audio.resamplers import resample
 from genau_core.captioning import Captioner
 from genau_core.recap.caption import caption_waves
 from genau_core.recap.decode import decode_media, decode_spans, ms_to_index, probe_duration_ms
-from genau_core.recap.fetch import FetchError, Fetcher
+from genau_core.recap.fetch import Fetcher, FetchError
 from genau_core.recap.filters import Clip, FilterRules, Piece
 from genau_core.recap.inputs import VideoItem, safe_id
 from genau_core.recap.keyword_rules import Hit

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from genau_core.files import atomic_path
 from genau_core.recap.stages import STATUSES
 
 
@@ -135,9 +136,10 @@ def write_figures(stats: dict, folder: str | Path) -> list[Path]:
         fig.suptitle(f"AutoReCap {xlabel} ({ref})", fontsize=11)
         fig.tight_layout()
         path = folder / fname
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        tmp.replace(path)
+        try:
+            with atomic_path(path, suffix=".png") as tmp:
+                fig.savefig(tmp, dpi=100)
+        finally:
+            plt.close(fig)
         written.append(path)
     return written

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from bench.runs.store import atomic_write_json
 from genau_core.errors import GenauBenchError
+from genau_core.files import atomic_write_json
 from genau_core.recap.inputs import VideoItem
 
 

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from genau_core.files import atomic_path
 
 CLIPS = pa.schema(
     [
@@ -96,27 +97,16 @@ def to_table(rows: Sequence[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def write_parquet(table: pa.Table, path: str | Path) -> None:
     """Atomic (temp file + rename): a killed run never leaves a half-written table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def read_parquet(path: str | Path, schema: pa.Schema) -> pa.Table:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics.backbones._stft import as_mono_float32
 from bench.metrics.backbones.base import TextAudioBackbone
+from genau_core.networks.stft import as_mono_float32
 
 
 class ClapBackbone(TextAudioBackbone):

@@ -22,7 +22,6 @@ weights; z-scores when the configuration has no `target_transform`). No referenc
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -32,13 +31,12 @@ import torch
 
 from bench.audio import InputPath
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import (
-    CheckpointFormatError,
-    _numpy_safe_globals,
-    build_from_state,
-)
-from bench.metrics.backbones._stft import as_mono_float32
 from bench.metrics.backbones.base import AudioBackbone
+from genau_core.checkpoint_io import (
+    CheckpointFormatError,
+    build_from_state,
+    load_checkpoint,
+)
 from genau_core.networks.aesthetics import (
     AXES,
     CHECKPOINT_FILENAME,
@@ -53,6 +51,7 @@ from genau_core.networks.aesthetics import (
     aesthetics_windows,
     config_from_checkpoint,
 )
+from genau_core.networks.stft import as_mono_float32
 
 # audiobox-aesthetics infer.py read_wav (channel mean) + AesPredictor.audio_resample_mono
 # (torchaudio.functional.resample(wav, orig_freq=sr, new_freq=16000), defaults).
@@ -73,12 +72,12 @@ def read_aesthetics_checkpoint(path: Path, *, what: str, allow_pickle: bool = Fa
             state = load_file(str(path))
             cfg = json.loads((path.parent / "config.json").read_text())
             return state, cfg, cfg.get("target_transform") or {}
-        if allow_pickle:
-            obj = torch.load(path, map_location="cpu", weights_only=False, mmap=zipfile.is_zipfile(path))
-        else:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):  # numpy floats in target_transform
-                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as e:  # noqa: BLE001  (torch / safetensors / json raise many types for foreign or corrupt files)
+        # numpy floats in target_transform are allowed by load_checkpoint's weights-only reader
+        obj = load_checkpoint(path, what=what, allow_pickle=allow_pickle,
+                              pickle_hint="" if allow_pickle else "(a trusted file that pickles other objects needs allow_pickle=True)")
+    except CheckpointFormatError:
+        raise
+    except Exception as e:  # noqa: BLE001  (safetensors / json raise many types for foreign or corrupt files)
         hint = "" if allow_pickle else " (a trusted file that pickles other objects needs allow_pickle=True)"
         raise CheckpointFormatError(f"{path}: cannot read as {what} ({type(e).__name__}: {e}){hint}") from None
     if not isinstance(obj, dict) or not {"state_dict", "model_cfg", "target_transform"} <= set(obj):

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from bench.audio import InputPath
-from bench.metrics.backbones.laion_clap import LaionClapHtsatBase, fit_to_clip
+from bench.metrics.backbones.laion_clap import LaionClapHtsatBase
 from bench.metrics.backbones.panns import Cnn14Backbone
 from bench.metrics.backbones.vggish import VGGishBackbone
+from genau_core.networks.laion_clap import fit_to_clip
 
 AUDIO_LENGTH_S = 10.0
 

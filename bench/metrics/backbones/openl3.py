@@ -29,9 +29,9 @@ import torch
 
 from bench.audio import InputPath
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import build_from_state, read_state_dict
 from bench.metrics.backbones.base import AudioBackbone
 from bench.metrics.backbones.passt import stable_audio_metrics_peak_normalize
+from genau_core.checkpoint_io import build_from_state, read_state_dict
 from genau_core.networks.openl3 import (
     OPENL3_CHECKPOINT_URL,
     OPENL3_MEL256_ENV_512,

@@ -32,9 +32,8 @@ import torch
 
 from bench.audio import InputPath
 from bench.checkpoints import find_checkpoint
-from bench.metrics.backbones._checkpoint_io import CheckpointFormatError, build_from_state, read_state_dict
-from bench.metrics.backbones._stft import as_mono_float32, group_by_length
 from bench.metrics.backbones.base import AudioBackbone
+from genau_core.checkpoint_io import CheckpointFormatError, build_from_state, read_state_dict
 from genau_core.networks.passt import (
     PASST_CHECKPOINT_FILENAME,
     PASST_CHECKPOINT_URL,
@@ -44,6 +43,7 @@ from genau_core.networks.passt import (
     passt_state_from_official,
     passt_state_to_official,
 )
+from genau_core.networks.stft import as_mono_float32, group_by_length
 
 SAMPLE_RATE = 32000
 WINDOW_SAMPLES = 10 * SAMPLE_RATE  # the 10-s window every protocol feeds PaSST

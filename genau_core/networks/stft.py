@@ -53,7 +53,7 @@ def group_by_length(clips: Sequence[np.ndarray], batch_size: int) -> list[list[i
 # `librosa.filters` imports scipy.signal and numba, 0.8 s of every cold scoring run, for a
 # window and four mel matrices. Other configurations call librosa. tests/test_librosa_tables.py
 # checks every stored array equals what the installed librosa returns, bit for bit;
-# `python -m bench.metrics.backbones._stft` rewrites the file.
+# `python -m genau_core.networks.stft` rewrites the file.
 LIBROSA_TABLES = Path(__file__).with_name("librosa_tables.npz")
 TABLE_WINDOWS = (512, 1024)
 TABLE_MELS = (  # (sample_rate, n_fft, n_mels, fmin, fmax): Cnn14 16 kHz, MS-CLAP 2022 / 2023, LAION-CLAP

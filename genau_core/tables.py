@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from bench.splits.base import SplitError
+from genau_core.errors import SplitError
 
 
 def require_utf8(path: Path) -> None:

@@ -17,6 +17,8 @@ WordPiece vocabulary is built directly).
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 import torch
@@ -161,3 +163,131 @@ def build_test_bert_tokenizer(corpus: Iterable[str] | None = None):
     chars = sorted({c for w in words for c in w})
     pieces = specials + chars + [f"##{c}" for c in chars] + [w for w in words if len(w) > 1]
     return BertTokenizer(vocab={p: i for i, p in enumerate(pieces)}, do_lower_case=True)
+
+
+# -- in-process tokenizers of the `-tiny` twins (no hub access) ------------------------------------
+# Every tiny tokenizer is built here, deterministically from a fixed built-in corpus, so the same tiny
+# model always sees the same token ids. Each builder is the one its tiny model has been tested with:
+# a different vocabulary would change every tiny number recorded so far.
+
+SOUND_CORPUS = (
+    "a dog barks while birds chirp in the background",
+    "a man speaks and a car engine revs",
+    "water flows and splashes in a stream",
+    "a pure sine tone at a steady pitch",
+    "white noise hisses steadily",
+    "a bell rings twice and fades out",
+    "rain falls on a tin roof with distant thunder",
+    "footsteps on gravel and wind blowing",
+    "an engine idles then accelerates away",
+    "a crowd cheers and claps loudly",
+    "a cat meows and a door creaks open",
+    "clicking sounds repeat at a regular rhythm",
+    "a low hum with a rising frequency sweep",
+    "music plays softly while people talk",
+    "a siren wails as traffic passes by",
+)
+
+
+# RoBERTa's special tokens, as the tokenizer classes take them
+ROBERTA_SPECIAL_TOKENS: dict[str, str] = dict(
+    bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>"
+)
+
+
+@lru_cache(maxsize=None)
+def roberta_style_tokenizer(vocab_size: int = 300, model_max_length: int = 77, corpus: tuple[str, ...] = SOUND_CORPUS):
+    """A RoBERTa-layout tokenizer: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4; wraps in <s> ... </s>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        **ROBERTA_SPECIAL_TOKENS,
+        model_max_length=model_max_length,
+    )
+
+
+@lru_cache(maxsize=None)
+def roberta_class_tokenizer():
+    """The in-process RoBERTa-layout BPE, as a `RobertaTokenizer` (AudioLDM2Pipeline checks the class)."""
+    from transformers import RobertaTokenizer
+
+    base = roberta_style_tokenizer()
+    return RobertaTokenizer(
+        tokenizer_object=base.backend_tokenizer,
+        **ROBERTA_SPECIAL_TOKENS,
+        model_max_length=base.model_max_length,
+    )
+
+
+@lru_cache(maxsize=None)
+def t5_style_tokenizer(vocab_size: int = 120, model_max_length: int = 32):
+    """A FLAN-T5-layout SentencePiece-style tokenizer: <pad>=0, </s>=1, <unk>=2; appends </s>.
+
+    A Unigram model trained in-process on the built-in sound-description corpus (deterministic).
+    """
+    from transformers import T5Tokenizer
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(SOUND_CORPUS, trainer=trainer)
+    vocab = [(piece, float(score)) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+TINY_CORPUS = (
+    "a dog barks while rain falls on a tin roof",
+    "birds chirp and wind blows through the trees",
+    "a man speaks and a car engine revs then accelerates away",
+    "water flows and splashes in a stream",
+    "a bell rings twice and fades out slowly",
+    "footsteps on gravel with distant thunder",
+    "a crowd cheers and claps loudly in a stadium",
+    "a cat meows and a door creaks open",
+    "a siren wails as traffic passes by",
+    "an engine idles with a low hum",
+    "horses growl and clop hooves",
+    "people talk in the background while music plays softly",
+    "a baby cries and a woman laughs",
+    "heavy rain pours with thunder rumbling",
+    "a train horn blows as the train passes",
+    "typing on a keyboard with mouse clicks",
+)
+
+_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()"
+
+
+@lru_cache(maxsize=None)
+def tiny_t5_tokenizer(vocab_size: int = 192):
+    """SentencePiece-style Unigram tokenizer in T5's layout: <pad>=0, </s>=1, <unk>=2."""
+    from transformers import T5Tokenizer
+
+    words = sorted({w for line in TINY_CORPUS for w in line.split()})
+    pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [("\u2581" + w, -1.0 - 0.01 * i) for i, w in enumerate(words)]
+    pieces += [(c, -5.0) for c in _CHARS]
+    if len(pieces) > vocab_size:
+        raise ValueError(f"tiny T5 vocabulary needs {len(pieces)} entries, config allows {vocab_size}")
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=512)
+
+
+def tiny_roberta_tokenizer(vocab_size: int = 320, model_max_length: int = 64):
+    """Byte-level BPE in RoBERTa's layout: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4; wraps in <s> ... </s>."""
+    return roberta_style_tokenizer(vocab_size, model_max_length, corpus=TINY_CORPUS)
