@@ -84,8 +84,13 @@ class InputPath:
         return f"{self.name}.{self.resampler_for(choice)}"
 
     def describe(self, choice: str) -> dict:
-        return {"input_path": self.name, "follows": self.tool, "channels": self.channels,
-                "remove_mean": self.remove_mean, "resampler": self.resampler_for(choice)}
+        return {
+            "input_path": self.name,
+            "follows": self.tool,
+            "channels": self.channels,
+            "remove_mean": self.remove_mean,
+            "resampler": self.resampler_for(choice),
+        }
 
 
 # The default of a backbone that names no reference tool: read_audio's mono mixdown, soxr HQ.

@@ -28,7 +28,7 @@ def published_hash(sha256: str):
 
 
 def file_weights_label(sha256: str) -> str:
-    """"official" when the file's hash is a published one, else "checkpoint" (unverified)."""
+    """ "official" when the file's hash is a published one, else "checkpoint" (unverified)."""
     return VERIFIED if published_hash(sha256) is not None else UNVERIFIED
 
 

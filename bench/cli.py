@@ -1,13 +1,13 @@
 """`bench`: one command line over every model, split and metric.
 
-    bench models                       list plugins, their settings and checkpoint status
-    bench splits                       list splits with counts and paths
-    bench run --models A,B --split S   generate, score, store one results record per model
-    bench score --gen DIR --split S    score any folder of audio files (or --ref DIR)
-    bench leaderboard --split S        export leaderboards/<split>.csv + .png
-    bench report --split S             one HTML page: clips, per-prompt scores, leaderboard, pairs
-    bench compare A B --split S        paired significance of every metric (--all: every pair)
-    bench study ...                    the pairwise listening study (userstudy)
+bench models                       list plugins, their settings and checkpoint status
+bench splits                       list splits with counts and paths
+bench run --models A,B --split S   generate, score, store one results record per model
+bench score --gen DIR --split S    score any folder of audio files (or --ref DIR)
+bench leaderboard --split S        export leaderboards/<split>.csv + .png
+bench report --split S             one HTML page: clips, per-prompt scores, leaderboard, pairs
+bench compare A B --split S        paired significance of every metric (--all: every pair)
+bench study ...                    the pairwise listening study (userstudy)
 """
 
 from __future__ import annotations
@@ -61,11 +61,17 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
     from bench.protocol import PROTOCOL
 
     g = p.add_argument_group("scoring")
-    g.add_argument("--protocols", default="genau",
-                   help=f"comma-separated scoring protocols, all from one decode of each clip: {', '.join(PROTOCOLS)} "
-                   "(default: %(default)s; see the README's protocols table)")
-    g.add_argument("--metrics", default=None,
-                   help="comma-separated subset of the protocols' metrics (default: all of them), e.g. FD,CLAP_LAION")
+    g.add_argument(
+        "--protocols",
+        default="genau",
+        help=f"comma-separated scoring protocols, all from one decode of each clip: {', '.join(PROTOCOLS)} "
+        "(default: %(default)s; see the README's protocols table)",
+    )
+    g.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated subset of the protocols' metrics (default: all of them), e.g. FD,CLAP_LAION",
+    )
     g.add_argument(
         "--backbones",
         choices=["official", "random"],
@@ -73,17 +79,38 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
         help="metric backbone weights: official checkpoint files (default) or fixed-seed random weights "
         "(smoke tests / demo only: results are labelled NOT COMPARABLE)",
     )
-    g.add_argument("--checkpoint", action="append", metavar="BACKBONE=PATH", help="official checkpoint file of a metric backbone (repeatable)")
-    g.add_argument("--tokenizer", action="append", metavar="BACKBONE=DIR", help="local tokenizer folder of a CLAP text tower (e.g. laion-clap-htsat-base=/data/roberta-base); default: the hub id / HF cache")
-    g.add_argument("--config", help="YAML file with `checkpoints: {backbone: path}`, `backbones: {role: name}`, `models: {model: checkpoint}`")
-    g.add_argument("--bootstrap", type=non_negative_int, default=100,
-                   help="bootstrap resamples for 95%% intervals (0 = none)")
-    g.add_argument("--resampler", default=None,
-                   help=f"resampler for backbone inputs: {', '.join(known_resamplers())} "
-                   f"(default: the protocol's, {PROTOCOL.scoring_resampler}: each backbone's reference tool's own)")
+    g.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="BACKBONE=PATH",
+        help="official checkpoint file of a metric backbone (repeatable)",
+    )
+    g.add_argument(
+        "--tokenizer",
+        action="append",
+        metavar="BACKBONE=DIR",
+        help="local tokenizer folder of a CLAP text tower (e.g. laion-clap-htsat-base=/data/roberta-base); default: "
+        "the hub id / HF cache",
+    )
+    g.add_argument(
+        "--config",
+        help="YAML file with `checkpoints: {backbone: path}`, `backbones: {role: name}`, `models: {model: checkpoint}`",
+    )
+    g.add_argument(
+        "--bootstrap", type=non_negative_int, default=100, help="bootstrap resamples for 95%% intervals (0 = none)"
+    )
+    g.add_argument(
+        "--resampler",
+        default=None,
+        help=f"resampler for backbone inputs: {', '.join(known_resamplers())} "
+        f"(default: the protocol's, {PROTOCOL.scoring_resampler}: each backbone's reference tool's own)",
+    )
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    g.add_argument("--device", default="cpu", help="torch device of the metric backbones (and of the models in `run`): "
-                   "cpu (default), cuda, cuda:N, mps")
+    g.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the metric backbones (and of the models in `run`): cpu (default), cuda, cuda:N, mps",
+    )
 
 
 def _score_config(args, cfg_file: dict):
@@ -133,9 +160,14 @@ def _print_record(rec: dict) -> None:
 
     label = describe_weights(rec.get("model_weights", "-"), rec["backbone_weights"])
     proto = rec.get("protocol") or {"name": "genau", "version": rec.get("protocol_version", "-")}
-    print(f"\n== {rec.get('model', 'folder')} on {rec.get('split', '-')} [{label}] "
-          f"protocol {proto['name']} {proto['version']}")
-    print(f"   evaluated {rec['n_evaluated']} / missing reference {rec['n_missing_reference']} / failed files {rec['n_failed']}")
+    print(
+        f"\n== {rec.get('model', 'folder')} on {rec.get('split', '-')} [{label}] "
+        f"protocol {proto['name']} {proto['version']}"
+    )
+    print(
+        f"   evaluated {rec['n_evaluated']} / missing reference {rec['n_missing_reference']} / failed files "
+        f"{rec['n_failed']}"
+    )
     for line in unmatched_lines(rec):
         print(f"   {line}")
     for m in rec["metrics"]:
@@ -161,10 +193,20 @@ def cmd_models(args) -> int:
         ok, status = cls().checkpoint_status()
         d = cls.info.defaults
         rows.append(
-            dict(model=name, sampler=d.sampler, steps=d.steps, guidance=d.guidance, duration_s=d.duration_s,
-                 native_sr=cls.info.native_sample_rate, native_ch=cls.info.native_channels, tiny=cls.info.tiny,
-                 checkpoint="available" if ok else "missing", where=status, source=cls.info.source,
-                 license=cls.info.license)
+            dict(
+                model=name,
+                sampler=d.sampler,
+                steps=d.steps,
+                guidance=d.guidance,
+                duration_s=d.duration_s,
+                native_sr=cls.info.native_sample_rate,
+                native_ch=cls.info.native_channels,
+                tiny=cls.info.tiny,
+                checkpoint="available" if ok else "missing",
+                where=status,
+                source=cls.info.source,
+                license=cls.info.license,
+            )
         )
     for name, why in PLANNED_PLUGINS.items():
         rows.append(dict(model=name, checkpoint="not implemented", where=why))
@@ -253,10 +295,15 @@ def cmd_run(args) -> int:
     split = load_split(args.split, csv=args.split_csv, ref_dir=args.ref_dir)
     missing = split.missing_references
     run_ids = [it.id for it in (split.items[: args.limit] if args.limit else split.items)]  # what this run really runs
-    running = (f"running the first {len(run_ids)} (--limit {args.limit})" if len(run_ids) < len(split.items)
-               else f"running all {len(run_ids)}")
-    print(f"split {split.name}: {len(split.items)} prompts, {split.n_with_reference} with reference audio, "
-          f"{len(missing)} missing; {running}")
+    running = (
+        f"running the first {len(run_ids)} (--limit {args.limit})"
+        if len(run_ids) < len(split.items)
+        else f"running all {len(run_ids)}"
+    )
+    print(
+        f"split {split.name}: {len(split.items)} prompts, {split.n_with_reference} with reference audio, "
+        f"{len(missing)} missing; {running}"
+    )
     for line in split.console_notes():
         print(f"note: {line}")
     store = RunStore(args.out)
@@ -267,8 +314,13 @@ def cmd_run(args) -> int:
     for name in classes:
         plugin = plugins.pop(name)
         gen_cfg = GenerationConfig(
-            seed=args.seed, steps=args.steps, guidance=args.guidance, duration_s=args.duration,
-            batch_size=args.batch_size, limit=args.limit, shard=shard,
+            seed=args.seed,
+            steps=args.steps,
+            guidance=args.guidance,
+            duration_s=args.duration,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            shard=shard,
         )
         run = generate_run(plugin, split, gen_cfg, store)
         print(f"{name}: clips in {run.clips_dir}")
@@ -279,14 +331,19 @@ def cmd_run(args) -> int:
             if shard[0] != 0:
                 continue
         if shard[1] > 1 and not distributed:
-            print(f"{name}: shard {shard[0]}/{shard[1]} done; score once all shards finished (`bench run` without --shard)")
+            print(
+                f"{name}: shard {shard[0]}/{shard[1]} done; score once all shards finished (`bench run` without "
+                "--shard)"
+            )
             continue
         if score_cfg is not None:
             for rec, path in score_run_protocols(run, split, score_cfg, cache, clip_ids=run_ids).values():
                 _print_record(rec)
                 print(f"   results record: {path}")
     if args.leaderboard and score_cfg is not None and shard[0] == 0:
-        return cmd_leaderboard(argparse.Namespace(split=split.name, root=args.out, out=args.leaderboard_dir, rank_by=None, with_paper=None))
+        return cmd_leaderboard(
+            argparse.Namespace(split=split.name, root=args.out, out=args.leaderboard_dir, rank_by=None, with_paper=None)
+        )
     return 0
 
 
@@ -327,7 +384,10 @@ def _score_with_reference_tools(args, cfg_file: dict, gen: dict, ref: dict, text
     from bench.metrics.reference_impl import score_with_reference_tools
 
     if args.tokenizer or cfg_file.get("tokenizers"):
-        print("note: --tokenizer / tokenizers: ignored by --impl reference (the reference tools load their own tokenizers)")
+        print(
+            "note: --tokenizer / tokenizers: ignored by --impl reference (the reference tools load their own "
+            "tokenizers)"
+        )
     if args.resampler or cfg_file.get("resampler"):
         print("note: --resampler: ignored by --impl reference (each reference tool resamples with its own resampler)")
     print(f"scoring with the reference tools in {args.reference_python} ...", flush=True)
@@ -338,10 +398,17 @@ def _score_with_reference_tools(args, cfg_file: dict, gen: dict, ref: dict, text
 
 
 def _print_reference_record(rec: dict) -> None:
-    tools = ", ".join(f"{p} {v}" for p, v in rec["reference_tools"].items() if p in ("audioldm_eval", "laion_clap", "msclap") and v)
-    print(f"\n== {rec['model']} on {rec['split']} [reference implementation: {tools or 'no tool ran'}; "
-          f"python {rec['reference_python']}] protocol {rec['protocol_version']}")
-    print(f"   evaluated {rec['n_evaluated']} / missing reference {rec['n_missing_reference']} / failed files unknown (the reference tools report none)")
+    tools = ", ".join(
+        f"{p} {v}" for p, v in rec["reference_tools"].items() if p in ("audioldm_eval", "laion_clap", "msclap") and v
+    )
+    print(
+        f"\n== {rec['model']} on {rec['split']} [reference implementation: {tools or 'no tool ran'}; "
+        f"python {rec['reference_python']}] protocol {rec['protocol_version']}"
+    )
+    print(
+        f"   evaluated {rec['n_evaluated']} / missing reference {rec['n_missing_reference']} / failed files unknown "
+        "(the reference tools report none)"
+    )
     for name, ident in sorted(rec["backbones"].items()):
         what = ident.get("error") or f"{ident['checkpoint_id']}  {ident['source']}"
         print(f"   checkpoint {name:<24} {what}")
@@ -369,8 +436,10 @@ def cmd_score(args) -> int:
     from bench.splits import load_split
 
     if args.impl == "reference" and args.backbones == "random":
-        raise UsageError("--impl reference needs the official checkpoint files (the reference tools cannot run "
-                         "with random weights); drop --backbones random and give --checkpoint NAME=PATH")
+        raise UsageError(
+            "--impl reference needs the official checkpoint files (the reference tools cannot run "
+            "with random weights); drop --backbones random and give --checkpoint NAME=PATH"
+        )
     cfg_file = _load_config(args.config)
     score_cfg, prompt_texts = _check_score_args(args, cfg_file)
     gen = {p.stem: p for p in list_audio_files(args.gen)}
@@ -416,8 +485,11 @@ def cmd_score(args) -> int:
         if args.per_clip:
             _write_per_clip(Path(args.per_clip), results)
             print(f"   per-clip values: {args.per_clip}")
-        rec = records[0] if len(records) == 1 else {"records": records,
-                                                     "metrics": [m for r in records for m in r["metrics"]]}
+        rec = (
+            records[0]
+            if len(records) == 1
+            else {"records": records, "metrics": [m for r in records for m in r["metrics"]]}
+        )
     if args.out:
         from bench.runs.store import atomic_write_json
 
@@ -425,8 +497,10 @@ def cmd_score(args) -> int:
         atomic_write_json(Path(args.out), rec if "records" not in rec else {"records": rec["records"]})
         print(f"   written: {args.out}")
     if rec["metrics"] and all(_is_nan(m["value"]) for m in rec["metrics"]):
-        raise NothingScoredError("every metric is NaN (the reasons are listed above): nothing was scored; "
-                                 "fix the inputs or checkpoints named there and run again")
+        raise NothingScoredError(
+            "every metric is NaN (the reasons are listed above): nothing was scored; "
+            "fix the inputs or checkpoints named there and run again"
+        )
     return 0
 
 
@@ -506,8 +580,9 @@ def cmd_leaderboard(args) -> int:
     protocols = split_protocols(args.root, args.split) or ["genau"]
     for protocol in protocols:  # one table per protocol: rows of different protocols are never ranked together
         try:
-            df = build_leaderboard(args.root, args.split, rank_by=args.rank_by, with_paper=args.with_paper,
-                                   protocol=protocol)
+            df = build_leaderboard(
+                args.root, args.split, rank_by=args.rank_by, with_paper=args.with_paper, protocol=protocol
+            )
         except FileNotFoundError as e:  # a plain one from the run store's files: the message names the file
             raise MissingFileError(str(e)) from None
         csv_path, png_path = write_leaderboard(df, args.out, args.split, protocol)
@@ -515,7 +590,9 @@ def cmd_leaderboard(args) -> int:
         labels = ("rank", "model", "weights", *(("comparison_group",) if several else ()))
         show = [c for c in df.columns if c in labels or (("@" in c) and not c.endswith(SUFFIXES))]
         print(f"\n== protocol {protocol}")
-        with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.float_format", "{:.4g}".format):
+        with pd.option_context(
+            "display.width", 250, "display.max_colwidth", 60, "display.float_format", "{:.4g}".format
+        ):
             print(df[show].to_string(index=False))
         print(f"\nleaderboard: {csv_path}\nchart:       {png_path}")
     return 0
@@ -532,11 +609,15 @@ def _check_leaderboard_split(root: str, split: str) -> None:
     scored = sorted(p.name for p in base.iterdir() if p.is_dir() and p.name[0] != ".") if base.is_dir() else []
     hint = did_you_mean(split, scored) or did_you_mean(split, SPLITS)
     have = f"splits with runs there: {', '.join(scored)}" if scored else "no runs there yet"
-    raise UsageError(f"--split {split}: no runs for this split under {root}.{hint} ({have}; "
-                     f"`bench run --split {split} ...` makes them, --root names another run store)")
+    raise UsageError(
+        f"--split {split}: no runs for this split under {root}.{hint} ({have}; "
+        f"`bench run --split {split} ...` makes them, --root names another run store)"
+    )
 
 
-COMMANDS_GROUP = "genau_bench.commands"  # apps above bench (userstudy) add `bench <name>` here; bench never imports them
+COMMANDS_GROUP = (
+    "genau_bench.commands"  # apps above bench (userstudy) add `bench <name>` here; bench never imports them
+)
 
 
 def cmd_study(args, rest: list[str]) -> int:
@@ -544,8 +625,10 @@ def cmd_study(args, rest: list[str]) -> int:
 
     found = [ep for ep in entry_points(group=COMMANDS_GROUP) if ep.name == "study"]
     if not found:
-        raise UsageError(f"the study app is not installed (no 'study' in entry-point group {COMMANDS_GROUP!r}): "
-                         "pip install -e '.[study]'")
+        raise UsageError(
+            f"the study app is not installed (no 'study' in entry-point group {COMMANDS_GROUP!r}): "
+            "pip install -e '.[study]'"
+        )
     try:
         study_main = found[0].load()
     except ImportError as e:
@@ -563,8 +646,13 @@ def cmd_report(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / args.split
     check_out_dir(out)
     runs = collect_split(args.root, args.split, models, split_csv=args.split_csv, ref_dir=args.ref_dir)
-    cfg = CompareConfig(per_clip_resamples=args.per_clip_resamples, set_resamples=args.set_resamples,
-                        seed=args.seed, set_metrics=not args.per_clip_only, device=args.device)
+    cfg = CompareConfig(
+        per_clip_resamples=args.per_clip_resamples,
+        set_resamples=args.set_resamples,
+        seed=args.seed,
+        set_metrics=not args.per_clip_only,
+        device=args.device,
+    )
     path = write_report(runs, ReportConfig(out, compare=not args.no_compare, compare_config=cfg))
     for note in runs.all_notes():
         print(f"note: {note}")
@@ -582,15 +670,23 @@ def cmd_compare(args) -> int:
     if args.all and args.models:
         raise UsageError(f"give two models A B or --all, not both (got {' '.join(args.models)} and --all)")
     if not args.all and len(args.models) != 2:
-        raise UsageError(f"give exactly two models to compare (got {len(args.models)}: {' '.join(args.models) or 'none'}), "
-                         "or --all for every pair")
+        raise UsageError(
+            f"give exactly two models to compare (got {len(args.models)}: {' '.join(args.models) or 'none'}), "
+            "or --all for every pair"
+        )
     if not args.all and args.models[0] == args.models[1]:
         raise UsageError(f"{args.models[0]} compared with itself; name two different models")
-    runs = collect_split(args.root, args.split, None if args.all else args.models,
-                         split_csv=args.split_csv, ref_dir=args.ref_dir)
-    cfg = CompareConfig(per_clip_resamples=args.per_clip_resamples, set_resamples=args.set_resamples,
-                        permutations=args.permutations, seed=args.seed, set_metrics=not args.per_clip_only,
-                        device=args.device)
+    runs = collect_split(
+        args.root, args.split, None if args.all else args.models, split_csv=args.split_csv, ref_dir=args.ref_dir
+    )
+    cfg = CompareConfig(
+        per_clip_resamples=args.per_clip_resamples,
+        set_resamples=args.set_resamples,
+        permutations=args.permutations,
+        seed=args.seed,
+        set_metrics=not args.per_clip_only,
+        device=args.device,
+    )
     if args.all:
         protocols = runs.protocols
     else:
@@ -599,8 +695,10 @@ def cmd_compare(args) -> int:
             raise ReportError(f"{args.models[0]} and {args.models[1]} share no scoring protocol on {args.split}")
     if args.protocol:
         if args.protocol not in protocols:
-            raise UsageError(f"--protocol {args.protocol}: not among the protocols these runs share "
-                             f"({', '.join(protocols)}).{did_you_mean(args.protocol, protocols)}")
+            raise UsageError(
+                f"--protocol {args.protocol}: not among the protocols these runs share "
+                f"({', '.join(protocols)}).{did_you_mean(args.protocol, protocols)}"
+            )
         protocols = [args.protocol]
     results = []
     for protocol in protocols:
@@ -635,13 +733,24 @@ def _add_report_parsers(sub) -> None:
         p.add_argument("--root", default=DEFAULT_ROOT, help="run store root (default: %(default)s)")
         p.add_argument("--split-csv", help="the split's official CSV, for the reference clips (default: data root)")
         p.add_argument("--ref-dir", help="folder of the split's reference clips (default: data root)")
-        p.add_argument("--per-clip-resamples", type=positive_int, default=PER_CLIP_RESAMPLES,
-                       help="paired bootstrap resamples for per-clip metrics (default: %(default)s)")
-        p.add_argument("--set-resamples", type=positive_int, default=SET_RESAMPLES,
-                       help="paired bootstrap resamples for set metrics FD / FAD / KAD / IS (default: %(default)s; "
-                       "each resample recomputes the metric for both models)")
-        p.add_argument("--per-clip-only", action="store_true",
-                       help="skip set metrics (they need the clips' embeddings: cache or backbone)")
+        p.add_argument(
+            "--per-clip-resamples",
+            type=positive_int,
+            default=PER_CLIP_RESAMPLES,
+            help="paired bootstrap resamples for per-clip metrics (default: %(default)s)",
+        )
+        p.add_argument(
+            "--set-resamples",
+            type=positive_int,
+            default=SET_RESAMPLES,
+            help="paired bootstrap resamples for set metrics FD / FAD / KAD / IS (default: %(default)s; "
+            "each resample recomputes the metric for both models)",
+        )
+        p.add_argument(
+            "--per-clip-only",
+            action="store_true",
+            help="skip set metrics (they need the clips' embeddings: cache or backbone)",
+        )
         p.add_argument("--seed", type=non_negative_int, default=0, help="resampling seed (default: %(default)s)")
         p.add_argument("--device", default="cpu", help="torch device for embeddings not in the cache (default: cpu)")
 
@@ -658,8 +767,12 @@ def _add_report_parsers(sub) -> None:
     p.add_argument("--split", required=True, help="the split both models ran")
     p.add_argument("--all", action="store_true", help="every pair of scored models on the split")
     p.add_argument("--protocol", help="only this scoring protocol (default: every protocol the runs share)")
-    p.add_argument("--permutations", type=positive_int, default=PERMUTATIONS,
-                   help="sign-flip permutations for per-clip metrics (exact when 2^n is fewer; default: %(default)s)")
+    p.add_argument(
+        "--permutations",
+        type=positive_int,
+        default=PERMUTATIONS,
+        help="sign-flip permutations for per-clip metrics (exact when 2^n is fewer; default: %(default)s)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the comparisons as JSON")
     stats_args(p)
     p.set_defaults(func=cmd_compare)
@@ -677,8 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list model plugins, their default settings and checkpoint status")
-    p.add_argument("--wide", action="store_true",
-                   help="also where each checkpoint is looked for and the model's source")
+    p.add_argument(
+        "--wide", action="store_true", help="also where each checkpoint is looked for and the model's source"
+    )
     p.add_argument("--json", action="store_true", help="every field of every model as JSON")
     p.set_defaults(func=cmd_models)
 
@@ -693,26 +807,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-csv", help="the split's official CSV (default: under the data root)")
     p.add_argument("--ref-dir", help="folder of reference clips (default: under the data root)")
     p.add_argument("--out", default=DEFAULT_ROOT, help="run store root (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="run seed; each clip's seed is derived from it and the clip id (default: 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="run seed; each clip's seed is derived from it and the clip id (default: 0)"
+    )
     p.add_argument("--steps", type=positive_int, help="override the model's default sampler steps (recorded)")
     p.add_argument("--guidance", type=float, help="override the model's default guidance scale (recorded)")
     p.add_argument("--duration", type=positive_float, help="override the protocol's 10 s (recorded)")
-    p.add_argument("--batch-size", type=positive_int, default=4,
-                   help="prompts per generation call; batches always hold the same clips (default: %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=4,
+        help="prompts per generation call; batches always hold the same clips (default: %(default)s)",
+    )
     p.add_argument("--limit", type=positive_int, help="only the first N prompts (smoke tests)")
     p.add_argument("--shard", help="i/n: generate only this shard (torchrun / accelerate set it automatically)")
-    p.add_argument("--model-checkpoint", action="append", metavar="MODEL=PATH",
-                   help="a model's checkpoint folder / file or hub id, e.g. audioldm-l=/data/audioldm-l-full "
-                   "(repeatable)")
-    p.add_argument("--weights", choices=("raw", "ema"), default=None,
-                   help="GenAu releases: raw weights (default, as the official generate_and_eval.py) or the "
-                   "checkpoint's EMA copy (model_ema.*, as inference_file.py and the Gradio demo); recorded in "
-                   "the run's identity")
+    p.add_argument(
+        "--model-checkpoint",
+        action="append",
+        metavar="MODEL=PATH",
+        help="a model's checkpoint folder / file or hub id, e.g. audioldm-l=/data/audioldm-l-full (repeatable)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("raw", "ema"),
+        default=None,
+        help="GenAu releases: raw weights (default, as the official generate_and_eval.py) or the "
+        "checkpoint's EMA copy (model_ema.*, as inference_file.py and the Gradio demo); recorded in "
+        "the run's identity",
+    )
     p.add_argument("--no-score", action="store_true", help="generate only")
     p.add_argument("--leaderboard", action="store_true", help="also export the split's leaderboard afterwards")
-    p.add_argument("--leaderboard-dir", default="leaderboards",
-                   help="folder of the exported leaderboard (default: %(default)s)")
+    p.add_argument(
+        "--leaderboard-dir", default="leaderboards", help="folder of the exported leaderboard (default: %(default)s)"
+    )
     _add_scoring_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -720,29 +847,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen", required=True, help="folder of generated clips named <clip-id>.wav")
     p.add_argument("--ref", help="folder of reference clips with the same names")
     p.add_argument("--split", help="take references and prompts from a split instead")
-    p.add_argument("--split-csv",
-                   help="with --split audiocaps / bigsoundbank: the split's official CSV (default: data root)")
+    p.add_argument(
+        "--split-csv", help="with --split audiocaps / bigsoundbank: the split's official CSV (default: data root)"
+    )
     p.add_argument("--prompts", help="CSV/JSONL with id,caption for the CLAP scores")
-    p.add_argument("--out", help="write the results record (JSON) here (several protocols: {\"records\": [...]})")
+    p.add_argument("--out", help='write the results record (JSON) here (several protocols: {"records": [...]})')
     p.add_argument("--per-clip", help="write per-clip values (KL, CLAP, aesthetics) to FILE.parquet or FILE.csv")
-    p.add_argument("--impl", choices=["ours", "reference"], default="ours",
-                   help="ours (default), or the field's reference tools (audioldm_eval, laion_clap, msclap) on the same "
-                   "inputs and checkpoint files, run by --reference-python; recorded as impl=reference, never ranked")
-    p.add_argument("--reference-python", default=sys.executable, metavar="PATH",
-                   help="python of the environment that holds the reference packages (default: this interpreter)")
+    p.add_argument(
+        "--impl",
+        choices=["ours", "reference"],
+        default="ours",
+        help="ours (default), or the field's reference tools (audioldm_eval, laion_clap, msclap) on the same "
+        "inputs and checkpoint files, run by --reference-python; recorded as impl=reference, never ranked",
+    )
+    p.add_argument(
+        "--reference-python",
+        default=sys.executable,
+        metavar="PATH",
+        help="python of the environment that holds the reference packages (default: this interpreter)",
+    )
     _add_scoring_args(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("leaderboard", help="export leaderboards/<split>.csv and a PNG chart from scored runs")
-    p.add_argument("--split", required=True,
-                   help="the split whose scored runs to rank: demo, audiocaps, bigsoundbank or a manifest's name")
+    p.add_argument(
+        "--split",
+        required=True,
+        help="the split whose scored runs to rank: demo, audiocaps, bigsoundbank or a manifest's name",
+    )
     p.add_argument("--root", default=DEFAULT_ROOT, help="run store root (default: %(default)s)")
     p.add_argument("--out", default="leaderboards", help="output folder (default: %(default)s)")
-    p.add_argument("--rank-by", default=None,
-                   help="metric to rank comparable rows by (default: each protocol's first: FD, or PQ for aesthetics)")
-    p.add_argument("--with-paper", action=argparse.BooleanOptionalAction, default=None,
-                   help="add the published numbers of leaderboards/reported/ for this split, labelled reported "
-                   "(default: on)")
+    p.add_argument(
+        "--rank-by",
+        default=None,
+        help="metric to rank comparable rows by (default: each protocol's first: FD, or PQ for aesthetics)",
+    )
+    p.add_argument(
+        "--with-paper",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the published numbers of leaderboards/reported/ for this split, labelled reported (default: on)",
+    )
     p.set_defaults(func=cmd_leaderboard)
 
     _add_report_parsers(sub)

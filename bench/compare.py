@@ -118,6 +118,7 @@ class PairComparison:
 # statistics (pure arrays)
 # ------------------------------------------------------------------------------------------
 
+
 def paired_bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     """(n_resamples, n) prompt indices drawn with replacement: row r is applied to *both* models."""
     if n < 1:
@@ -125,8 +126,15 @@ def paired_bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(int(n_resamples), n))
 
 
-def paired_bootstrap(stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float], n: int, *,
-                     n_resamples: int, seed: int, progress: Callable | None = None) -> np.ndarray:
+def paired_bootstrap(
+    stat_a: Callable[[np.ndarray], float],
+    stat_b: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    n_resamples: int,
+    seed: int,
+    progress: Callable | None = None,
+) -> np.ndarray:
     """Replicates of stat_a(idx) - stat_b(idx), the same prompt indices idx for both models."""
     idx = paired_bootstrap_indices(n, n_resamples, seed)
     out = np.empty(len(idx))
@@ -146,7 +154,7 @@ def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[floa
 def sign_flip_p(diffs: np.ndarray, *, n_resamples: int, seed: int) -> float:
     """Two-sided p of mean(diffs) = 0 under random sign flips of the per-prompt differences (the paired
     permutation test of scipy.stats.permutation_test(permutation_type="samples"), which
-    tests/test_compare.py checks this against). Exact over all 2^n sign vectors when 2^n <= n_resamples,
+    tests/bench/test_compare.py checks this against). Exact over all 2^n sign vectors when 2^n <= n_resamples,
     else (1 + #{|null| >= |observed|}) / (1 + n_resamples). Vectorised here because scipy's took 0.6 s per
     metric at n = 1000 and 9999 resamples (84 metric pairs of an 8-model report: about a minute); this: 0.09 s
     (same machine, 2 cores)."""
@@ -156,8 +164,8 @@ def sign_flip_p(diffs: np.ndarray, *, n_resamples: int, seed: int) -> float:
         return 1.0  # every difference is 0: every sign flip gives the observed statistic
     observed = abs(d.mean())
     tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # sums in another order differ by round-off
-    if n <= 20 and 2 ** n <= n_resamples:
-        signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    if n <= 20 and 2**n <= n_resamples:
+        signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
         null = np.abs(signs @ d) / n
         return float(np.mean(null >= observed - tol))
     rng = np.random.default_rng(seed)
@@ -195,22 +203,36 @@ def compare_per_clip(a: np.ndarray, b: np.ndarray, cfg: CompareConfig) -> dict:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     d = a - b
     n = len(d)
-    reps = paired_bootstrap(lambda i: a[i].mean(), lambda i: b[i].mean(), n,
-                            n_resamples=cfg.per_clip_resamples, seed=cfg.seed)
+    reps = paired_bootstrap(
+        lambda i: a[i].mean(), lambda i: b[i].mean(), n, n_resamples=cfg.per_clip_resamples, seed=cfg.seed
+    )
     lo, hi = percentile_interval(reps, cfg.confidence)
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
     mean = float(d.mean())
     # a constant difference has sd 0 up to round-off (1e-17 for a shift of 0.05): d_z undefined, not 5e14
     effect = 0.0 if mean == 0 else (mean / sd if sd > 1e-9 * abs(mean) else math.nan)
-    exact = 2 ** n <= cfg.permutations
-    return {"a": float(a.mean()), "b": float(b.mean()), "diff": mean, "ci_low": lo, "ci_high": hi,
-            "p": sign_flip_p(d, n_resamples=cfg.permutations, seed=cfg.seed), "effect": effect, "effect_kind": "d_z",
-            "test": f"paired bootstrap ({cfg.per_clip_resamples}) + sign-flip permutation "
-                    f"({'exact' if exact else cfg.permutations})"}
+    exact = 2**n <= cfg.permutations
+    return {
+        "a": float(a.mean()),
+        "b": float(b.mean()),
+        "diff": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p": sign_flip_p(d, n_resamples=cfg.permutations, seed=cfg.seed),
+        "effect": effect,
+        "effect_kind": "d_z",
+        "test": f"paired bootstrap ({cfg.per_clip_resamples}) + sign-flip permutation "
+        f"({'exact' if exact else cfg.permutations})",
+    }
 
 
-def compare_set(stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float], n: int,
-                cfg: CompareConfig, progress: Callable | None = None) -> dict:
+def compare_set(
+    stat_a: Callable[[np.ndarray], float],
+    stat_b: Callable[[np.ndarray], float],
+    n: int,
+    cfg: CompareConfig,
+    progress: Callable | None = None,
+) -> dict:
     """Numbers for one set metric; stat_x(idx) = the metric on prompts idx (clips of x, their references)."""
     full = np.arange(n)
     va, vb = float(stat_a(full)), float(stat_b(full))
@@ -219,8 +241,17 @@ def compare_set(stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndar
     lo, hi = percentile_interval(reps, cfg.confidence)
     se = float(reps.std(ddof=1)) if len(reps) > 1 else math.nan
     effect = 0.0 if observed == 0 else (observed / se if se > 0 else math.nan)
-    return {"a": va, "b": vb, "diff": observed, "ci_low": lo, "ci_high": hi, "p": centred_bootstrap_p(observed, reps),
-            "effect": effect, "effect_kind": "d/se", "test": f"paired bootstrap over prompts ({cfg.set_resamples})"}
+    return {
+        "a": va,
+        "b": vb,
+        "diff": observed,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p": centred_bootstrap_p(observed, reps),
+        "effect": effect,
+        "effect_kind": "d/se",
+        "test": f"paired bootstrap over prompts ({cfg.set_resamples})",
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,9 +273,14 @@ def set_statistic(metric: str, options: dict | None = None) -> tuple[str, Callab
     except ImportError:
         spec = None
     if spec is not None:
+
         def via_registry(gen: list, ref: list) -> float:
-            inp = MetricInputs(gen={f"{i:06d}": o for i, o in enumerate(gen)},
-                               ref={f"{i:06d}": o for i, o in enumerate(ref)}, options=options, bootstrap=0)
+            inp = MetricInputs(
+                gen={f"{i:06d}": o for i, o in enumerate(gen)},
+                ref={f"{i:06d}": o for i, o in enumerate(ref)},
+                options=options,
+                bootstrap=0,
+            )
             return float(spec.compute(inp).value)
 
         return spec.output, via_registry
@@ -289,14 +325,21 @@ class SuiteEmbeddings:
             random = ident.get("weights") == "random"
             seed = int(ckpt_id.split("seed=")[1].split("+")[0]) if random and "seed=" in ckpt_id else 0
             ckpt = {} if random else {backbone: (ident.get("checkpoint_file") or {}).get("path") or ident.get("source")}
-            cfg = ScoreConfig(metrics=(), weights="random" if random else "official",
-                              checkpoints={k: v for k, v in ckpt.items() if v}, random_seed=seed,
-                              resampler=record.get("resampler") or ScoreConfig().resampler,
-                              device=self.device, progress=self.progress)
+            cfg = ScoreConfig(
+                metrics=(),
+                weights="random" if random else "official",
+                checkpoints={k: v for k, v in ckpt.items() if v},
+                random_seed=seed,
+                resampler=record.get("resampler") or ScoreConfig().resampler,
+                device=self.device,
+                progress=self.progress,
+            )
             lazy = LazyBackbone(backbone, cfg)
             if lazy.checkpoint_id != ckpt_id:
-                raise ValueError(f"{backbone}: the weights found now ({lazy.checkpoint_id[:40]}) are not the ones the "
-                                 f"record was scored with ({ckpt_id[:40]}); give the same checkpoint file")
+                raise ValueError(
+                    f"{backbone}: the weights found now ({lazy.checkpoint_id[:40]}) are not the ones the "
+                    f"record was scored with ({ckpt_id[:40]}); give the same checkpoint file"
+                )
             got = _Embedder({backbone: lazy}, cfg, EmbeddingCache()).embed(sorted(todo), f"{backbone} outputs")
             lazy.release()
             for f in todo:
@@ -309,9 +352,10 @@ class SuiteEmbeddings:
 # comparing two systems of a split
 # ------------------------------------------------------------------------------------------
 
+
 def _protocol_options(rec: dict, metric: str, backbone: str) -> dict:
     p = rec.get("protocol")
-    for m in (p.get("metrics", []) if isinstance(p, dict) else []):
+    for m in p.get("metrics", []) if isinstance(p, dict) else []:
         # a protocol names a backbone, or "@role" for the genau protocol's configurable backbones
         if m.get("metric") == metric and (m.get("backbone") == backbone or str(m.get("backbone", "")).startswith("@")):
             return dict(m.get("options") or {})
@@ -322,8 +366,9 @@ def common_protocols(sa: System, sb: System) -> list[str]:
     return [p for p in sa.records if p in sb.records]
 
 
-def compare_pair(runs: SplitRuns, a: str, b: str, protocol: str, cfg: CompareConfig,
-                 embeddings: EmbeddingSource | None = None) -> PairComparison:
+def compare_pair(
+    runs: SplitRuns, a: str, b: str, protocol: str, cfg: CompareConfig, embeddings: EmbeddingSource | None = None
+) -> PairComparison:
     sa, sb = runs.system(a), runs.system(b)
     if protocol not in sa.records or protocol not in sb.records:
         have = ", ".join(common_protocols(sa, sb)) or "none"
@@ -331,8 +376,9 @@ def compare_pair(runs: SplitRuns, a: str, b: str, protocol: str, cfg: CompareCon
     ra, rb = sa.records[protocol], sb.records[protocol]
     va, vb = protocol_of(ra)[1], protocol_of(rb)[1]
     ids = sorted(set(sa.clip_ids(protocol)) & set(sb.clip_ids(protocol)))
-    out = PairComparison(runs.split, protocol, a, b, sa.weights_label, sb.weights_label,
-                         sa.comparable and sb.comparable, len(ids))
+    out = PairComparison(
+        runs.split, protocol, a, b, sa.weights_label, sb.weights_label, sa.comparable and sb.comparable, len(ids)
+    )
     if va != vb:
         out.notes.append(f"protocol versions differ ({a}: {va}, {b}: {vb}); numbers are shown, not comparable")
         out.comparable = False
@@ -345,8 +391,14 @@ def compare_pair(runs: SplitRuns, a: str, b: str, protocol: str, cfg: CompareCon
     for ma in sa.metric_entries(protocol):
         col, metric = ma["column"], ma["metric"]
         mb = entries_b.get(col)
-        mc = MetricComparison(protocol, metric, col, "per-clip" if col in per_clip_cols else "set", 0,
-                              higher_is_better=higher_is_better(metric))
+        mc = MetricComparison(
+            protocol,
+            metric,
+            col,
+            "per-clip" if col in per_clip_cols else "set",
+            0,
+            higher_is_better=higher_is_better(metric),
+        )
         out.metrics.append(mc)
         if mb is None:
             mc.reason = f"{b} has no {col}"
@@ -393,14 +445,27 @@ def _fill_per_clip(mc: MetricComparison, pa, pb, ids: list[str], cfg: CompareCon
         setattr(mc, k, v)
 
 
-def _fill_set(mc, runs: SplitRuns, sa: System, sb: System, ra: dict, rb: dict, ma: dict, mb: dict,
-              ids: list[str], cfg: CompareConfig, embeddings: EmbeddingSource | None) -> None:
+def _fill_set(
+    mc,
+    runs: SplitRuns,
+    sa: System,
+    sb: System,
+    ra: dict,
+    rb: dict,
+    ma: dict,
+    mb: dict,
+    ids: list[str],
+    cfg: CompareConfig,
+    embeddings: EmbeddingSource | None,
+) -> None:
     backbone = ma.get("backbone") or ""
     ida = (ra.get("backbones") or {}).get(backbone, {}).get("checkpoint_id")
     idb = (rb.get("backbones") or {}).get(backbone, {}).get("checkpoint_id")
     if backbone != mb.get("backbone") or ida != idb:
-        raise ValueError(f"scored with different backbone weights ({backbone} {str(ida)[:24]} vs "
-                         f"{mb.get('backbone')} {str(idb)[:24]})")
+        raise ValueError(
+            f"scored with different backbone weights ({backbone} {str(ida)[:24]} vs "
+            f"{mb.get('backbone')} {str(idb)[:24]})"
+        )
     key, stat = set_statistic(mc.metric, _protocol_options(ra, mc.metric, backbone))
     needs_ref = mc.metric != "IS"
     use = [c for c in ids if c in runs.references] if needs_ref else list(ids)
@@ -410,8 +475,13 @@ def _fill_set(mc, runs: SplitRuns, sa: System, sb: System, ra: dict, rb: dict, m
     ga = source(ra, backbone, [str(sa.run.clip_path(c)) for c in use])
     gb = source(rb, backbone, [str(sb.run.clip_path(c)) for c in use])
     gr = source(ra, backbone, [str(runs.references[c]) for c in use]) if needs_ref else {}
-    keep = [c for c in use if str(sa.run.clip_path(c)) in ga and str(sb.run.clip_path(c)) in gb
-            and (not needs_ref or str(runs.references[c]) in gr)]
+    keep = [
+        c
+        for c in use
+        if str(sa.run.clip_path(c)) in ga
+        and str(sb.run.clip_path(c)) in gb
+        and (not needs_ref or str(runs.references[c]) in gr)
+    ]
     if len(keep) < 2:
         raise ValueError(f"{len(keep)} common prompts have readable clips on every side (need 2)")
     xa = [ga[str(sa.run.clip_path(c))] for c in keep]
@@ -423,9 +493,13 @@ def _fill_set(mc, runs: SplitRuns, sa: System, sb: System, ra: dict, rb: dict, m
     mc.n = len(keep)
     progress = _bar(cfg, f"{mc.column}: paired bootstrap", cfg.set_resamples)
     try:
-        res = compare_set(lambda i: stat([xa[k] for k in i], [xr[k] for k in i] if xr else []),
-                          lambda i: stat([xb[k] for k in i], [xr[k] for k in i] if xr else []),
-                          len(keep), cfg, progress=progress.update if progress else None)
+        res = compare_set(
+            lambda i: stat([xa[k] for k in i], [xr[k] for k in i] if xr else []),
+            lambda i: stat([xb[k] for k in i], [xr[k] for k in i] if xr else []),
+            len(keep),
+            cfg,
+            progress=progress.update if progress else None,
+        )
     finally:
         if progress:
             progress.close()
@@ -442,18 +516,19 @@ def _bar(cfg: CompareConfig, desc: str, total: int):
     return tqdm(total=total, desc=desc, unit="resample", leave=False)
 
 
-def compare_all(runs: SplitRuns, protocol: str, cfg: CompareConfig,
-                embeddings: EmbeddingSource | None = None) -> list[PairComparison]:
+def compare_all(
+    runs: SplitRuns, protocol: str, cfg: CompareConfig, embeddings: EmbeddingSource | None = None
+) -> list[PairComparison]:
     """Every pair of systems that both have a record of `protocol` (in the split's system order)."""
     embeddings = embeddings or SuiteEmbeddings(cfg.device, cfg.progress)
     keys = [s.key for s in runs.systems if protocol in s.records]
-    return [compare_pair(runs, a, b, protocol, cfg, embeddings)
-            for i, a in enumerate(keys) for b in keys[i + 1:]]
+    return [compare_pair(runs, a, b, protocol, cfg, embeddings) for i, a in enumerate(keys) for b in keys[i + 1 :]]
 
 
 # ------------------------------------------------------------------------------------------
 # console output
 # ------------------------------------------------------------------------------------------
+
 
 def _fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
@@ -470,12 +545,16 @@ def format_pair(pc: PairComparison) -> str:
     for side, label in (("A", pc.a_label), ("B", pc.b_label)):
         lines.append(f"   {side}: {label}")
     if not pc.comparable:
-        lines.append("   NOT COMPARABLE to published numbers: random / tiny weights or different protocol versions; "
-                     "the tests still say whether A and B differ on these clips")
+        lines.append(
+            "   NOT COMPARABLE to published numbers: random / tiny weights or different protocol versions; "
+            "the tests still say whether A and B differ on these clips"
+        )
     for n in pc.notes:
         lines.append(f"   note: {n}")
-    head = (f"   {'metric':<38} {'kind':<8} {'A':>9} {'B':>9} {'A-B':>10} {'95% CI':>23} {'p':>7} {'p Holm':>7} "
-            f"{'effect':>12}  better")
+    head = (
+        f"   {'metric':<38} {'kind':<8} {'A':>9} {'B':>9} {'A-B':>10} {'95% CI':>23} {'p':>7} {'p Holm':>7} "
+        f"{'effect':>12}  better"
+    )
     lines.append(head)
     for m in pc.metrics:
         if m.reason and math.isnan(m.diff):
@@ -483,10 +562,14 @@ def format_pair(pc: PairComparison) -> str:
             continue
         ci = f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
         eff = f"{m.effect_kind}={_fmt(m.effect, 3)}"
-        lines.append(f"   {m.column:<38} {m.kind:<8} {_fmt(m.a):>9} {_fmt(m.b):>9} {_fmt(m.diff):>10} {ci:>23} "
-                     f"{_p(m.p):>7} {_p(m.p_holm):>7} {eff:>12}  {m.better or '-'}")
-    lines.append(f"   p: per-clip = paired sign-flip permutation, set = centred paired bootstrap; Holm over the "
-                 f"{sum(not math.isnan(m.p) for m in pc.metrics)} metrics tested; better = Holm p < {ALPHA}")
+        lines.append(
+            f"   {m.column:<38} {m.kind:<8} {_fmt(m.a):>9} {_fmt(m.b):>9} {_fmt(m.diff):>10} {ci:>23} "
+            f"{_p(m.p):>7} {_p(m.p_holm):>7} {eff:>12}  {m.better or '-'}"
+        )
+    lines.append(
+        f"   p: per-clip = paired sign-flip permutation, set = centred paired bootstrap; Holm over the "
+        f"{sum(not math.isnan(m.p) for m in pc.metrics)} metrics tested; better = Holm p < {ALPHA}"
+    )
     return "\n".join(lines)
 
 
@@ -501,6 +584,7 @@ def format_all(pairs: list[PairComparison]) -> str:
                 continue
             ci = f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
             winner = {"A": pc.a, "B": pc.b}.get(m.better, "-")
-            lines.append(f"{pc.a:<22} {pc.b:<22} {m.column:<38} {_fmt(m.diff):>10} {ci:>23} {_p(m.p_holm):>7}  "
-                         f"{winner}")
+            lines.append(
+                f"{pc.a:<22} {pc.b:<22} {m.column:<38} {_fmt(m.diff):>10} {ci:>23} {_p(m.p_holm):>7}  {winner}"
+            )
     return "\n".join(lines)

@@ -104,7 +104,11 @@ def resolve_settings(plugin: TextToAudioPlugin, cfg: GenerationConfig) -> RunSet
     d = plugin.info.defaults
     overrides = {
         k: v
-        for k, v, default in (("steps", cfg.steps, d.steps), ("guidance", cfg.guidance, d.guidance), ("duration_s", cfg.duration_s, d.duration_s))
+        for k, v, default in (
+            ("steps", cfg.steps, d.steps),
+            ("guidance", cfg.guidance, d.guidance),
+            ("duration_s", cfg.duration_s, d.duration_s),
+        )
         if v is not None and v != default
     }
     return RunSettings(
@@ -155,7 +159,12 @@ def generate_run(plugin: TextToAudioPlugin, split: Split, cfg: GenerationConfig,
     done = run.finished_clips()
     todo = [b for b in mine if any(it.id not in done for it in b)]
     if todo:
-        bar = tqdm(total=sum(len(b) for b in todo), desc=f"generating {plugin.name} on {split.name}", unit="clip", disable=not cfg.progress)
+        bar = tqdm(
+            total=sum(len(b) for b in todo),
+            desc=f"generating {plugin.name} on {split.name}",
+            unit="clip",
+            disable=not cfg.progress,
+        )
         for batch in todo:
             waves = plugin.generate(
                 [it.prompt for it in batch],
@@ -180,7 +189,11 @@ def generate_run(plugin: TextToAudioPlugin, split: Split, cfg: GenerationConfig,
 
 
 def score_run(
-    run: RunDir, split: Split, config: ScoreConfig, cache: EmbeddingCache | None = None, *,
+    run: RunDir,
+    split: Split,
+    config: ScoreConfig,
+    cache: EmbeddingCache | None = None,
+    *,
     clip_ids: list[str] | None = None,
 ) -> tuple[dict, Path]:
     """Score a run dir under every protocol of `config.protocols` (see `score_run_protocols`);
@@ -189,7 +202,11 @@ def score_run(
 
 
 def score_run_protocols(
-    run: RunDir, split: Split, config: ScoreConfig, cache: EmbeddingCache | None = None, *,
+    run: RunDir,
+    split: Split,
+    config: ScoreConfig,
+    cache: EmbeddingCache | None = None,
+    *,
     clip_ids: list[str] | None = None,
 ) -> dict[str, tuple[dict, Path]]:
     """Score a run dir against the split's references and store one results record per protocol
@@ -214,11 +231,18 @@ def score_run_protocols(
     out: dict[str, tuple[dict, Path]] = {}
     for name, result in score_protocols(gen, ref, texts, config, cache).items():
         record = results_record(
-            manifest, split, result, config, clip_ids=clip_ids,
-            n_missing_ref=len([c for c in clip_ids if c not in ref]), not_generated=not_generated,
+            manifest,
+            split,
+            result,
+            config,
+            clip_ids=clip_ids,
+            n_missing_ref=len([c for c in clip_ids if c not in ref]),
+            not_generated=not_generated,
         )
         if result.per_clip:
-            record["per_clip_file"] = write_per_clip(run.results_dir / f"{record['scoring_key']}.per_clip.parquet", result)
+            record["per_clip_file"] = write_per_clip(
+                run.results_dir / f"{record['scoring_key']}.per_clip.parquet", result
+            )
         out[name] = (record, run.write_result(record["scoring_key"], record))
     return out
 
@@ -254,8 +278,14 @@ def scoring_key(split: Split, result: ScoreResult, config: ScoreConfig, prompt_s
 
 
 def results_record(
-    manifest: dict, split: Split, result: ScoreResult, config: ScoreConfig, *,
-    clip_ids: list[str], n_missing_ref: int, not_generated: list[str],
+    manifest: dict,
+    split: Split,
+    result: ScoreResult,
+    config: ScoreConfig,
+    *,
+    clip_ids: list[str],
+    n_missing_ref: int,
+    not_generated: list[str],
 ) -> dict:
     """The stored record. `prompt_set` (sha256 of the sorted clip ids run + count) and
     `reference_set` (sha256 of the sorted (id, content sha256) pairs of the references used + count)

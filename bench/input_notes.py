@@ -19,8 +19,12 @@ from pathlib import Path
 from bench.protocol import PROTOCOL
 
 SHOWN = 3  # files named per note; the count covers all of them
-CHANNEL_WORDS = {"mean": "channel mean", "first": "first channel", "concatenate": "channels one after another",
-                 "native": "left and right kept (mono used twice)"}
+CHANNEL_WORDS = {
+    "mean": "channel mean",
+    "first": "first channel",
+    "concatenate": "channels one after another",
+    "native": "left and right kept (mono used twice)",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ def scoring_rules(config) -> ScoringRules:
     """The rules of a ScoreConfig's backbones (only those its metrics use)."""
     from bench.audio import REFERENCE
     from bench.metrics.backbones import backbone_class
+
     names = sorted({name for _, _, name in config.entries()})
     parts = []
     for name in names:

@@ -41,7 +41,6 @@ CHART_METRICS = tuple(m.name for m in METRIC_SPECS.values() if m.charted)
 CHART_COLUMNS = 3  # panels per row: 8 metrics -> 3 x 3 grid, about 1190 x 1090 px, fits a page
 
 
-
 def metric_name(column: str) -> str:
     """'FD_panns-cnn14@16k' -> 'FD'; 'CLAP_LAION_laion-clap-htsat-base@48k' -> 'CLAP_LAION'."""
     for m in sorted(METRIC_SPECS, key=len, reverse=True):  # longest first: "KL_sigmoid" before "KL_..."
@@ -70,8 +69,11 @@ def is_reference_impl(rec: dict) -> bool:
 
 def reference_row(rec: dict) -> dict:
     """A labelled, never-ranked row for an impl=reference record (its columns name the tools)."""
-    tools = ", ".join(f"{p} {v}" for p, v in sorted(rec.get("reference_tools", {}).items())
-                      if p in ("audioldm_eval", "laion_clap", "msclap") and v)
+    tools = ", ".join(
+        f"{p} {v}"
+        for p, v in sorted(rec.get("reference_tools", {}).items())
+        if p in ("audioldm_eval", "laion_clap", "msclap") and v
+    )
     row = {
         "model": rec.get("model", "-"),
         "weights": REFERENCE_WEIGHTS_LABEL,
@@ -86,8 +88,9 @@ def reference_row(rec: dict) -> dict:
         if math.isnan(m["value"]) and m.get("reason"):
             row[m["column"] + "_missing_reason"] = m["reason"]
     row.update(
-        backbones="; ".join(f"{k}={v.get('checkpoint_id', 'unavailable')}"
-                            for k, v in sorted(rec.get("backbones", {}).items())),
+        backbones="; ".join(
+            f"{k}={v.get('checkpoint_id', 'unavailable')}" for k, v in sorted(rec.get("backbones", {}).items())
+        ),
         resampler=rec.get("resampler"),
         protocol_version=rec.get("protocol_version"),
         date=rec.get("date", "")[:10],
@@ -113,13 +116,17 @@ def comparison_group(rec: dict) -> tuple[tuple, str]:
         split_n = rec.get("split_n_prompts")
         of = f" of {split_n}" if split_n else ""
         partial = "PARTIAL: " if split_n and ps.get("n", 0) < split_n else ""
-        label = (f"{partial}{ps.get('n')}{of} prompts (set {str(ps.get('sha256'))[:8]}), "
-                 f"{rs.get('n', 0)} references (set {str(rs.get('sha256') or '-')[:8]}), protocol {pv}")
+        label = (
+            f"{partial}{ps.get('n')}{of} prompts (set {str(ps.get('sha256'))[:8]}), "
+            f"{rs.get('n', 0)} references (set {str(rs.get('sha256') or '-')[:8]}), protocol {pv}"
+        )
         return key, label
     n = rec.get("n_prompts")
     key = ("v1", pv, rec.get("prompt_list_sha256"), rec.get("reference_list_sha256"), n)
-    label = (f"older record: prompt set not recorded ({n} prompts of split list "
-             f"{str(rec.get('prompt_list_sha256'))[:8]}), protocol {pv}")
+    label = (
+        f"older record: prompt set not recorded ({n} prompts of split list "
+        f"{str(rec.get('prompt_list_sha256'))[:8]}), protocol {pv}"
+    )
     return key, label
 
 
@@ -191,12 +198,20 @@ def reported_rows(split: str, metric_columns: dict[str, str]) -> list[dict]:
 
     rows: dict[tuple, dict] = {}
     for r in reported_for_split(split):
-        row = rows.setdefault((r.file, r.table, r.model), {
-            "model": r.model, "weights": f"reported ({r.paper}, {r.table}); not recomputed here, never ranked",
-            "comparable": False, "params": r.params or None, "reported_for": r.bench_model or None,
-            "comparison_group": "reported numbers (not recomputed here)", "source": r.label,
-            "reported_source": r.source, "reported_protocol": [],
-        })
+        row = rows.setdefault(
+            (r.file, r.table, r.model),
+            {
+                "model": r.model,
+                "weights": f"reported ({r.paper}, {r.table}); not recomputed here, never ranked",
+                "comparable": False,
+                "params": r.params or None,
+                "reported_for": r.bench_model or None,
+                "comparison_group": "reported numbers (not recomputed here)",
+                "source": r.label,
+                "reported_source": r.source,
+                "reported_protocol": [],
+            },
+        )
         column = metric_columns.get(r.bench_metric) or f"{r.bench_metric or r.metric} (reported)"
         row[column] = r.value
         row["reported_protocol"].append(f"{r.metric}: {r.protocol_text()}")
@@ -228,8 +243,9 @@ def split_protocols(root: str | Path, split: str) -> list[str]:
     """The protocols with scored records for `split` (genau first, then in registry order)."""
     from bench.metrics.protocols import PROTOCOLS
 
-    found = {record_protocol(r) for run in RunStore(root).run_dirs(split) for r in run.results()
-             if not is_reference_impl(r)}
+    found = {
+        record_protocol(r) for run in RunStore(root).run_dirs(split) for r in run.results() if not is_reference_impl(r)
+    }
     order = list(PROTOCOLS)
     return sorted(found, key=lambda p: (order.index(p) if p in order else len(order), p))
 
@@ -247,7 +263,11 @@ def default_rank_metric(protocol: str) -> str:
 
 
 def build_leaderboard(
-    root: str | Path, split: str, *, rank_by: str | None = None, with_paper: bool | None = None,
+    root: str | Path,
+    split: str,
+    *,
+    rank_by: str | None = None,
+    with_paper: bool | None = None,
     protocol: str = "genau",
 ) -> pd.DataFrame:
     """One protocol's table of `split` (rows of other protocols are never in it, so never ranked with it)."""
@@ -324,8 +344,9 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str | Path, split: str, protoco
 
 def chart_columns(ours: pd.DataFrame) -> list[str]:
     """The metric columns drawn (one panel each), in CHART_METRICS order: those with at least one value."""
-    cols = [c for c in ours.columns
-            if metric_name(c) in CHART_METRICS and metric_name(c) != c and not c.endswith(SUFFIXES)]
+    cols = [
+        c for c in ours.columns if metric_name(c) in CHART_METRICS and metric_name(c) != c and not c.endswith(SUFFIXES)
+    ]
     return sorted((c for c in cols if ours[c].notna().any()), key=lambda c: CHART_METRICS.index(metric_name(c)))
 
 
@@ -349,15 +370,17 @@ def plot_leaderboard(df: pd.DataFrame, path: Path, split: str, protocol: str = "
     ncols = min(CHART_COLUMNS, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows + 0.9 + 0.18 * len(groups)), squeeze=False)
-    for ax in axes.flat[len(cols):]:
+    for ax in axes.flat[len(cols) :]:
         ax.set_axis_off()
     for ax, col in zip(axes.flat, cols):
         vals = ours[col].astype(float)
         low, high = ours.get(col + "_ci95_low"), ours.get(col + "_ci95_high")
         yerr = None
         if low is not None and high is not None:
-            yerr = [(vals - low.astype(float)).clip(lower=0).fillna(0),
-                    (high.astype(float) - vals).clip(lower=0).fillna(0)]
+            yerr = [
+                (vals - low.astype(float)).clip(lower=0).fillna(0),
+                (high.astype(float) - vals).clip(lower=0).fillna(0),
+            ]
         colors = ["tab:blue" if c else "tab:gray" for c in ours["comparable"]]
         ax.bar(range(len(vals)), vals, yerr=yerr, capsize=3, color=colors)
         ax.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=7)

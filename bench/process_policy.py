@@ -60,18 +60,39 @@ def apply_process_policy(command: str) -> dict:
     unused = f"not applied (`bench {command}` embeds no audio)"
     # Every variable the command uses is checked before anything is applied.
     kernels = _cpu_kernels_mode() if policy.cpu_kernels else unused  # UsageError naming the variable
-    malloc = _choice(MALLOC_ENV, _MALLOC_VALUES, "fast", "'fast' (the default: keep large freed blocks in the "
-                     "heap) or 'default' (glibc's own thresholds)") if policy.heap_large_blocks else None
-    fast_exit = _choice(FAST_EXIT_ENV, _FAST_EXIT_VALUES, "1", "'1' (the default: end scoring commands without "
-                        "module teardown) or '0' (the ordinary exit)") if policy.fast_exit else "0"
+    malloc = (
+        _choice(
+            MALLOC_ENV,
+            _MALLOC_VALUES,
+            "fast",
+            "'fast' (the default: keep large freed blocks in the heap) or 'default' (glibc's own thresholds)",
+        )
+        if policy.heap_large_blocks
+        else None
+    )
+    fast_exit = (
+        _choice(
+            FAST_EXIT_ENV,
+            _FAST_EXIT_VALUES,
+            "1",
+            "'1' (the default: end scoring commands without module teardown) or '0' (the ordinary exit)",
+        )
+        if policy.fast_exit
+        else "0"
+    )
     if malloc is None:
         heap = unused
     elif malloc == "default":
         heap = f"allocator defaults ({MALLOC_ENV}=default)"
     else:
         heap = allocator.keep_large_blocks_in_heap()
-    _applied = {"command": command, "cpu_kernels": kernels, "allocator": heap, "fast_exit": fast_exit == "1",
-                "env": _env()}
+    _applied = {
+        "command": command,
+        "cpu_kernels": kernels,
+        "allocator": heap,
+        "fast_exit": fast_exit == "1",
+        "env": _env(),
+    }
     return current_policy()
 
 
@@ -98,7 +119,7 @@ def fast_exit_applies() -> bool:
 
 
 def _cpu_kernels_mode() -> str:
-    """"fast" or "default" (the kernels module reads the same variable when a backbone installs its network).
+    """ "fast" or "default" (the kernels module reads the same variable when a backbone installs its network).
     Imported here: it imports torch, which `bench models` / `bench splits` never need."""
     from bench.metrics.backbones._cpu_kernels import requested_mode
 
@@ -108,8 +129,9 @@ def _cpu_kernels_mode() -> str:
 def _choice(name: str, allowed: tuple[str, ...], unset: str, meaning: str) -> str:
     value = os.environ.get(name, "").strip().lower() or unset
     if value not in allowed:
-        raise UsageError(f"environment variable {name}={os.environ.get(name)!r}: expected {meaning}; "
-                         "unset it or set one of those")
+        raise UsageError(
+            f"environment variable {name}={os.environ.get(name)!r}: expected {meaning}; unset it or set one of those"
+        )
     return value
 
 

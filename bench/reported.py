@@ -75,15 +75,17 @@ def _row(path: Path, line: int, raw: dict[str, str]) -> ReportedRow:
         raise ReportedTableError(f"{path}:1: missing column(s) {missing}; every reported CSV has {list(COLUMNS)}")
     for c in ("paper", "table", "split", "model", "metric", "value", "source", *PROTOCOL_FACTS):
         if not (raw[c] or "").strip():
-            raise ReportedTableError(f"{path}:{line}: empty {c!r} "
-                                     f"(write '{NOT_STATED}' when the source does not give it)")
+            raise ReportedTableError(
+                f"{path}:{line}: empty {c!r} (write '{NOT_STATED}' when the source does not give it)"
+            )
     try:
         value = float(raw["value"])
     except ValueError:
         raise ReportedTableError(f"{path}:{line}: value {raw['value']!r} is not a number") from None
     if not math.isfinite(value):
-        raise ReportedTableError(f"{path}:{line}: value {raw['value']!r} is not a finite number "
-                                 "(leave the row out instead)")
+        raise ReportedTableError(
+            f"{path}:{line}: value {raw['value']!r} is not a finite number (leave the row out instead)"
+        )
     kw = {c: (raw[c] or "").strip() for c in COLUMNS if c != "value"}
     return ReportedRow(**kw, value=value, file=path.name)
 

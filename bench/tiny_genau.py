@@ -57,7 +57,9 @@ def evaluate(model_dir: Path, *, seed: int = 0) -> dict:
     split = load_split("demo")
     prompts = [it.prompt for it in split.items]
     steps, guidance = GenAuTiny.info.defaults.steps, GenAuTiny.info.defaults.guidance
-    waves = GenAuPipeline(model)(prompts, [seed + i for i in range(len(prompts))], steps=steps, guidance=guidance, duration_s=10.0)
+    waves = GenAuPipeline(model)(
+        prompts, [seed + i for i in range(len(prompts))], steps=steps, guidance=guidance, duration_s=10.0
+    )
     cfg = model.cfg.mel
 
     def mel_profile(clips):
@@ -70,10 +72,20 @@ def evaluate(model_dir: Path, *, seed: int = 0) -> dict:
     rows = []
     for i, (prompt, wave) in enumerate(zip(prompts, waves)):
         peak, flat = spectral_peak_and_flatness(wave, cfg.sample_rate)
-        rows.append({"prompt": prompt, "peak_hz": round(peak, 1), "flatness": round(flat, 4), "nearest_reference": split.items[nearest[i]].id})
+        rows.append(
+            {
+                "prompt": prompt,
+                "peak_hz": round(peak, 1),
+                "flatness": round(flat, 4),
+                "nearest_reference": split.items[nearest[i]].id,
+            }
+        )
     hits = sum(r["nearest_reference"] == it.id for r, it in zip(rows, split.items))
-    return {"settings": {"steps": steps, "guidance": guidance, "seeds": f"{seed}..{seed + len(prompts) - 1}"},
-            "nearest_reference_accuracy": f"{hits}/{len(rows)}", "prompts": rows}
+    return {
+        "settings": {"steps": steps, "guidance": guidance, "seeds": f"{seed}..{seed + len(prompts) - 1}"},
+        "nearest_reference_accuracy": f"{hits}/{len(rows)}",
+        "prompts": rows,
+    }
 
 
 def train_tiny(work: Path, recipe: TinyRecipe = TinyRecipe(), *, install_to: Path | None = WEIGHTS_DIR) -> dict:
@@ -95,16 +107,38 @@ def train_tiny(work: Path, recipe: TinyRecipe = TinyRecipe(), *, install_to: Pat
         if d.exists():
             shutil.rmtree(d)
     log_every = 10
-    vae_tc = TrainConfig(stage="vae", manifest=str(manifest), out_dir=str(vae_out), model=str(cfg_path), steps=recipe.vae_steps,
-                         batch_size=recipe.batch_size, lr=recipe.vae_lr, save_every=recipe.vae_steps, log_every=log_every,
-                         seed=recipe.seed, device="cpu", crop_frames=recipe.vae_crop_frames)
+    vae_tc = TrainConfig(
+        stage="vae",
+        manifest=str(manifest),
+        out_dir=str(vae_out),
+        model=str(cfg_path),
+        steps=recipe.vae_steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.vae_lr,
+        save_every=recipe.vae_steps,
+        log_every=log_every,
+        seed=recipe.seed,
+        device="cpu",
+        crop_frames=recipe.vae_crop_frames,
+    )
     t0 = time.perf_counter()
     train(vae_tc)
     t_vae = time.perf_counter() - t0
     vae_model = checkpoint_dir(vae_out, recipe.vae_steps) / "model"
-    ldm_tc = TrainConfig(stage="ldm", manifest=str(manifest), out_dir=str(ldm_out), init_from=str(vae_model), steps=recipe.ldm_steps,
-                         batch_size=recipe.batch_size, lr=recipe.ldm_lr, warmup_steps=recipe.ldm_warmup,
-                         save_every=recipe.ldm_steps, log_every=log_every, seed=recipe.seed, device="cpu")
+    ldm_tc = TrainConfig(
+        stage="ldm",
+        manifest=str(manifest),
+        out_dir=str(ldm_out),
+        init_from=str(vae_model),
+        steps=recipe.ldm_steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.ldm_lr,
+        warmup_steps=recipe.ldm_warmup,
+        save_every=recipe.ldm_steps,
+        log_every=log_every,
+        seed=recipe.seed,
+        device="cpu",
+    )
     t0 = time.perf_counter()
     train(ldm_tc)
     t_ldm = time.perf_counter() - t0
@@ -147,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-install", action="store_true", help="write them to WORK/genau-tiny instead")
     defaults = TinyRecipe()
     for f in dataclasses.fields(TinyRecipe):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name))
+        p.add_argument(
+            "--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name)
+        )
     args = p.parse_args(argv)
     recipe = TinyRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyRecipe)})
     record = train_tiny(Path(args.work), recipe, install_to=None if args.no_install else Path(args.install_to))

@@ -28,7 +28,12 @@ def make_clips(folder: Path, n: int, *, seed: int = 0, seconds: float = 10.0, sr
     return out
 
 
-CAPTIONS = ["a steady tone with some hiss", "noise with regular clicks", "a high whistle over static", "clicking and a low hum"]
+CAPTIONS = [
+    "a steady tone with some hiss",
+    "noise with regular clicks",
+    "a high whistle over static",
+    "clicking and a low hum",
+]
 
 
 def prompts_for(ids) -> dict[str, str]:

@@ -43,14 +43,21 @@ def timing_tokenizer(cfg):
     vocab.update({f"w{i}": i for i in range(len(specials), cfg.bart.vocab_size)})
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     fast.add_special_tokens({"additional_special_tokens": list(cfg.delimiter_tokens)})
     return fast
 
 
 def build_pair(device: str) -> tuple[AutoCapModel, AutoCapModel]:
     cfg_q = AUTOCAP_PAPER
-    cfg_all = dataclasses.replace(cfg_q, name="autocap-all-tokens", audio_tokens="all", bart=dataclasses.replace(cfg_q.bart, max_position_embeddings=1160))
+    cfg_all = dataclasses.replace(
+        cfg_q,
+        name="autocap-all-tokens",
+        audio_tokens="all",
+        bart=dataclasses.replace(cfg_q.bart, max_position_embeddings=1160),
+    )
     tok = timing_tokenizer(cfg_q)
     q = build_autocap(cfg_q, seed=0, tokenizer=tok)
     a = build_autocap(cfg_all, seed=0, tokenizer=tok)
@@ -83,7 +90,13 @@ def time_once(model: AutoCapModel, clips, settings: GenerationSettings, n_tokens
     _sync(device)
     t4 = time.perf_counter()
     assert ids.shape[1] == n_tokens, ids.shape
-    return {"prepare": t1 - t0, "encoders": t2 - t1, "bart_encoder": t3 - t2, "generate": t4 - t3, "total": (t1 - t0) + (t2 - t1) + (t4 - t3)}
+    return {
+        "prepare": t1 - t0,
+        "encoders": t2 - t1,
+        "bart_encoder": t3 - t2,
+        "generate": t4 - t3,
+        "total": (t1 - t0) + (t2 - t1) + (t4 - t3),
+    }
 
 
 def main(argv=None) -> int:
@@ -114,11 +127,17 @@ def main(argv=None) -> int:
     paired = [a_["total"] / q_["total"] for q_, a_ in zip(results["qformer"], results["all_tokens"])]
     n_q = q.cfg.max_encoder_tokens - q.cfg.max_prompt_tokens
     n_a = a.cfg.max_encoder_tokens - a.cfg.max_prompt_tokens
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     lines = [
-        f"### AutoCap: Q-Former vs all HTSAT tokens (seconds per 10 s clip, fastest of {args.runs} interleaved runs, batch {args.batch})",
+        f"### AutoCap: Q-Former vs all HTSAT tokens (seconds per 10 s clip, fastest of {args.runs} interleaved runs, "
+        f"batch {args.batch})",
         "",
-        f"Device: {device}; torch {torch.__version__}; random full-size weights; {args.tokens} tokens decoded, beam {args.beams}.",
+        f"Device: {device}; torch {torch.__version__}; random full-size weights; {args.tokens} tokens decoded, beam "
+        f"{args.beams}.",
         "",
         "| stage | Q-Former (%d tokens into BART) | all HTSAT tokens (%d) | ratio |" % (n_q, n_a),
         "|---|---|---|---|",
@@ -132,7 +151,8 @@ def main(argv=None) -> int:
         "",
         f"Total speed-up from the Q-Former: {med['all_tokens']['total'] / med['qformer']['total']:.2f}x "
         f"(BART part, encoder + beam search: {bart_a / bart_q:.2f}x; the frozen encoders cost the same in both); "
-        f"per-run paired total ratios: {', '.join(f'{r:.2f}' for r in paired)} (median {statistics.median(paired):.2f}x).",
+        f"per-run paired total ratios: {', '.join(f'{r:.2f}' for r in paired)} (median "
+        f"{statistics.median(paired):.2f}x).",
         "stages: prepare = normalisation, 32->48 kHz resampling, tokenising; encoders = HTSAT + CLAP; "
         "bart_encoder = bridge + BART encoder alone (shown separately; `generate` runs it again) ; "
         "generate = bridge + BART encoder + beam search; total = prepare + encoders + generate.",

@@ -50,7 +50,10 @@ def main() -> int:
         assert warm_cache.misses == 0
     ratio = t_cold / t_warm
     print(f"clips per side: {args.clips}; metrics: {', '.join(cold.table())}")
-    print(f"cold {t_cold:.2f} s, warm {t_warm:.3f} s, speed-up {ratio:.1f}x (cache hits {warm_cache.hits}, misses {warm_cache.misses})")
+    print(
+        f"cold {t_cold:.2f} s, warm {t_warm:.3f} s, speed-up {ratio:.1f}x (cache hits {warm_cache.hits}, misses "
+        f"{warm_cache.misses})"
+    )
     if args.markdown:
         print(f"| {args.clips} | {t_cold:.2f} | {t_warm:.3f} | {ratio:.0f}x |")
     return 0

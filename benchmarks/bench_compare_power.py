@@ -63,12 +63,16 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     power, alpha, t_power, t_alpha = per_clip(args.trials_per_clip)
-    print(f"per-clip, n=100, d_z=0.3: sign-flip power {power:.3f} (paired t-test theory {t_power:.3f}), "
-          f"false positives {alpha:.3f} (t-test on the same null sets {t_alpha:.3f})  [{args.trials_per_clip} trials]")
+    print(
+        f"per-clip, n=100, d_z=0.3: sign-flip power {power:.3f} (paired t-test theory {t_power:.3f}), "
+        f"false positives {alpha:.3f} (t-test on the same null sets {t_alpha:.3f})  [{args.trials_per_clip} trials]"
+    )
     for shift in (0.2, 0.35, 0.6):
         power, alpha = set_fd(args.trials_set, shift=shift)
-        print(f"set (FD, 8-d, n=60, shift {shift}): paired-bootstrap power {power:.3f}, false positives {alpha:.3f}  "
-              f"[{args.trials_set} trials, 200 resamples]")
+        print(
+            f"set (FD, 8-d, n=60, shift {shift}): paired-bootstrap power {power:.3f}, false positives {alpha:.3f}  "
+            f"[{args.trials_set} trials, 200 resamples]"
+        )
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -107,9 +107,12 @@ def main() -> None:
         parser.error(f"unknown case(s) {unknown}; choose from {CASES}")
 
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    print(f"d={args.dim}, n={args.n} per set; numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"OMP_NUM_THREADS={threads}, {platform.processor() or platform.machine()}, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"d={args.dim}, n={args.n} per set; numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"OMP_NUM_THREADS={threads}, {platform.processor() or platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     rows = []
     for case in cases:
         rng = np.random.default_rng(args.seed)
@@ -125,23 +128,39 @@ def main() -> None:
             start = time.perf_counter()
             fd_sqrtm = sqrtm_frechet_distance(*stats1, *stats2)
             t_ref = min(t_ref, time.perf_counter() - start)
-        row = dict(case=case, ours=t_ours, sqrtm=t_ref, ratio=t_ref / t_ours, path=path, fd=ref,
-                   err_ours=abs(fd_ours - ref) / ref, err_sqrtm=abs(fd_sqrtm - ref) / ref,
-                   ref_check=abs(cross_check - ref) / ref, bound=bound)
+        row = dict(
+            case=case,
+            ours=t_ours,
+            sqrtm=t_ref,
+            ratio=t_ref / t_ours,
+            path=path,
+            fd=ref,
+            err_ours=abs(fd_ours - ref) / ref,
+            err_sqrtm=abs(fd_sqrtm - ref) / ref,
+            ref_check=abs(cross_check - ref) / ref,
+            bound=bound,
+        )
         rows.append(row)
-        print(f"{case:12s} ours {t_ours:7.3f} s ({path})  sqrtm {t_ref:7.3f} s  speed-up {row['ratio']:5.1f}x  "
-              f"FD {ref:.10g}  |ours-ref|/FD {row['err_ours']:.1e} (bound {bound:.1e})  "
-              f"|sqrtm-ref|/FD {row['err_sqrtm']:.1e}  reference cross-check {row['ref_check']:.1e}", flush=True)
+        print(
+            f"{case:12s} ours {t_ours:7.3f} s ({path})  sqrtm {t_ref:7.3f} s  speed-up {row['ratio']:5.1f}x  "
+            f"FD {ref:.10g}  |ours-ref|/FD {row['err_ours']:.1e} (bound {bound:.1e})  "
+            f"|sqrtm-ref|/FD {row['err_sqrtm']:.1e}  reference cross-check {row['ref_check']:.1e}",
+            flush=True,
+        )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.markdown:
         print()
-        print("| case | d | n per set | ours (s) | path | sqrtm (s) | speed-up | ours rel. err "
-              "(bound) | sqrtm rel. err | reference check | threads |")
+        print(
+            "| case | d | n per set | ours (s) | path | sqrtm (s) | speed-up | ours rel. err "
+            "(bound) | sqrtm rel. err | reference check | threads |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['case']} | {args.dim} | {args.n} | {r['ours']:.3f} | {r['path']} | {r['sqrtm']:.3f} | "
-                  f"{r['ratio']:.1f}x | {r['err_ours']:.1e} ({r['bound']:.1e}) | {r['err_sqrtm']:.1e} | "
-                  f"{r['ref_check']:.1e} | {threads} |")
+            print(
+                f"| {r['case']} | {args.dim} | {args.n} | {r['ours']:.3f} | {r['path']} | {r['sqrtm']:.3f} | "
+                f"{r['ratio']:.1f}x | {r['err_ours']:.1e} ({r['bound']:.1e}) | {r['err_sqrtm']:.1e} | "
+                f"{r['ref_check']:.1e} | {threads} |"
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ Measured:
   (batch 2) is twice that; counted by `torch.utils.flop_counter.FlopCounterMode` on meta
   tensors: linear layers and the attention products (element-wise ops are not counted by
   FlopCounterMode; on real CPU tensors the fused attention kernel is not counted either, on
-  meta tensors attention runs as bmm and is: tests/test_genau_benchmarks.py checks the
+  meta tensors attention runs as bmm and is: tests/genau_core/genau/test_genau_benchmarks.py checks the
   difference against a hand count);
 - CPU latency of one CFG step (batch 2, fp32, no grad): FIT and DiT of the "small" twin are
   run side by side in one process, alternating, median of `--repeats` after `--warmup`, and the
@@ -89,7 +89,10 @@ class FITConditioning(nn.Module):
         self.cfg = cfg
         ctx, hidden = cfg.context_channels, 4 * cfg.patch_channels
         self.time_embed = nn.Sequential(
-            FourierTime(cfg.time_fourier_dim), nn.Linear(cfg.time_fourier_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, ctx)
+            FourierTime(cfg.time_fourier_dim),
+            nn.Linear(cfg.time_fourier_dim + 1, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, ctx),
         )
         self.dataset_embed = nn.Linear(cfg.dataset_ids_count, ctx) if cfg.use_dataset_id else None
         self.summary_proj = nn.Linear(cfg.summary_channels, ctx, bias=False)
@@ -130,8 +133,15 @@ def small_twin(cfg: FITConfig, width: int = 256) -> FITConfig:
     """genau-s layout (depths, tokens, groups) at a smaller width, for CPU timing."""
     heads = AttentionSpec(width // 64, 64)
     return dataclasses.replace(
-        cfg, patch_channels=width, latent_channels=width, context_channels=width, local_attention=heads, global_attention=heads,
-        read_attention=heads, write_attention=heads, context_attention=heads,
+        cfg,
+        patch_channels=width,
+        latent_channels=width,
+        context_channels=width,
+        local_attention=heads,
+        global_attention=heads,
+        read_attention=heads,
+        write_attention=heads,
+        context_attention=heads,
     )
 
 
@@ -206,14 +216,29 @@ def static_rows(configs: dict[str, tuple[FITConfig, str]] | None = None) -> list
     for name, cfg in (*named, ("small (width 256)", small_twin(configs["genau-s"][0]))):
         fit = on_meta(lambda: FITBackbone(cfg))
         widths = sorted({cfg.patch_channels, cfg.latent_channels})
-        rows.append(dict(config=name, model="FIT", width="/".join(map(str, (cfg.patch_channels, cfg.latent_channels))),
-                         depth=f"{fit_depth(cfg)} self-attn ({(cfg.blocks + 1) * cfg.local_layers_per_block} local + "
-                               f"{cfg.blocks * cfg.global_layers_per_block} global)",
-                         params=params(fit), flops=count_flops(fit, cfg)))
+        rows.append(
+            dict(
+                config=name,
+                model="FIT",
+                width="/".join(map(str, (cfg.patch_channels, cfg.latent_channels))),
+                depth=f"{fit_depth(cfg)} self-attn ({(cfg.blocks + 1) * cfg.local_layers_per_block} local + "
+                f"{cfg.blocks * cfg.global_layers_per_block} global)",
+                params=params(fit),
+                flops=count_flops(fit, cfg),
+            )
+        )
         for w in widths:
             dit = on_meta(lambda: dit_for(cfg, w))
-            rows.append(dict(config=name, model="DiT", width=str(w), depth=f"{fit_depth(cfg)} blocks", params=params(dit),
-                             flops=count_flops(dit, cfg)))
+            rows.append(
+                dict(
+                    config=name,
+                    model="DiT",
+                    width=str(w),
+                    depth=f"{fit_depth(cfg)} blocks",
+                    params=params(dit),
+                    flops=count_flops(dit, cfg),
+                )
+            )
     return rows
 
 
@@ -231,8 +256,14 @@ def latency(cfg: FITConfig, width: int, repeats: int, warmup: int) -> dict:
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"fit_s": med["FIT"], "dit_s": med["DiT"], "ratio_dit_over_fit": med["DiT"] / med["FIT"], "repeats": repeats,
-            "fit_params": params(fit), "dit_params": params(dit)}
+    return {
+        "fit_s": med["FIT"],
+        "dit_s": med["DiT"],
+        "ratio_dit_over_fit": med["DiT"] / med["FIT"],
+        "repeats": repeats,
+        "fit_params": params(fit),
+        "dit_params": params(dit),
+    }
 
 
 def fmt_g(x: int) -> str:
@@ -245,8 +276,10 @@ def markdown(rows: list[dict], lat: dict, lat_name: str, sources: dict[str, str]
     out = [
         "## GenAu: FIT vs DiT (benchmarks/bench_genau_fit_vs_dit.py)",
         "",
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s). "
-        "FLOPs of one backbone forward at batch 1 (one denoising step without guidance; a classifier-free-guidance step "
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        "thread(s). "
+        "FLOPs of one backbone forward at batch 1 (one denoising step without guidance; a classifier-free-guidance "
+        "step "
         "is 2x), counted by `torch.utils.flop_counter.FlopCounterMode` on meta tensors (matmuls + attention). "
         "DiT = adaLN-Zero DiT blocks over the same 256 tokens, width as given, depth = the FIT's number of "
         "self-attention layers.",
@@ -259,8 +292,15 @@ def markdown(rows: list[dict], lat: dict, lat_name: str, sources: dict[str, str]
     ]
     for r in rows:
         base = fit_by[r["config"]]
-        rel = "1.00" if r["model"] == "FIT" else f"{r['flops'] / base['flops']:.2f}x FLOPs, {r['params'] / base['params']:.2f}x params"
-        out.append(f"| {r['config']} | {r['model']} | {r['width']} | {r['depth']} | {r['params'] / 1e6:.1f}M | {fmt_g(r['flops'])} | {rel} |")
+        rel = (
+            "1.00"
+            if r["model"] == "FIT"
+            else f"{r['flops'] / base['flops']:.2f}x FLOPs, {r['params'] / base['params']:.2f}x params"
+        )
+        out.append(
+            f"| {r['config']} | {r['model']} | {r['width']} | {r['depth']} | {r['params'] / 1e6:.1f}M | "
+            f"{fmt_g(r['flops'])} | {rel} |"
+        )
     out += [
         "",
         f"CPU latency of one CFG step (batch 2, fp32), {lat_name}, measured side by side in one process "
@@ -277,9 +317,14 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--latency", choices=["small", "genau-s"], default="small")
     p.add_argument("--markdown", default=None, help="also write the markdown section to this file")
-    p.add_argument("--release-yaml", action="append", default=[], metavar="NAME=PATH",
-                   help="genau-s=PATH / genau-l=PATH: build that backbone from a real release yaml (the authority) "
-                   "instead of our sizes fitted to the paper's parameter counts")
+    p.add_argument(
+        "--release-yaml",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="genau-s=PATH / genau-l=PATH: build that backbone from a real release yaml (the authority) "
+        "instead of our sizes fitted to the paper's parameter counts",
+    )
     args = p.parse_args(argv)
     pairs = [a.split("=", 1) for a in args.release_yaml]
     if any(len(kv) != 2 for kv in pairs):
@@ -289,13 +334,22 @@ def main(argv=None) -> int:
         print(f"{name}: sizes {src}")
     rows = static_rows(configs)
     for r in rows:
-        print(f"{r['config']:>18} {r['model']:>4} width {r['width']:>9} depth {r['depth']:<34} params {r['params'] / 1e6:9.2f}M "
-              f"GFLOPs/step {r['flops'] / 1e9:8.2f}")
+        print(
+            f"{r['config']:>18} {r['model']:>4} width {r['width']:>9} depth {r['depth']:<34} params "
+            f"{r['params'] / 1e6:9.2f}M "
+            f"GFLOPs/step {r['flops'] / 1e9:8.2f}"
+        )
     cfg = configs["genau-s"][0] if args.latency == "genau-s" else small_twin(configs["genau-s"][0])
-    lat_name = "genau-s (full size)" if args.latency == "genau-s" else "small twin of genau-s (width 256, same depth and tokens)"
+    lat_name = (
+        "genau-s (full size)"
+        if args.latency == "genau-s"
+        else "small twin of genau-s (width 256, same depth and tokens)"
+    )
     lat = latency(cfg, cfg.patch_channels, args.repeats, args.warmup)
-    print(f"CPU latency, {lat_name}: FIT {lat['fit_s'] * 1e3:.1f} ms  DiT {lat['dit_s'] * 1e3:.1f} ms  "
-          f"DiT/FIT {lat['ratio_dit_over_fit']:.3f}  (median of {lat['repeats']}, batch 2)")
+    print(
+        f"CPU latency, {lat_name}: FIT {lat['fit_s'] * 1e3:.1f} ms  DiT {lat['dit_s'] * 1e3:.1f} ms  "
+        f"DiT/FIT {lat['ratio_dit_over_fit']:.3f}  (median of {lat['repeats']}, batch 2)"
+    )
     md = markdown(rows, lat, lat_name, {n: src for n, (_, src) in configs.items()})
     if args.markdown:
         Path(args.markdown).write_text(md)

@@ -15,7 +15,8 @@ decode + HiFi-GAN for the batch, divided by the batch size (median of `--repeats
 encoding + DDIM loop in it (the rest is VAE decode + HiFi-GAN); peak GPU memory.
 
 Usage:
-    python benchmarks/bench_genau_gpu_sampling.py [--batch-sizes 1 4] [--steps 200] [--dtype fp32|tf32|bf16] [--repeats 2]
+    python benchmarks/bench_genau_gpu_sampling.py [--batch-sizes 1 4] [--steps 200] [--dtype fp32|tf32|bf16] [--repeats
+    2]
 On a machine without CUDA it prints that and exits 0. `--device cpu --config genau-tiny --steps 2`
 runs the same code path on the CPU with the tiny configuration (a smoke test, not a benchmark).
 """
@@ -65,15 +66,21 @@ def main(argv=None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--guidance", type=float, default=3.5)
-    p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="fp32",
-                   help="fp32 (strict), tf32 (fp32 weights, TF32 matmuls and convolutions), bf16 (weights and activations)")
+    p.add_argument(
+        "--dtype",
+        choices=["fp32", "tf32", "bf16"],
+        default="fp32",
+        help="fp32 (strict), tf32 (fp32 weights, TF32 matmuls and convolutions), bf16 (weights and activations)",
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--config", choices=["genau-s", "genau-l", "genau-tiny"], default="genau-s")
     p.add_argument("--device", default="cuda")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench_genau_gpu_sampling: no CUDA GPU on this machine (torch.cuda.is_available() is False); "
-              "nothing measured. Run it on a GPU machine to record genau-s seconds per clip.")
+        print(
+            "bench_genau_gpu_sampling: no CUDA GPU on this machine (torch.cuda.is_available() is False); "
+            "nothing measured. Run it on a GPU machine to record genau-s seconds per clip."
+        )
         return 0
     from genau_core.genau import GenAuPipeline
 
@@ -86,9 +93,11 @@ def main(argv=None) -> int:
     dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     t0 = time.perf_counter()
     model = build_model(args.config, device, dtype)
-    print(f"built {args.config} on {where} in {time.perf_counter() - t0:.1f} s; "
-          f"backbone {sum(p.numel() for p in model.backbone.parameters()) / 1e6:.1f}M params, "
-          f"total {model.parameter_count() / 1e6:.1f}M; dtype {args.dtype}; torch {torch.__version__}")
+    print(
+        f"built {args.config} on {where} in {time.perf_counter() - t0:.1f} s; "
+        f"backbone {sum(p.numel() for p in model.backbone.parameters()) / 1e6:.1f}M params, "
+        f"total {model.parameter_count() / 1e6:.1f}M; dtype {args.dtype}; torch {torch.__version__}"
+    )
     pipe = GenAuPipeline(model)
     rows = []
     for bs in args.batch_sizes:
@@ -116,14 +125,19 @@ def main(argv=None) -> int:
         total, loop = statistics.median(totals), statistics.median(loops)
         mem = torch.cuda.max_memory_allocated() / 2**30 if gpu else float("nan")
         rows.append((bs, total / bs, loop / bs, mem))
-        print(f"batch {bs}: {total / bs:.2f} s per clip ({args.steps} DDIM steps, guidance {args.guidance}); "
-              f"text encoding + DDIM loop {loop / total:.0%} of it" + (f"; peak memory {mem:.1f} GiB" if gpu else ""))
+        print(
+            f"batch {bs}: {total / bs:.2f} s per clip ({args.steps} DDIM steps, guidance {args.guidance}); "
+            f"text encoding + DDIM loop {loop / total:.0%} of it" + (f"; peak memory {mem:.1f} GiB" if gpu else "")
+        )
     print()
     print("| config | device | dtype | batch | steps | s / clip | text + DDIM share | peak GiB |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for bs, per_clip, loop, mem in rows:
         peak = f"{mem:.1f}" if gpu else "-"
-        print(f"| {args.config} | {where} | {args.dtype} | {bs} | {args.steps} | {per_clip:.2f} | {loop / per_clip:.0%} | {peak} |")
+        print(
+            f"| {args.config} | {where} | {args.dtype} | {bs} | {args.steps} | {per_clip:.2f} | {loop / per_clip:.0%} "
+            f"| {peak} |"
+        )
     return 0
 
 

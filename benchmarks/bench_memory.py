@@ -31,10 +31,12 @@ keep_large_blocks_in_heap()  # as `bench score` / `bench run` do
 tmp = Path({tmp!r})
 gen = make_clips(tmp / "gen", {n}, seed=1)
 ref = make_clips(tmp / "ref", {n}, seed=2)
-cfg = ScoreConfig(metrics=["FD", "IS", "KL_softmax", "FAD", "CLAP_LAION"], weights="random", bootstrap=0, progress=False)
+cfg = ScoreConfig(metrics=["FD", "IS", "KL_softmax", "FAD", "CLAP_LAION"], weights="random", bootstrap=0,
+progress=False)
 t = time.perf_counter()
 res = score(gen, ref, prompts_for(gen), cfg, EmbeddingCache(enabled=False))
-print(json.dumps({{"n": {n}, "seconds": time.perf_counter() - t, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"n": {n}, "seconds": time.perf_counter() - t, "peak_rss_mb":
+resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
@@ -46,12 +48,20 @@ def main() -> int:
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), tmp=tmp, n=n)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD.format(here=str(HERE), tmp=tmp, n=n)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{n:5d} clips/side: peak RSS {rows[-1]['peak_rss_mb']:.0f} MB, {rows[-1]['seconds']:.1f} s", flush=True)
     growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
     per_clip = growth / max(rows[-1]["n"] - rows[0]["n"], 1)
-    print(f"growth {growth:.0f} MB from {rows[0]['n']} to {rows[-1]['n']} clips ({per_clip:.2f} MB per extra clip; one 10 s clip at 48 kHz is 1.9 MB)")
+    print(
+        f"growth {growth:.0f} MB from {rows[0]['n']} to {rows[-1]['n']} clips ({per_clip:.2f} MB per extra clip; one "
+        "10 s clip at 48 kHz is 1.9 MB)"
+    )
     if args.markdown:
         print("| clips per side | peak RSS (MB) | time (s) |\n|---|---|---|")
         for r in rows:

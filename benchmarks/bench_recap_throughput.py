@@ -45,7 +45,15 @@ class BandCaptioner(Captioner):
         out = []
         for w in waveforms:
             f = float(np.argmax(np.abs(np.fft.rfft(w)))) * self.sample_rate / max(1, len(w))
-            out.append("a deep rumble" if f < 200 else "a man is speaking" if f < 700 else "a steady beep" if f < 2000 else "a high pitched whistle")
+            out.append(
+                "a deep rumble"
+                if f < 200
+                else "a man is speaking"
+                if f < 700
+                else "a steady beep"
+                if f < 2000
+                else "a high pitched whistle"
+            )
         return out
 
     @property
@@ -73,7 +81,9 @@ def make_videos(root: Path, n: int, minutes: float, seed: int = 0) -> Path:
         # a tone that changes every few seconds, plus noise
         t = np.arange(int(dur * sr)) / sr
         freqs = rng.choice([120, 400, 1000, 3000], size=int(dur // 4) + 1)
-        x = (0.2 * np.sin(2 * np.pi * freqs[(t // 4).astype(int)] * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+        x = (0.2 * np.sin(2 * np.pi * freqs[(t // 4).astype(int)] * t) + 0.02 * rng.standard_normal(len(t))).astype(
+            np.float32
+        )
         media = root / f"v{k}.{kind}"
         if kind == "wav":
             sf.write(media, x, sr, subtype="PCM_16")
@@ -111,9 +121,15 @@ def make_videos(root: Path, n: int, minutes: float, seed: int = 0) -> Path:
         if fmt == "vtt":
             sub.write_text("WEBVTT\n\n" + "".join(f"{_ts(s)} --> {_ts(e)}\nwords\n\n" for s, e in cues))
         elif fmt == "srt":
-            sub.write_text("".join(f"{i}\n{_ts(s, ',')} --> {_ts(e, ',')}\nwords\n\n" for i, (s, e) in enumerate(cues, 1)))
+            sub.write_text(
+                "".join(f"{i}\n{_ts(s, ',')} --> {_ts(e, ',')}\nwords\n\n" for i, (s, e) in enumerate(cues, 1))
+            )
         else:
-            sub.write_text(json.dumps({"events": [{"tStartMs": s, "dDurationMs": e - s, "segs": [{"utf8": "words"}]} for s, e in cues]}))
+            sub.write_text(
+                json.dumps(
+                    {"events": [{"tStartMs": s, "dDurationMs": e - s, "segs": [{"utf8": "words"}]} for s, e in cues]}
+                )
+            )
         rows.append({"id": f"vid{k:04d}", "media": media.name, "transcript": sub.name, "title": f"video {k}"})
     lst = root / "videos.jsonl"
     lst.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -137,7 +153,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recap-bench-") as tmp:
         t0 = time.perf_counter()
         lst = make_videos(Path(tmp) / "data", args.videos, args.minutes)
-        print(f"generated {args.videos} videos x {args.minutes} min in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        print(
+            f"generated {args.videos} videos x {args.minutes} min in {time.perf_counter() - t0:.1f} s", file=sys.stderr
+        )
         results = {}
         for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
             init_s = 0.0
@@ -148,22 +166,39 @@ def main() -> None:
                 ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
                 init_s = time.perf_counter() - t
             out = Path(tmp) / f"out-{engine}"
-            cfg = RecapConfig(videos=lst, out=out, engine=engine, captioner=captioner, device="cpu", batch_size=args.batch_size, shard_size=args.shard_size, progress=False, figures=False)
+            cfg = RecapConfig(
+                videos=lst,
+                out=out,
+                engine=engine,
+                captioner=captioner,
+                device="cpu",
+                batch_size=args.batch_size,
+                shard_size=args.shard_size,
+                progress=False,
+                figures=False,
+            )
             res = run_recap(cfg)
             results[engine] = (res, init_s, (out / "manifest.jsonl").read_bytes())
             if engine == "ray":
                 ray.shutdown()
         same = len({r[2] for r in results.values()}) == 1
     audio_min = args.videos * args.minutes
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible; captioner {args.captioner}; {audio_min:.0f} min of media")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible; captioner "
+        f"{args.captioner}; {audio_min:.0f} min of media"
+    )
     rows = []
     for engine, (res, init_s, _) in results.items():
         c = res.stats["counts"]
         rows.append(
-            f"| {engine} | {args.cpus if engine == 'ray' else 1} | {res.videos_run} | {res.segments_run} | {c['final_clips']} | "
+            f"| {engine} | {args.cpus if engine == 'ray' else 1} | {res.videos_run} | {res.segments_run} | "
+            f"{c['final_clips']} | "
             f"{res.wall_s:.1f} | {res.segments_per_s:.1f} | {audio_min * 60 / res.wall_s:.0f}x | {init_s:.1f} |"
         )
-        print(f"{engine}: {res.segments_run} segments in {res.wall_s:.1f} s = {res.segments_per_s:.1f} segments/s (ray start-up {init_s:.1f} s, not included); rejected time {100 * res.stats['rejected_time_fraction']:.1f} %")
+        print(
+            f"{engine}: {res.segments_run} segments in {res.wall_s:.1f} s = {res.segments_per_s:.1f} segments/s (ray "
+            f"start-up {init_s:.1f} s, not included); rejected time {100 * res.stats['rejected_time_fraction']:.1f} %"
+        )
     if len(results) > 1:
         print(f"manifests identical: {same}")
     if args.markdown:

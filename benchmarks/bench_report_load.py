@@ -26,12 +26,20 @@ from bench.report.fixtures import FakeStoreSpec, make_store
 from bench.report.page import ReportConfig, write_report
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-COLUMNS = {"KL_softmax_panns-cnn14@16k": ("KL_softmax", "panns-cnn14-16k", True),
-           "CLAP_LAION_laion-clap-htsat-base@48k": ("CLAP_LAION", "laion-clap-htsat-base", True),
-           "CLAP_MS_ms-clap-2023@44.1k": ("CLAP_MS", "ms-clap-2023", True),
-           "FD_panns-cnn14@16k": ("FD", "panns-cnn14-16k", False)}
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COLUMNS = {
+    "KL_softmax_panns-cnn14@16k": ("KL_softmax", "panns-cnn14-16k", True),
+    "CLAP_LAION_laion-clap-htsat-base@48k": ("CLAP_LAION", "laion-clap-htsat-base", True),
+    "CLAP_MS_ms-clap-2023@44.1k": ("CLAP_MS", "ms-clap-2023", True),
+    "FD_panns-cnn14@16k": ("FD", "panns-cnn14-16k", False),
+}
 START, END = "<!-- bench_report_load:start -->", "<!-- bench_report_load:end -->"
 LONGTASKS = """
 window.__longest = 0;
@@ -57,10 +65,14 @@ def measure(url: str, loads: int) -> dict:
                 out["load"].append(page.evaluate("window.__reportReady"))
                 page.wait_for_timeout(200)
                 out["longest"].append(page.evaluate("window.__longest"))
-                out["sort"].append(page.evaluate("""() => { const th = document.querySelectorAll('th[data-sort]')[4];
-                    const t = performance.now(); th.click(); return performance.now() - t; }"""))
-                out["next"].append(page.evaluate("""() => { const t = performance.now();
-                    document.getElementById('next').click(); return performance.now() - t; }"""))
+                out["sort"].append(
+                    page.evaluate("""() => { const th = document.querySelectorAll('th[data-sort]')[4];
+                    const t = performance.now(); th.click(); return performance.now() - t; }""")
+                )
+                out["next"].append(
+                    page.evaluate("""() => { const t = performance.now();
+                    document.getElementById('next').click(); return performance.now() - t; }""")
+                )
                 rows = page.locator("#prompt-table tbody tr").count()
                 audios = page.locator("#prompt-table audio").count()
                 page.close()
@@ -81,21 +93,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        make_store(tmp / "runs", FakeStoreSpec(models=tuple(f"model-{i}" for i in range(args.models)),
-                                               n_prompts=args.prompts, columns=COLUMNS,
-                                               prompts={0: "<script>alert(1)</script> a <b>bold</b> prompt"}))
+        make_store(
+            tmp / "runs",
+            FakeStoreSpec(
+                models=tuple(f"model-{i}" for i in range(args.models)),
+                n_prompts=args.prompts,
+                columns=COLUMNS,
+                prompts={0: "<script>alert(1)</script> a <b>bold</b> prompt"},
+            ),
+        )
         t_store = time.perf_counter() - t0
         t0 = time.perf_counter()
         runs = collect_split(tmp / "runs", "demo")
-        page = write_report(runs, ReportConfig(tmp / "out", progress=False, compare_config=CompareConfig(
-            set_metrics=False, progress=False)))
+        page = write_report(
+            runs,
+            ReportConfig(tmp / "out", progress=False, compare_config=CompareConfig(set_metrics=False, progress=False)),
+        )
         t_write = time.perf_counter() - t0
         size = page.stat().st_size
         m = measure(page.as_uri(), args.loads)
     n_pairs = args.models * (args.models - 1) // 2
     lines = [
-        (f"{args.prompts} prompts x {args.models} models (3 per-clip metrics each; {n_pairs} pairs in the all-pairs "
-         f"table): page {size / 1e6:.2f} MB, written in {t_write:.1f} s (store built in {t_store:.1f} s)."),
+        (
+            f"{args.prompts} prompts x {args.models} models (3 per-clip metrics each; {n_pairs} pairs in the all-pairs "
+            f"table): page {size / 1e6:.2f} MB, written in {t_write:.1f} s (store built in {t_store:.1f} s)."
+        ),
         "",
         f"| step (median of {args.loads} loads, Chromium headless) | ms |",
         "|---|---|",
@@ -114,7 +136,7 @@ def main() -> None:
         body = results.read_text(encoding="utf-8")
         block = f"{START}\n{text}\n{END}"
         if START in body and END in body:
-            body = body[: body.index(START)] + block + body[body.index(END) + len(END):]
+            body = body[: body.index(START)] + block + body[body.index(END) + len(END) :]
         else:
             head = "## Report page load (issue 19, benchmarks/bench_report_load.py)"
             body = body.rstrip("\n") + f"\n\n{head}\n\n{block}\n"

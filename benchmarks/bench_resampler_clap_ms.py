@@ -64,15 +64,22 @@ def main() -> int:
     ref, sox = per["reference"], per["soxr-hq"]
     d = np.abs(ref - sox)
     rel = abs(ref.mean() - sox.mean()) / abs(sox.mean())
-    print(f"{a.backbone}, random weights (seed 0), {len(files)} clips of 10 s at 16 kHz, {time.perf_counter() - t0:.0f} s\n")
+    print(
+        f"{a.backbone}, random weights (seed 0), {len(files)} clips of 10 s at 16 kHz, {time.perf_counter() - t0:.0f} "
+        "s\n"
+    )
     print("| resampler to 44.1 kHz | mean CLAP_MS | per-clip min | per-clip max |")
     print("|---|---|---|---|")
-    for name, label in (("reference", f"msclap's own ({bb.input_path.resampler_for('reference')}, gb-2 default)"),
-                        ("soxr-hq", "soxr-hq (gb-1)")):
+    for name, label in (
+        ("reference", f"msclap's own ({bb.input_path.resampler_for('reference')}, gb-2 default)"),
+        ("soxr-hq", "soxr-hq (gb-1)"),
+    ):
         v = per[name]
         print(f"| {label} | {v.mean():.6f} | {v.min():.6f} | {v.max():.6f} |")
-    print(f"\nper-clip |delta|: max {d.max():.2e}, mean {d.mean():.2e}, median {np.median(d):.2e}; "
-          f"mean moves by {abs(ref.mean() - sox.mean()):.2e} ({100 * rel:.1f} % of the soxr mean)")
+    print(
+        f"\nper-clip |delta|: max {d.max():.2e}, mean {d.mean():.2e}, median {np.median(d):.2e}; "
+        f"mean moves by {abs(ref.mean() - sox.mean()):.2e} ({100 * rel:.1f} % of the soxr mean)"
+    )
     return 0
 
 

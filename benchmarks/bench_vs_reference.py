@@ -64,6 +64,13 @@ CHECKPOINTS = {
 
 
 # ============================================================================ fixture
+
+
+def _cpu_s(side: dict) -> float:
+    """user + system CPU seconds of one side of a round."""
+    return side["user_s"] + side["sys_s"]
+
+
 def make_clips(root: Path, n: int, ref_rate: int, seed: int = 2024) -> dict:
     """n generated clips (16 kHz) + n references (ref_rate), 10 s each, same names, captions."""
     sys.path.insert(0, str(HERE / "parity"))
@@ -150,8 +157,19 @@ def run_ours(a) -> None:
     S.content_hash = st.wrap("content hash of audio files", S.content_hash)
     C.EmbeddingCache.put = st.wrap("cache write", C.EmbeddingCache.put)
     S._compute = st.wrap("metrics (+ bootstrap)", S._compute)
-    argv = ["score", "--gen", a.gen, "--ref", a.ref, "--prompts", a.prompts, "--bootstrap", str(a.bootstrap),
-            "--out", str(Path(a.out).with_suffix(".record.json"))]
+    argv = [
+        "score",
+        "--gen",
+        a.gen,
+        "--ref",
+        a.ref,
+        "--prompts",
+        a.prompts,
+        "--bootstrap",
+        str(a.bootstrap),
+        "--out",
+        str(Path(a.out).with_suffix(".record.json")),
+    ]
     for name, fname in CHECKPOINTS.items():
         argv += ["--checkpoint", f"{name}={Path(a.ckpt_dir) / fname}"]
     log = io.StringIO()
@@ -168,7 +186,8 @@ def run_ours(a) -> None:
         prof.disable()
         prof.dump_stats(str(Path(a.out).with_suffix(".pstats")))
     st.t["CLI + other (tokenizers, records, ...)"] = (time.perf_counter() - t1) - sum(
-        v for k, v in st.t.items() if k != "import torch + bench")
+        v for k, v in st.t.items() if k != "import torch + bench"
+    )
     rec = json.loads(Path(a.out).with_suffix(".record.json").read_text())
     out = {
         "side": "ours",
@@ -199,14 +218,36 @@ GLIBC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": s
 def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False, extra_env: dict | None = None) -> dict:
     out = WORK / f"{tag}.json"
     out.unlink(missing_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONDONTWRITEBYTECODE="0", **(extra_env or {}))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(args.threads),
+        MKL_NUM_THREADS=str(args.threads),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONDONTWRITEBYTECODE="0",
+        **(extra_env or {}),
+    )
     tmp = Path(tempfile.mkdtemp(prefix=f"benchref_{tag}_"))
     if side == "reference":
-        cmd = [str(ORACLE_PY), str(HERE / "parity" / "reference_timing.py"), "--gen", str(WORK / "gen"),
-               "--ref", str(WORK / "ref"), "--captions", str(WORK / "captions.json"), "--ckpt-dir", str(CKPT),
-               "--out", str(out), "--threads", str(args.threads), "--laion-batch", str(args.laion_batch)]
+        cmd = [
+            str(ORACLE_PY),
+            str(HERE / "parity" / "reference_timing.py"),
+            "--gen",
+            str(WORK / "gen"),
+            "--ref",
+            str(WORK / "ref"),
+            "--captions",
+            str(WORK / "captions.json"),
+            "--ckpt-dir",
+            str(CKPT),
+            "--out",
+            str(out),
+            "--threads",
+            str(args.threads),
+            "--laion-batch",
+            str(args.laion_batch),
+        ]
         cwd = REPO
     else:
         # cold: fresh embedding cache AND fresh sha256 memo; the hub tokenizer ids resolve to the
@@ -217,9 +258,26 @@ def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False,
         cwd.mkdir()
         (cwd / "roberta-base").symlink_to(CKPT / "tokenizers" / "roberta")
         (cwd / "gpt2").symlink_to(CKPT / "tokenizers" / "gpt2")
-        cmd = [str(OUR_PY), str(Path(__file__).resolve()), "--side", "ours", "--gen", str(WORK / "gen"),
-               "--ref", str(WORK / "ref"), "--prompts", str(WORK / "prompts.csv"), "--ckpt-dir", str(CKPT),
-               "--out", str(out), "--threads", str(args.threads), "--bootstrap", str(bootstrap)]
+        cmd = [
+            str(OUR_PY),
+            str(Path(__file__).resolve()),
+            "--side",
+            "ours",
+            "--gen",
+            str(WORK / "gen"),
+            "--ref",
+            str(WORK / "ref"),
+            "--prompts",
+            str(WORK / "prompts.csv"),
+            "--ckpt-dir",
+            str(CKPT),
+            "--out",
+            str(out),
+            "--threads",
+            str(args.threads),
+            "--bootstrap",
+            str(bootstrap),
+        ]
         if profile:
             cmd.append("--profile")
     log = open(WORK / f"{tag}.log", "w")
@@ -271,8 +329,11 @@ def main() -> int:
     ap.add_argument("--laion-batch", type=int, default=16)
     ap.add_argument("--no-bootstrap-line", action="store_true", help="skip the extra run of ours with bootstrap 100")
     ap.add_argument("--profile", action="store_true", help="one more run of ours under cProfile (not timed)")
-    ap.add_argument("--reference-glibc-env", action="store_true",
-                    help="one more reference run with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB (ours sets these itself)")
+    ap.add_argument(
+        "--reference-glibc-env",
+        action="store_true",
+        help="one more reference run with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB (ours sets these itself)",
+    )
     ap.add_argument("--results", default=str(HERE / "RESULTS.reference.md"))
     # child mode (our side)
     ap.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
@@ -288,7 +349,8 @@ def main() -> int:
         return 0
 
     missing = [f for f in CHECKPOINTS.values() if not (CKPT / f).exists()] + (
-        [] if (CKPT / "tokenizers" / "roberta").is_dir() else ["tokenizers/"])
+        [] if (CKPT / "tokenizers" / "roberta").is_dir() else ["tokenizers/"]
+    )
     if missing or not ORACLE_PY.exists():
         raise SystemExit(f"need the oracle venv and {CKPT}/{missing}: run benchmarks/parity/README.md steps 1-3a")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -304,13 +366,26 @@ def main() -> int:
         runs.append(got)
     boot = None if args.no_bootstrap_line else launch("ours", args, "ours_bootstrap100", bootstrap=100)
     prof = launch("ours", args, "ours_profile", bootstrap=0, profile=True) if args.profile else None
-    ref_glibc = launch("reference", args, "reference_glibc_env", extra_env=GLIBC_ENV) if args.reference_glibc_env else None
+    ref_glibc = (
+        launch("reference", args, "reference_glibc_env", extra_env=GLIBC_ENV) if args.reference_glibc_env else None
+    )
 
     # ------------------------------------------------------------------ report
-    env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-           "threads": args.threads}
-    summary = {"n": args.n, "ref_rate": args.ref_rate, "env": env, "rounds": runs, "bootstrap100": boot,
-               "profile": prof, "reference_glibc_env": ref_glibc}
+    env = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+    }
+    summary = {
+        "n": args.n,
+        "ref_rate": args.ref_rate,
+        "env": env,
+        "rounds": runs,
+        "bootstrap100": boot,
+        "profile": prof,
+        "reference_glibc_env": ref_glibc,
+    }
     (WORK / "results.json").write_text(json.dumps(summary, indent=1, default=str))
 
     L: list[str] = []
@@ -322,64 +397,98 @@ def main() -> int:
         f"and file names), each side in its own subprocess with {args.threads} threads "
         f"(OMP/MKL/torch), wall clock of the whole process (interpreter start, imports, model building, "
         f"checkpoint loading, decoding, resampling, forwards, metrics). Machine: {os.cpu_count()} CPU cores "
-        f"shared with other jobs (load average given per round).\n")
-    L.append("- **Reference** = audioldm_eval 0.0.3 `EvaluationHelper(16000).main` (Cnn14 16 kHz: FD, IS, KL, KID; "
-             "VGGish FAD), then laion_clap 1.1.7 (`librosa.load(sr=48000)`, `get_audio_embedding_from_data` in "
-             f"chunks of {args.laion_batch}, `get_text_embedding`), then msclap 1.3.4 2023 "
-             "(`get_audio_embeddings(files)`, `get_text_embeddings`); each tool decodes and resamples itself; "
-             "the oracle's offline neutralisations (`oracle_side.py`, imported). LSD/PSNR/SSIM skipped.")
-    L.append("- **Ours** = `bench score --gen --ref --prompts --checkpoint NAME=PATH x4` (official-weights mode), "
-             "cold: fresh embedding cache and fresh checkpoint-hash memo (so ours also sha256-hashes ~2 GB of "
-             "checkpoints, which the reference never does). FD, IS, KL softmax+sigmoid, KAD, FAD, CLAP_LAION, CLAP_MS.")
-    L.append("- **Bootstrap off** in the headline rows: the reference tools compute no confidence intervals. "
-             "The last row is our default (`--bootstrap 100`, 95% intervals for every metric) for transparency.\n")
-    L.append("| round | order | N clips/side | reference s | ours s | ratio (ref/ours) | peak RSS ref MB | peak RSS ours MB | load avg after (1/5/15 min) |")
+        f"shared with other jobs (load average given per round).\n"
+    )
+    L.append(
+        "- **Reference** = audioldm_eval 0.0.3 `EvaluationHelper(16000).main` (Cnn14 16 kHz: FD, IS, KL, KID; "
+        "VGGish FAD), then laion_clap 1.1.7 (`librosa.load(sr=48000)`, `get_audio_embedding_from_data` in "
+        f"chunks of {args.laion_batch}, `get_text_embedding`), then msclap 1.3.4 2023 "
+        "(`get_audio_embeddings(files)`, `get_text_embeddings`); each tool decodes and resamples itself; "
+        "the oracle's offline neutralisations (`oracle_side.py`, imported). LSD/PSNR/SSIM skipped."
+    )
+    L.append(
+        "- **Ours** = `bench score --gen --ref --prompts --checkpoint NAME=PATH x4` (official-weights mode), "
+        "cold: fresh embedding cache and fresh checkpoint-hash memo (so ours also sha256-hashes ~2 GB of "
+        "checkpoints, which the reference never does). FD, IS, KL softmax+sigmoid, KAD, FAD, CLAP_LAION, CLAP_MS."
+    )
+    L.append(
+        "- **Bootstrap off** in the headline rows: the reference tools compute no confidence intervals. "
+        "The last row is our default (`--bootstrap 100`, 95% intervals for every metric) for transparency.\n"
+    )
+    L.append(
+        "| round | order | N clips/side | reference s | ours s | ratio (ref/ours) | peak RSS ref MB | peak RSS ours "
+        "MB | load avg after (1/5/15 min) |"
+    )
     L.append("|---|---|---|---|---|---|---|---|---|")
     for i, g in enumerate(runs):
         rf, ou = g["reference"], g["ours"]
-        L.append(f"| {i + 1} | {' then '.join(g['order'])} | {args.n} | {rf['wall_s']:.1f} | {ou['wall_s']:.1f} | "
-                 f"**{rf['wall_s'] / ou['wall_s']:.2f}x** | {rf['peak_rss_mb']:.0f} | {ou['peak_rss_mb']:.0f} | {g['load_after']} |")
+        L.append(
+            f"| {i + 1} | {' then '.join(g['order'])} | {args.n} | {rf['wall_s']:.1f} | {ou['wall_s']:.1f} | "
+            f"**{rf['wall_s'] / ou['wall_s']:.2f}x** | {rf['peak_rss_mb']:.0f} | {ou['peak_rss_mb']:.0f} | "
+            f"{g['load_after']} |"
+        )
     if boot is not None:
         ref_mean = sum(g["reference"]["wall_s"] for g in runs) / len(runs)
-        L.append(f"| ours, bootstrap 100 | alone | {args.n} | ({ref_mean:.1f}, mean of the reference rows) | "
-                 f"{boot['wall_s']:.1f} | {ref_mean / boot['wall_s']:.2f}x | - | {boot['peak_rss_mb']:.0f} | - |")
+        L.append(
+            f"| ours, bootstrap 100 | alone | {args.n} | ({ref_mean:.1f}, mean of the reference rows) | "
+            f"{boot['wall_s']:.1f} | {ref_mean / boot['wall_s']:.2f}x | - | {boot['peak_rss_mb']:.0f} | - |"
+        )
     if ref_glibc is not None:
         ours_mean = sum(g["ours"]["wall_s"] for g in runs) / len(runs)
-        L.append(f"| reference with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB | alone | {args.n} | {ref_glibc['wall_s']:.1f} | "
-                 f"({ours_mean:.1f}, mean of the ours rows) | {ref_glibc['wall_s'] / ours_mean:.2f}x | "
-                 f"{ref_glibc['peak_rss_mb']:.0f} | - | - |")
+        L.append(
+            f"| reference with MALLOC_MMAP/TRIM_THRESHOLD_=1 GiB | alone | {args.n} | {ref_glibc['wall_s']:.1f} | "
+            f"({ours_mean:.1f}, mean of the ours rows) | {ref_glibc['wall_s'] / ours_mean:.2f}x | "
+            f"{ref_glibc['peak_rss_mb']:.0f} | - | - |"
+        )
     L.append("")
-    L.append("CPU time (user+sys) per side, same rounds (less sensitive to other jobs than wall time): " + "; ".join(
-        f"round {i + 1}: reference {g['reference']['user_s'] + g['reference']['sys_s']:.0f} s, ours "
-        f"{g['ours']['user_s'] + g['ours']['sys_s']:.0f} s "
-        f"({(g['reference']['user_s'] + g['reference']['sys_s']) / (g['ours']['user_s'] + g['ours']['sys_s']):.2f}x)"
-        for i, g in enumerate(runs)) + ".\n")
+    L.append(
+        "CPU time (user+sys) per side, same rounds (less sensitive to other jobs than wall time): "
+        + "; ".join(
+            f"round {i + 1}: reference {_cpu_s(g['reference']):.0f} s, ours "
+            f"{_cpu_s(g['ours']):.0f} s "
+            f"({_cpu_s(g['reference']) / _cpu_s(g['ours']):.2f}x)"
+            for i, g in enumerate(runs)
+        )
+        + ".\n"
+    )
 
     last = runs[-1]
     L.append(f"### Per-stage wall time, round {len(runs)} (s)\n")
     L.append("| reference stage | s |\n|---|---|")
     L += stage_table(last["reference"])
-    L.append(f"| *(interpreter start + unaccounted)* | {last['reference']['wall_s'] - sum(last['reference']['stages'].values()):.1f} |")
+    L.append(
+        "| *(interpreter start + unaccounted)* | "
+        f"{last['reference']['wall_s'] - sum(last['reference']['stages'].values()):.1f} |"
+    )
     L.append("")
     L.append("| our stage (exclusive) | s |\n|---|---|")
     L += stage_table(last["ours"])
-    L.append(f"| *(interpreter start + unaccounted)* | {last['ours']['wall_s'] - sum(last['ours']['stages'].values()):.1f} |")
+    L.append(
+        f"| *(interpreter start + unaccounted)* | {last['ours']['wall_s'] - sum(last['ours']['stages'].values()):.1f} |"
+    )
     L.append("")
     L.append("### Metric values (sanity, not parity)\n")
-    L.append("Not expected to match to 1e-4 here: the references are at "
-             f"{args.ref_rate / 1000:g} kHz, so each tool's resampler enters (audioldm_eval: torchaudio sinc + mean "
-             "removal; VGGish: resampy; msclap: torchaudio sinc 16 -> 44.1 kHz; laion: librosa soxr_hq; ours since "
-             "protocol gb-2: each tool's own path, except VGGish = audioldm_eval main's WaveDataset). Parity on native-rate files is in `parity/RESULTS.partial.md`.\n")
+    L.append(
+        "Not expected to match to 1e-4 here: the references are at "
+        f"{args.ref_rate / 1000:g} kHz, so each tool's resampler enters (audioldm_eval: torchaudio sinc + mean "
+        "removal; VGGish: resampy; msclap: torchaudio sinc 16 -> 44.1 kHz; laion: librosa soxr_hq; ours since "
+        "protocol gb-2: each tool's own path, except VGGish = audioldm_eval main's WaveDataset). Parity on "
+        "native-rate files is in `parity/RESULTS.partial.md`.\n"
+    )
     rm, om = last["reference"]["metrics"], last["ours"]["metrics"]
 
     def ours_col(prefix):
         return next((v for k, v in om.items() if k.startswith(prefix)), float("nan"))
 
-    pairs = [("FD", "frechet_distance", "FD_"), ("IS", "inception_score_mean", "IS_"),
-             ("KL softmax", "kullback_leibler_divergence_softmax", "KL_softmax_"),
-             ("KL sigmoid", "kullback_leibler_divergence_sigmoid", "KL_sigmoid_"),
-             ("FAD", "frechet_audio_distance", "FAD_"), ("CLAP_LAION", "clap_laion", "CLAP_LAION_"),
-             ("CLAP_MS", "clap_ms", "CLAP_MS_")]
+    pairs = [
+        ("FD", "frechet_distance", "FD_"),
+        ("IS", "inception_score_mean", "IS_"),
+        ("KL softmax", "kullback_leibler_divergence_softmax", "KL_softmax_"),
+        ("KL sigmoid", "kullback_leibler_divergence_sigmoid", "KL_sigmoid_"),
+        ("FAD", "frechet_audio_distance", "FAD_"),
+        ("CLAP_LAION", "clap_laion", "CLAP_LAION_"),
+        ("CLAP_MS", "clap_ms", "CLAP_MS_"),
+    ]
     L.append("| metric | reference | ours |\n|---|---|---|")
     for label, rk, ok in pairs:
         L.append(f"| {label} | {rm.get(rk, float('nan')):.6g} | {ours_col(ok):.6g} |")
@@ -387,11 +496,13 @@ def main() -> int:
     if prof is not None:
         L.append("### Profile of ours (cProfile, separate run, top functions by own time)\n")
         L.append("```\n" + profile_summary(WORK / "ours_profile.pstats").strip()[-6000:] + "\n```\n")
-    L.append(f"Command: `.venv/bin/python benchmarks/bench_vs_reference.py --n {args.n} --ref-rate {args.ref_rate} "
-             f"--rounds {args.rounds}{' --profile' if args.profile else ''}"
-             f"{' --reference-glibc-env' if args.reference_glibc_env else ''}`; raw numbers in "
-             "`benchmarks/.work/bench_ref/results.json`; total driver time "
-             f"{time.perf_counter() - T_START:.0f} s.")
+    L.append(
+        f"Command: `.venv/bin/python benchmarks/bench_vs_reference.py --n {args.n} --ref-rate {args.ref_rate} "
+        f"--rounds {args.rounds}{' --profile' if args.profile else ''}"
+        f"{' --reference-glibc-env' if args.reference_glibc_env else ''}`; raw numbers in "
+        "`benchmarks/.work/bench_ref/results.json`; total driver time "
+        f"{time.perf_counter() - T_START:.0f} s."
+    )
     text = "\n".join(L) + "\n"
     results = Path(args.results)
     if results.exists() and NOTES_MARKER in results.read_text():  # keep the hand-written analysis

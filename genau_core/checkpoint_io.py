@@ -74,8 +74,10 @@ def _tensor_only_pickle_module():
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
-            if (module, name) in _ALLOWED_GLOBALS or (module == "torch._utils" and name.startswith("_rebuild")) or (
-                module == "torch" and name.endswith("Storage")
+            if (
+                (module, name) in _ALLOWED_GLOBALS
+                or (module == "torch._utils" and name.startswith("_rebuild"))
+                or (module == "torch" and name.endswith("Storage"))
             ):
                 return super().find_class(module, name)
             if module.startswith("numpy") and name.endswith("DType"):
@@ -90,7 +92,12 @@ def _tensor_only_pickle_module():
 
 
 def load_checkpoint(
-    path: str | Path, *, what: str, allow_pickle: bool = False, inert_objects: bool = False, pickle_hint: str | None = None
+    path: str | Path,
+    *,
+    what: str,
+    allow_pickle: bool = False,
+    inert_objects: bool = False,
+    pickle_hint: str | None = None,
 ):
     """The object a `torch.save`d file holds, read safely: the one place genau-bench calls `torch.load` on a file
     it did not write (`read_state_dict` takes the state dict out of it).
@@ -119,7 +126,9 @@ def load_checkpoint(
         except Exception as e:  # torch raises several types for foreign / corrupt / unsafe files
             errors.append(f"{type(e).__name__}: {e}")
     if pickle_hint is None:
-        pickle_hint = "" if allow_pickle else "(if the file is trusted and pickles other objects, pass allow_pickle=True)"
+        pickle_hint = (
+            "" if allow_pickle else "(if the file is trusted and pickles other objects, pass allow_pickle=True)"
+        )
     raise CheckpointFormatError(
         f"{path}: cannot read as a PyTorch checkpoint of {what} ({errors[-1][:300]}) {pickle_hint}".rstrip()
     )
@@ -138,7 +147,9 @@ def read_state_dict(
     present as a key of the saved dict (e.g. "state_dict", "model"), else the saved dict itself when all
     its values are tensors. The one checkpoint reader of genau-bench."""
     path = Path(path)
-    obj = load_checkpoint(path, what=what, allow_pickle=allow_pickle, inert_objects=inert_objects, pickle_hint=pickle_hint)
+    obj = load_checkpoint(
+        path, what=what, allow_pickle=allow_pickle, inert_objects=inert_objects, pickle_hint=pickle_hint
+    )
     if not isinstance(obj, Mapping):
         raise CheckpointFormatError(f"{path}: not a {what} checkpoint: holds a {type(obj).__name__}, not a dict")
     containers = tuple(containers)
@@ -230,7 +241,9 @@ def parameters_on_meta() -> Iterator[None]:
 def assert_materialized(net: nn.Module, source: str, what: str) -> None:
     left = [k for k, v in [*net.named_parameters(), *net.named_buffers()] if v.device.type == "meta"]
     if left:
-        raise CheckpointFormatError(f"{source}: not a {what} checkpoint: {len(left)} weights not in the file, e.g. {left[:5]}")
+        raise CheckpointFormatError(
+            f"{source}: not a {what} checkpoint: {len(left)} weights not in the file, e.g. {left[:5]}"
+        )
 
 
 def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:

@@ -1,11 +1,11 @@
 """`genau` command line: generate audio from text, train the VAE / the latent diffusion model.
 
-    genau generate "a dog barks while rain falls" -o out.wav --model genau-tiny --seed 0
-    genau generate "a steady pure sine tone at 440 hertz" -o tone.wav        # genau-tiny is the default
-    genau generate "rain" -o r.wav --model genau-tiny --checkpoint random  # seed-0 random weights
-    genau generate "rain" -o rain.wav --model genau-s --checkpoint /path/to/release-files
-    genau generate "rain" -o rain.wav --model genau-l-full-hq-data --checkpoint /path/to/release-files --weights ema
-    genau train ldm --manifest demo.jsonl --out runs/tiny --steps 200
+genau generate "a dog barks while rain falls" -o out.wav --model genau-tiny --seed 0
+genau generate "a steady pure sine tone at 440 hertz" -o tone.wav        # genau-tiny is the default
+genau generate "rain" -o r.wav --model genau-tiny --checkpoint random  # seed-0 random weights
+genau generate "rain" -o rain.wav --model genau-s --checkpoint /path/to/release-files
+genau generate "rain" -o rain.wav --model genau-l-full-hq-data --checkpoint /path/to/release-files --weights ema
+genau train ldm --manifest demo.jsonl --out runs/tiny --steps 200
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ def load_model(name: str, checkpoint: str | None, device: str, weights: str | No
             return build_genau(GENAU_TINY, device=device)
         folder = Path(checkpoint).expanduser() if checkpoint else WEIGHTS_DIR
         if not (folder / WEIGHTS_NAME).exists():
-            hint = "rebuild the shipped weights with `python -m bench.tiny_genau`" if not checkpoint else "a folder written by save_pretrained"
+            hint = (
+                "rebuild the shipped weights with `python -m bench.tiny_genau`"
+                if not checkpoint
+                else "a folder written by save_pretrained"
+            )
             raise SystemExit(f"genau-tiny: {folder / WEIGHTS_NAME} not found ({hint})")
         return load_pretrained(folder, device=device)
     if weights is not None and name not in RELEASE_STEMS:
@@ -102,11 +106,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
         limit = pipe.clip_duration_s
         raise UsageError(f"--duration {args.duration:g}: {args.model} generates clips of up to {limit:g} s")
     prompts = list(args.prompt)
-    outs = [Path(args.output)] if len(prompts) == 1 else [Path(args.output).with_name(f"{Path(args.output).stem}_{i}{Path(args.output).suffix or '.wav'}") for i in range(len(prompts))]
+    outs = (
+        [Path(args.output)]
+        if len(prompts) == 1
+        else [
+            Path(args.output).with_name(f"{Path(args.output).stem}_{i}{Path(args.output).suffix or '.wav'}")
+            for i in range(len(prompts))
+        ]
+    )
     steps = args.steps if args.steps is not None else model.cfg.diffusion.steps
     desc = f"denoising {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}"
     with denoising_progress(model.backbone, steps, desc):
-        waves = pipe(prompts, [args.seed + i for i in range(len(prompts))], steps=steps, guidance=args.guidance, duration_s=args.duration)
+        waves = pipe(
+            prompts,
+            [args.seed + i for i in range(len(prompts))],
+            steps=steps,
+            guidance=args.guidance,
+            duration_s=args.duration,
+        )
     for path, w in zip(outs, waves):
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), np.asarray(w, dtype=np.float32), model.cfg.mel.sample_rate, subtype="PCM_16")
@@ -156,20 +173,38 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="text -> 16 kHz wav")
     g.add_argument("prompt", nargs="+", help="text prompt(s); one wav per prompt")
     g.add_argument("-o", "--output", required=True, help="wav path (several prompts: _0, _1, ... suffixes)")
-    g.add_argument("--model", default="genau-tiny",
-                   help="genau-tiny (default, shipped), genau-s, genau-l, genau-l-full-hq-data, "
-                   "or a folder written by save_pretrained")
-    g.add_argument("--checkpoint", default=None,
-                   help="genau-tiny: a saved folder or 'random'; "
-                   "genau-s / genau-l / genau-l-full-hq-data: the release-file folder")
-    g.add_argument("--weights", choices=("raw", "ema"), default=None,
-                   help="release models: raw weights (default, as the official generate_and_eval.py) "
-                   "or the checkpoint's EMA copy (model_ema.*, as inference_file.py and the Gradio demo)")
+    g.add_argument(
+        "--model",
+        default="genau-tiny",
+        help="genau-tiny (default, shipped), genau-s, genau-l, genau-l-full-hq-data, "
+        "or a folder written by save_pretrained",
+    )
+    g.add_argument(
+        "--checkpoint",
+        default=None,
+        help="genau-tiny: a saved folder or 'random'; "
+        "genau-s / genau-l / genau-l-full-hq-data: the release-file folder",
+    )
+    g.add_argument(
+        "--weights",
+        choices=("raw", "ema"),
+        default=None,
+        help="release models: raw weights (default, as the official generate_and_eval.py) "
+        "or the checkpoint's EMA copy (model_ema.*, as inference_file.py and the Gradio demo)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the first prompt; prompt i gets seed + i (default: 0)")
-    g.add_argument("--steps", type=_positive_int, default=None,
-                   help="DDIM steps (default: the model config's; genau-l-full-hq-data: 100, as text_to_audio.py)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model config's)")
-    g.add_argument("--duration", type=_positive_float, default=10.0, help="seconds of audio per prompt (default: %(default)s)")
+    g.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="DDIM steps (default: the model config's; genau-l-full-hq-data: 100, as text_to_audio.py)",
+    )
+    g.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model config's)"
+    )
+    g.add_argument(
+        "--duration", type=_positive_float, default=10.0, help="seconds of audio per prompt (default: %(default)s)"
+    )
     g.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:N, mps")
     g.set_defaults(func=cmd_generate)
     t = sub.add_parser("train", help="train the 1D-VAE or the latent diffusion model")

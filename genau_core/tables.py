@@ -63,7 +63,9 @@ def read_csv_rows(path: Path, required: list[str]) -> Iterator[tuple[int, dict[s
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                raise SplitError(f"{path}:{line}: expected {len(header)} fields ({', '.join(header)}), got {len(values)}")
+                raise SplitError(
+                    f"{path}:{line}: expected {len(header)} fields ({', '.join(header)}), got {len(values)}"
+                )
             yield line, dict(zip(header, values))
 
 
@@ -71,9 +73,11 @@ def _csv_error(path: Path, start: int, reached: int, e: csv.Error) -> str:
     msg = str(e)
     if "unexpected end of data" in msg or "expected after" in msg:
         where = "the end of the file" if "end of data" in msg else f"line {reached}"
-        return (f"{path}:{start}: unterminated quote: a quoted field opened on this line runs to {where} "
-                f"({msg}), swallowing the rows in between; close the quote, and write a quote inside a "
-                'quoted field as ""')
+        return (
+            f"{path}:{start}: unterminated quote: a quoted field opened on this line runs to {where} "
+            f"({msg}), swallowing the rows in between; close the quote, and write a quote inside a "
+            'quoted field as ""'
+        )
     return f"{path}:{start}: malformed CSV ({msg})"
 
 

@@ -51,7 +51,7 @@ def check_texts(texts: Sequence[str], name: str) -> list[str]:
 
 
 def tokenizer_identity(tokenizer) -> str:
-    """"sha256:<hex>" naming everything of a tokenizer that decides its token ids: the full `tokenizers`
+    """ "sha256:<hex>" naming everything of a tokenizer that decides its token ids: the full `tokenizers`
     serialisation when there is one (vocabulary, merges, normaliser, pre-tokeniser, post-processor,
     added tokens), else the vocabulary, plus the class, the special tokens and the padding /
     truncation sides. Swapping two token ids changes it; saving and reloading the same files does not."""
@@ -191,7 +191,13 @@ SOUND_CORPUS = (
 
 # RoBERTa's special tokens, as the tokenizer classes take them
 ROBERTA_SPECIAL_TOKENS: dict[str, str] = dict(
-    bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>"
+    bos_token="<s>",
+    eos_token="</s>",
+    unk_token="<unk>",
+    pad_token="<pad>",
+    mask_token="<mask>",
+    cls_token="<s>",
+    sep_token="</s>",
 )
 
 

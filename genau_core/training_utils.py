@@ -78,7 +78,9 @@ def init_distributed(device: torch.device) -> Dist:
         return Dist()
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(
+        torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    )
 
 
 def setup_device(requested: str) -> tuple[torch.device, Dist]:
@@ -132,10 +134,16 @@ class ShardedLoader:
     batches_per_epoch: int
 
     @classmethod
-    def build(cls, dataset, *, global_batch: int, dist: Dist, seed: int, collate_fn: Callable, num_workers: int = 0) -> "ShardedLoader":
+    def build(
+        cls, dataset, *, global_batch: int, dist: Dist, seed: int, collate_fn: Callable, num_workers: int = 0
+    ) -> "ShardedLoader":
         per_rank = global_batch // dist.world
-        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed, drop_last=True)
-        loader_kw = dict(batch_size=per_rank, sampler=sampler, collate_fn=collate_fn, drop_last=True, num_workers=num_workers)
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed, drop_last=True
+        )
+        loader_kw = dict(
+            batch_size=per_rank, sampler=sampler, collate_fn=collate_fn, drop_last=True, num_workers=num_workers
+        )
         return cls(dataset, sampler, loader_kw, len(sampler) // per_rank)
 
     def epoch(self, epoch: int) -> torch.utils.data.DataLoader:
@@ -189,15 +197,25 @@ def read_trainer_state(checkpoint: Path, device: torch.device) -> dict:
     return torch.load(checkpoint / TRAINER_STATE_FILE, map_location=device, weights_only=False)
 
 
-def restore_optimisation(state: Mapping, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler) -> int:
+def restore_optimisation(
+    state: Mapping, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler
+) -> int:
     """Load the optimiser and schedule states saved in `state`; returns the step to continue from."""
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     return int(state["step"])
 
 
-def trainer_state(step: int, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, tc: Any, **extra: Any) -> dict:
-    return {"step": step, **extra, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "train_config": dataclasses.asdict(tc)}
+def trainer_state(
+    step: int, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, tc: Any, **extra: Any
+) -> dict:
+    return {
+        "step": step,
+        **extra,
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "train_config": dataclasses.asdict(tc),
+    }
 
 
 # ------------------------------------------------------------------------------------ logs ---

@@ -22,7 +22,14 @@ def loaded_tiny(plugin_cls: type[PluginT]) -> PluginT:
 
 
 def direct_diffusers_audio(
-    pipeline_cls: type, components: dict, prompts: Sequence[str], seeds: Sequence[int], *, steps: int, guidance: float, duration: float
+    pipeline_cls: type,
+    components: dict,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int,
+    guidance: float,
+    duration: float,
 ) -> np.ndarray:
     """Reference: a diffusers audio pipeline called directly, one generator per prompt."""
     pipe = pipeline_cls(**components)
@@ -42,7 +49,9 @@ def direct_diffusers_audio(
 # --- the LDM KL autoencoder (`ldm.models.autoencoder.AutoencoderKL`, AudioLDM's VAE), from the official code ---
 
 
-def official_ldm_vae_shapes(cfg, *, resolution: int = 0, attn_resolutions: Sequence[int] = ()) -> dict[str, tuple[int, ...]]:
+def official_ldm_vae_shapes(
+    cfg, *, resolution: int = 0, attn_resolutions: Sequence[int] = ()
+) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the official Encoder/Decoder/quant convs (attention inside the levels whose
     resolution is in `attn_resolutions`; AudioLDM's VAE has none), in the official module order."""
     s: dict[str, tuple[int, ...]] = {}

@@ -28,7 +28,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .protocol import CRITERIA, CRITERION_BY_KEY, CRITERION_KEYS, ITEM_CATCH_ANCHOR, ITEM_CATCH_REPEAT, ITEM_MAIN, ExclusionRules
+from .protocol import (
+    CRITERIA,
+    CRITERION_BY_KEY,
+    CRITERION_KEYS,
+    ITEM_CATCH_ANCHOR,
+    ITEM_CATCH_REPEAT,
+    ITEM_MAIN,
+    ExclusionRules,
+)
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -120,30 +128,48 @@ def apply_exclusions(df: pd.DataFrame, participants: pd.DataFrame, rules: Exclus
                 r_bad += int(bool(first.loc[key]) != bool(r["chose_a"]))
         reasons = []
         if len(anchor) and a_fail / len(anchor) > rules.max_anchor_fail_fraction:
-            reasons.append(f"preferred the low-passed anchor in {a_fail}/{len(anchor)} anchor judgements "
-                           f"(> {rules.max_anchor_fail_fraction:.0%})")
+            reasons.append(
+                f"preferred the low-passed anchor in {a_fail}/{len(anchor)} anchor judgements "
+                f"(> {rules.max_anchor_fail_fraction:.0%})"
+            )
         if r_n and r_bad / r_n > rules.max_repeat_inconsistent_fraction:
-            reasons.append(f"inconsistent on {r_bad}/{r_n} repeated pairs (> {rules.max_repeat_inconsistent_fraction:.0%})")
+            reasons.append(
+                f"inconsistent on {r_bad}/{r_n} repeated pairs (> {rules.max_repeat_inconsistent_fraction:.0%})"
+            )
         if rules.require_complete and not bool(p["completed"]):
             reasons.append("did not complete the study")
-        rows.append({
-            "participant": label,
-            "completed": bool(p["completed"]),
-            "n_responses": len(mine),
-            "anchor_judgements": len(anchor),
-            "anchor_failures": a_fail,
-            "repeat_judgements": r_n,
-            "repeat_inconsistent": r_bad,
-            "excluded": bool(reasons),
-            "reasons": "; ".join(reasons),
-        })
-    return pd.DataFrame(rows, columns=[
-        "participant", "completed", "n_responses", "anchor_judgements", "anchor_failures",
-        "repeat_judgements", "repeat_inconsistent", "excluded", "reasons",
-    ])
+        rows.append(
+            {
+                "participant": label,
+                "completed": bool(p["completed"]),
+                "n_responses": len(mine),
+                "anchor_judgements": len(anchor),
+                "anchor_failures": a_fail,
+                "repeat_judgements": r_n,
+                "repeat_inconsistent": r_bad,
+                "excluded": bool(reasons),
+                "reasons": "; ".join(reasons),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "participant",
+            "completed",
+            "n_responses",
+            "anchor_judgements",
+            "anchor_failures",
+            "repeat_judgements",
+            "repeat_inconsistent",
+            "excluded",
+            "reasons",
+        ],
+    )
 
 
-def _item_bootstrap(votes: pd.DataFrame, n_boot: int, rng: np.random.Generator, confidence: float) -> tuple[float, float]:
+def _item_bootstrap(
+    votes: pd.DataFrame, n_boot: int, rng: np.random.Generator, confidence: float
+) -> tuple[float, float]:
     if votes.empty or n_boot <= 0:
         return (float("nan"), float("nan"))
     per_item = votes.groupby("item_seq")["chose_a"].agg(["sum", "count"]).to_numpy(dtype=float)
@@ -155,7 +181,9 @@ def _item_bootstrap(votes: pd.DataFrame, n_boot: int, rng: np.random.Generator, 
     return (float(np.quantile(pct, a)), float(np.quantile(pct, 1 - a)))
 
 
-def _bt_table(main: pd.DataFrame, systems: list[str], n_boot: int, rng: np.random.Generator, confidence: float) -> pd.DataFrame:
+def _bt_table(
+    main: pd.DataFrame, systems: list[str], n_boot: int, rng: np.random.Generator, confidence: float
+) -> pd.DataFrame:
     index = {s: i for i, s in enumerate(systems)}
     rows = []
     for crit in CRITERION_KEYS:
@@ -186,16 +214,18 @@ def _bt_table(main: pd.DataFrame, systems: list[str], n_boot: int, rng: np.rando
         ranks = np.empty(len(systems), dtype=int)
         ranks[order] = np.arange(1, len(systems) + 1)
         for s, i in index.items():
-            rows.append({
-                "criterion": crit,
-                "criterion_title": CRITERION_BY_KEY[crit].title,
-                "system": s,
-                "bt_log_strength": float(theta[i]),
-                "ci_lo": float(np.quantile(b[:, i], a)) if b is not None else float("nan"),
-                "ci_hi": float(np.quantile(b[:, i], 1 - a)) if b is not None else float("nan"),
-                "rank": int(ranks[i]),
-                "n_votes": len(votes),
-            })
+            rows.append(
+                {
+                    "criterion": crit,
+                    "criterion_title": CRITERION_BY_KEY[crit].title,
+                    "system": s,
+                    "bt_log_strength": float(theta[i]),
+                    "ci_lo": float(np.quantile(b[:, i], a)) if b is not None else float("nan"),
+                    "ci_hi": float(np.quantile(b[:, i], 1 - a)) if b is not None else float("nan"),
+                    "rank": int(ranks[i]),
+                    "n_votes": len(votes),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -204,8 +234,19 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
     rules = ExclusionRules.from_dict(cfg["exclusion_rules"])
     df = data.responses.copy()
     if df.empty:
-        df = pd.DataFrame(columns=["participant", "item_seq", "item_kind", "repeat_of_seq", "criterion", "system_a",
-                                   "system_b", "chose_a", "choice_side"])
+        df = pd.DataFrame(
+            columns=[
+                "participant",
+                "item_seq",
+                "item_kind",
+                "repeat_of_seq",
+                "criterion",
+                "system_a",
+                "system_b",
+                "chose_a",
+                "choice_side",
+            ]
+        )
     df["chose_a"] = df["chose_a"].astype(bool)
     # Only participants who answered are raters (issue 14: "14 raters" were reported where 3 had answered).
     answered = set(df["participant"])
@@ -225,23 +266,25 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
             n, k = len(v), int(v["chose_a"].sum())
             lo, hi = wilson_interval(k, n, confidence)
             blo, bhi = _item_bootstrap(v, n_boot, rng, confidence)
-            block.append({
-                "comparison": f"{a_sys} vs {b_sys}",
-                "system_a": a_sys,
-                "system_b": b_sys,
-                "criterion": crit,
-                "criterion_title": CRITERION_BY_KEY[crit].title,
-                "n_votes": n,
-                "votes_a": k,
-                "pct_a": 100.0 * k / n if n else float("nan"),
-                "wilson_lo": 100.0 * lo,
-                "wilson_hi": 100.0 * hi,
-                "p_value": binomial_p(k, n),
-                "item_boot_lo": blo,
-                "item_boot_hi": bhi,
-                "n_items": int(v["item_seq"].nunique()) if n else 0,
-                "n_raters": int(v["participant"].nunique()) if n else 0,
-            })
+            block.append(
+                {
+                    "comparison": f"{a_sys} vs {b_sys}",
+                    "system_a": a_sys,
+                    "system_b": b_sys,
+                    "criterion": crit,
+                    "criterion_title": CRITERION_BY_KEY[crit].title,
+                    "n_votes": n,
+                    "votes_a": k,
+                    "pct_a": 100.0 * k / n if n else float("nan"),
+                    "wilson_lo": 100.0 * lo,
+                    "wilson_hi": 100.0 * hi,
+                    "p_value": binomial_p(k, n),
+                    "item_boot_lo": blo,
+                    "item_boot_hi": bhi,
+                    "n_items": int(v["item_seq"].nunique()) if n else 0,
+                    "n_raters": int(v["participant"].nunique()) if n else 0,
+                }
+            )
         for r, ph in zip(block, holm([r["p_value"] for r in block]), strict=True):
             r["p_holm"] = ph
             r["significant_holm_0.05"] = bool(ph < 0.05) if not math.isnan(ph) else False
@@ -264,16 +307,18 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
         v = main if crit == "all" else main[main["criterion"] == crit]
         n, k = len(v), int((v["choice_side"] == "left").sum())
         lo, hi = wilson_interval(k, n, confidence)
-        pb_rows.append({
-            "criterion": crit,
-            "n_votes": n,
-            "votes_left": k,
-            "pct_left": 100.0 * k / n if n else float("nan"),
-            "wilson_lo": 100.0 * lo,
-            "wilson_hi": 100.0 * hi,
-            "p_value": binomial_p(k, n),
-            "note": "pools the four criteria: votes are not independent" if crit == "all" else "",
-        })
+        pb_rows.append(
+            {
+                "criterion": crit,
+                "n_votes": n,
+                "votes_left": k,
+                "pct_left": 100.0 * k / n if n else float("nan"),
+                "wilson_lo": 100.0 * lo,
+                "wilson_hi": 100.0 * hi,
+                "p_value": binomial_p(k, n),
+                "note": "pools the four criteria: votes are not independent" if crit == "all" else "",
+            }
+        )
     position_bias = pd.DataFrame(pb_rows)
 
     pr_rows = []
@@ -285,16 +330,18 @@ def analyze(data: StudyData, n_boot: int = 1000, seed: int = 0, confidence: floa
             for crit in CRITERION_KEYS:
                 v = pm[pm["criterion"] == crit]
                 n, k = len(v), int(v["chose_a"].sum())
-                pr_rows.append({
-                    "participant": label,
-                    "excluded": label in excluded,
-                    "comparison": f"{a_sys} vs {b_sys}",
-                    "criterion": crit,
-                    "n_votes": n,
-                    "votes_a": k,
-                    "pct_a": 100.0 * k / n if n else float("nan"),
-                    "pct_left": 100.0 * float((v["choice_side"] == "left").mean()) if n else float("nan"),
-                })
+                pr_rows.append(
+                    {
+                        "participant": label,
+                        "excluded": label in excluded,
+                        "comparison": f"{a_sys} vs {b_sys}",
+                        "criterion": crit,
+                        "n_votes": n,
+                        "votes_a": k,
+                        "pct_a": 100.0 * k / n if n else float("nan"),
+                        "pct_left": 100.0 * float((v["choice_side"] == "left").mean()) if n else float("nan"),
+                    }
+                )
     per_rater = pd.DataFrame(pr_rows)
 
     systems = [s["name"] for s in cfg["systems"]]
@@ -341,7 +388,9 @@ def plot_table5(results: pd.DataFrame, path: Path, title: str) -> None:
         bars = ax.bar(x + (j - (len(CRITERIA) - 1) / 2) * width, pct, width, yerr=err, capsize=3, label=c.title)
         for rect, v in zip(bars, pct, strict=True):
             if not math.isnan(v):
-                ax.annotate(f"{v:.1f}", (rect.get_x() + rect.get_width() / 2, 2), ha="center", fontsize=7, color="white")
+                ax.annotate(
+                    f"{v:.1f}", (rect.get_x() + rect.get_width() / 2, 2), ha="center", fontsize=7, color="white"
+                )
     ax.axhline(50, color="k", linestyle="--", linewidth=1)
     ax.set_xticks(x, comps)
     ax.set_ylim(0, 100)
@@ -374,8 +423,12 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> list[Path]:
     p.write_text(json.dumps(res.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(p)
     p = out_dir / "table5.png"
-    plot_table5(res.results, p, f"{res.summary['study']} (protocol {res.summary['protocol_version']}, "
-                                f"{res.summary['n_raters_included']} raters)")
+    plot_table5(
+        res.results,
+        p,
+        f"{res.summary['study']} (protocol {res.summary['protocol_version']}, "
+        f"{res.summary['n_raters_included']} raters)",
+    )
     written.append(p)
     return written
 

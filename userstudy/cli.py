@@ -42,9 +42,14 @@ def build_parser(prog: str = "userstudy") -> argparse.ArgumentParser:
 
     c = sub.add_parser("create", help="create a study from two or more systems' clips")
     c.add_argument("--name", required=True, help="study name (unique in the database; never shown to participants)")
-    c.add_argument("--system", action="append", required=True, metavar="NAME=DIR",
-                   help="a system's clips: folder of <prompt_id>.wav or a bench run dir; repeat 2+ times; the first is A. "
-                        "Without --prompts/--split the prompts come from the runs' manifests")
+    c.add_argument(
+        "--system",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a system's clips: folder of <prompt_id>.wav or a bench run dir; repeat 2+ times; the first is A. "
+        "Without --prompts/--split the prompts come from the runs' manifests",
+    )
     src = c.add_mutually_exclusive_group()
     src.add_argument("--prompts", type=Path, help="CSV with columns id,caption (or audiocap_id,caption)")
     src.add_argument("--split", help="take prompts (and reference clips for anchors) from a bench split, e.g. demo")
@@ -53,20 +58,40 @@ def build_parser(prog: str = "userstudy") -> argparse.ArgumentParser:
     c.add_argument("--n-items", type=int, default=50, help="prompts drawn (default 50, as in the paper)")
     c.add_argument("--pool", type=int, default=200, help="draw from this many longest prompts (default 200)")
     c.add_argument("--seed", type=int, default=0, help="seed of the draw and of the catch trials (recorded)")
-    c.add_argument("--length-unit", choices=("words", "chars"), default="words",
-                   help="rank prompt length in words (default) or characters")
-    c.add_argument("--reference", type=Path, default=None,
-                   help="folder of real clips <prompt_id>.wav for the low-pass anchor catch trials "
-                        "(default with --split: the split's references)")
+    c.add_argument(
+        "--length-unit",
+        choices=("words", "chars"),
+        default="words",
+        help="rank prompt length in words (default) or characters",
+    )
+    c.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="folder of real clips <prompt_id>.wav for the low-pass anchor catch trials "
+        "(default with --split: the split's references)",
+    )
     c.add_argument("--catch-anchor", type=int, default=2, help="anchor catch trials (needs --reference; default 2)")
     c.add_argument("--catch-repeat", type=int, default=2, help="repeated pairs with sides swapped (default 2)")
-    c.add_argument("--max-anchor-fail", type=float, default=ExclusionRules.max_anchor_fail_fraction,
-                   help="exclude a rater who prefers the anchor in more than this fraction of anchor judgements")
-    c.add_argument("--max-repeat-inconsistent", type=float, default=ExclusionRules.max_repeat_inconsistent_fraction,
-                   help="exclude a rater inconsistent on more than this fraction of repeated pairs")
+    c.add_argument(
+        "--max-anchor-fail",
+        type=float,
+        default=ExclusionRules.max_anchor_fail_fraction,
+        help="exclude a rater who prefers the anchor in more than this fraction of anchor judgements",
+    )
+    c.add_argument(
+        "--max-repeat-inconsistent",
+        type=float,
+        default=ExclusionRules.max_repeat_inconsistent_fraction,
+        help="exclude a rater inconsistent on more than this fraction of repeated pairs",
+    )
     c.add_argument("--require-complete", action="store_true", help="also exclude raters who did not finish")
-    c.add_argument("--playback-tolerance", type=float, default=PlaybackRule.tolerance_s,
-                   help="seconds a play-through may fall short of the clip duration (server clock)")
+    c.add_argument(
+        "--playback-tolerance",
+        type=float,
+        default=PlaybackRule.tolerance_s,
+        help="seconds a play-through may fall short of the clip duration (server clock)",
+    )
 
     i = sub.add_parser("invite", help="create one-time invitation links")
     i.add_argument("--db", required=True, help="database URL or SQLite path")
@@ -98,12 +123,16 @@ def build_parser(prog: str = "userstudy") -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, type=Path, help="folder for the analysis CSVs, summary.json and the chart")
     a.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (items) for intervals")
     a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    a.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap intervals (default: %(default)s)")
+    a.add_argument(
+        "--confidence", type=float, default=0.95, help="level of the bootstrap intervals (default: %(default)s)"
+    )
 
     o = sub.add_parser("owner-token", help="issue a new owner token (the old one stops working)")
     o.add_argument("--db", required=True, help="database URL or SQLite path")
     o.add_argument("--study", default=None, help="study id or name (default: the only study)")
-    o.add_argument("--base-url", default="http://127.0.0.1:8000", help="public address of the server (default: %(default)s)")
+    o.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="public address of the server (default: %(default)s)"
+    )
     return p
 
 
@@ -120,10 +149,21 @@ def _cmd_create(args: argparse.Namespace) -> int:
         require_complete=args.require_complete,
     )
     spec = StudySpec(
-        name=args.name, systems=systems, prompts_csv=args.prompts, split=args.split, out_dir=args.out, n_items=args.n_items,
-        pool=args.pool, seed=args.seed, length_unit=args.length_unit, reference_dir=args.reference,
-        n_catch_anchor=args.catch_anchor, n_catch_repeat=args.catch_repeat, rules=rules,
-        playback=PlaybackRule(tolerance_s=args.playback_tolerance), loudness=LoudnessRule(),
+        name=args.name,
+        systems=systems,
+        prompts_csv=args.prompts,
+        split=args.split,
+        out_dir=args.out,
+        n_items=args.n_items,
+        pool=args.pool,
+        seed=args.seed,
+        length_unit=args.length_unit,
+        reference_dir=args.reference,
+        n_catch_anchor=args.catch_anchor,
+        n_catch_repeat=args.catch_repeat,
+        rules=rules,
+        playback=PlaybackRule(tolerance_s=args.playback_tolerance),
+        loudness=LoudnessRule(),
     )
     url = _db_url(args.db) if args.db else _db_url(str(Path(args.out) / DEFAULT_DB_NAME))
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -137,10 +177,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
     cfg = made.config
     print(f"created study {made.name!r} (id {made.study_id}) in {_shown_url(url)}")
     print(f"  protocol {cfg['protocol_version']}, config sha256 {made.config_sha256}")
-    print(f"  {cfg['sampling']['n_items']} prompts drawn with seed {cfg['sampling']['seed']} from the "
-          f"{len(cfg['sampling']['pool_ids'])} longest; sample sha256 {cfg['sampling']['sample_sha256']}")
-    print(f"  {made.n_items} items (incl. {cfg['catch_trials']['anchor']['n']} anchor and "
-          f"{cfg['catch_trials']['repeat']['n']} repeat catch trials); frozen config in {Path(args.out) / 'study.json'}")
+    print(
+        f"  {cfg['sampling']['n_items']} prompts drawn with seed {cfg['sampling']['seed']} from the "
+        f"{len(cfg['sampling']['pool_ids'])} longest; sample sha256 {cfg['sampling']['sample_sha256']}"
+    )
+    print(
+        f"  {made.n_items} items (incl. {cfg['catch_trials']['anchor']['n']} anchor and "
+        f"{cfg['catch_trials']['repeat']['n']} repeat catch trials); frozen config in {Path(args.out) / 'study.json'}"
+    )
     for name, ids in cfg["missing"]["by_system"].items():
         if ids:
             shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
@@ -190,8 +234,11 @@ def _cmd_reissue(args: argparse.Namespace) -> int:
         engine.dispose()
     print("participant\ttoken\turl")
     print(f"{inv.label}\t{inv.token}\t{inv.url}")
-    print(f"logged: study {study_name!r}: re-issued the invitation of {inv.label}; answers kept, the old link and "
-          "session no longer work; the new link resumes at the next unanswered question", file=sys.stderr)
+    print(
+        f"logged: study {study_name!r}: re-issued the invitation of {inv.label}; answers kept, the old link and "
+        "session no longer work; the new link resumes at the next unanswered question",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -234,8 +281,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     files = write_outputs(res, args.out)
     print(res.table5.to_string(index=False))
     s = res.summary
-    print(f"{s['n_main_votes_used']} main votes from {s['n_raters_included']} of the {s['n_raters']} raters who "
-          f"answered ({s['n_invited']} invited); excluded: {s['excluded'] or 'none'}")
+    print(
+        f"{s['n_main_votes_used']} main votes from {s['n_raters_included']} of the {s['n_raters']} raters who "
+        f"answered ({s['n_invited']} invited); excluded: {s['excluded'] or 'none'}"
+    )
     print("wrote " + ", ".join(str(f) for f in files))
     return 0
 

@@ -114,9 +114,7 @@ def select_sample(
     skipped = [p.id for p in ranked[:pool] if p.id not in available]
     pool_prompts = [p for p in ranked if p.id in available][:pool]
     if len(pool_prompts) < n_items:
-        raise StudyError(
-            f"only {len(pool_prompts)} prompts have a clip from every system; cannot draw {n_items} items"
-        )
+        raise StudyError(f"only {len(pool_prompts)} prompts have a clip from every system; cannot draw {n_items} items")
     sample = random.Random(seed).sample(pool_prompts, n_items)
     return pool_prompts, sample, skipped
 
@@ -226,13 +224,21 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
     extra = {s.name: sorted(set(s.clips) - prompt_ids) for s in systems}
     for s in systems:
         if missing[s.name]:
-            warnings.append(f"system {s.name!r} ({s.clips_dir}) has no clip for {len(missing[s.name])} of {len(prompts)} prompts")
+            warnings.append(
+                f"system {s.name!r} ({s.clips_dir}) has no clip for {len(missing[s.name])} of {len(prompts)} prompts"
+            )
         if extra[s.name]:
-            warnings.append(f"system {s.name!r} ({s.clips_dir}) has {len(extra[s.name])} clips not in the prompt list (ignored)")
+            warnings.append(
+                f"system {s.name!r} ({s.clips_dir}) has {len(extra[s.name])} clips not in the prompt list (ignored)"
+            )
     available = set.intersection(*(set(s.clips) for s in systems)) & prompt_ids
-    pool_prompts, sample, skipped = select_sample(prompts, available, spec.n_items, spec.pool, spec.seed, spec.length_unit)
+    pool_prompts, sample, skipped = select_sample(
+        prompts, available, spec.n_items, spec.pool, spec.seed, spec.length_unit
+    )
     if skipped:
-        warnings.append(f"{len(skipped)} of the {spec.pool} longest prompts lack a clip from some system and were skipped")
+        warnings.append(
+            f"{len(skipped)} of the {spec.pool} longest prompts lack a clip from some system and were skipped"
+        )
     if len(pool_prompts) < spec.pool:
         warnings.append(f"the pool holds only {len(pool_prompts)} prompts (asked for {spec.pool})")
     rng = random.Random(f"catch:{spec.seed}")
@@ -250,7 +256,9 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
         missing_reference = [p.id for p in pool_prompts if p.id not in reference.clips]
         anchor_prompts = _choose_anchors(reference, pool_prompts, sample, n_anchor, rng)
     elif spec.n_catch_anchor:
-        warnings.append("anchor catch trials disabled: no reference clips (--reference DIR or a --split with references)")
+        warnings.append(
+            "anchor catch trials disabled: no reference clips (--reference DIR or a --split with references)"
+        )
 
     pairs = list(itertools.combinations(range(len(systems)), 2))
     n_main = len(sample) * len(pairs)
@@ -330,7 +338,8 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
                 "served_dither": "per audio URL TPDF +-1 LSB (RMS -93.3 dBFS), seeded by HMAC(media name, URL token)",
             },
             "criteria": [
-                {"key": c.key, "title": c.title, "question": c.question, "shows_prompt": c.shows_prompt} for c in CRITERIA
+                {"key": c.key, "title": c.title, "question": c.question, "shows_prompt": c.shows_prompt}
+                for c in CRITERIA
             ],
         }
         config_sha = sha256_text(canonical_json(config))
@@ -358,27 +367,51 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
             for i, j in pairs:
                 a, b = systems[i].name, systems[j].name
                 item = Item(
-                    study_id=study.id, seq=seq, kind=ITEM_MAIN, prompt_id=p.id, caption=p.caption,
-                    clip_a_id=clips[(a, p.id)].id, clip_b_id=clips[(b, p.id)].id, system_a=a, system_b=b,
+                    study_id=study.id,
+                    seq=seq,
+                    kind=ITEM_MAIN,
+                    prompt_id=p.id,
+                    caption=p.caption,
+                    clip_a_id=clips[(a, p.id)].id,
+                    clip_b_id=clips[(b, p.id)].id,
+                    system_a=a,
+                    system_b=b,
                 )
                 session.add(item)
                 main_items.append(item)
                 seq += 1
         for p in anchor_prompts:
-            session.add(Item(
-                study_id=study.id, seq=seq, kind=ITEM_CATCH_ANCHOR, prompt_id=p.id, caption=p.caption,
-                clip_a_id=clips[(REFERENCE_SYSTEM, p.id)].id, clip_b_id=clips[(ANCHOR_SYSTEM, p.id)].id,
-                system_a=REFERENCE_SYSTEM, system_b=ANCHOR_SYSTEM,
-            ))
+            session.add(
+                Item(
+                    study_id=study.id,
+                    seq=seq,
+                    kind=ITEM_CATCH_ANCHOR,
+                    prompt_id=p.id,
+                    caption=p.caption,
+                    clip_a_id=clips[(REFERENCE_SYSTEM, p.id)].id,
+                    clip_b_id=clips[(ANCHOR_SYSTEM, p.id)].id,
+                    system_a=REFERENCE_SYSTEM,
+                    system_b=ANCHOR_SYSTEM,
+                )
+            )
             seq += 1
         session.flush()
         for k in repeat_seqs:
             orig = main_items[k]
-            session.add(Item(
-                study_id=study.id, seq=seq, kind=ITEM_CATCH_REPEAT, prompt_id=orig.prompt_id, caption=orig.caption,
-                clip_a_id=orig.clip_a_id, clip_b_id=orig.clip_b_id, system_a=orig.system_a, system_b=orig.system_b,
-                repeat_of_id=orig.id,
-            ))
+            session.add(
+                Item(
+                    study_id=study.id,
+                    seq=seq,
+                    kind=ITEM_CATCH_REPEAT,
+                    prompt_id=orig.prompt_id,
+                    caption=orig.caption,
+                    clip_a_id=orig.clip_a_id,
+                    clip_b_id=orig.clip_b_id,
+                    system_a=orig.system_a,
+                    system_b=orig.system_b,
+                    repeat_of_id=orig.id,
+                )
+            )
             seq += 1
         session.commit()
     except BaseException:
@@ -387,7 +420,8 @@ def create_study(session: Session, spec: StudySpec, log=print) -> CreatedStudy:
             f.unlink(missing_ok=True)
         raise
     (out_dir / "study.json").write_text(
-        json.dumps({"study_id": study.id, "config_sha256": config_sha, "config": config}, indent=2, ensure_ascii=False) + "\n",
+        json.dumps({"study_id": study.id, "config_sha256": config_sha, "config": config}, indent=2, ensure_ascii=False)
+        + "\n",
         encoding="utf-8",
     )
     for w in warnings:
@@ -442,8 +476,9 @@ def rotate_owner_token(session: Session, study: Study) -> str:
     """A new owner token (the old one stops working); recorded in the audit log, without the token."""
     token = new_token()
     study.owner_token_hash = hash_token(token)
-    session.add(AuditEvent(study_id=study.id, at=time.time(), action="rotate_owner_token", participant=None,
-                           detail_json="{}"))
+    session.add(
+        AuditEvent(study_id=study.id, at=time.time(), action="rotate_owner_token", participant=None, detail_json="{}")
+    )
     session.commit()
     return token
 

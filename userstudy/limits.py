@@ -9,7 +9,7 @@ cap + 1 bytes and then answered 413. The 413 carries ``Connection: close`` so th
 reading the rest. JSON endpoints (``POST /api/...``) also need ``Content-Type:
 application/json`` (415 otherwise), checked before the body is read.
 
-Measured (tests/test_userstudy_limits.py): a 300 MiB body, declared or chunked, logged in or
+Measured (tests/userstudy/test_userstudy_limits.py): a 300 MiB body, declared or chunked, logged in or
 not, grows the server's RSS by a few MB at most; before this, a logged-out 300 MiB body took it
 from 93 to 967 MiB before the 401.
 """

@@ -53,9 +53,13 @@ def wav_header(n_samples: int, sample_rate: int) -> bytes:
     """The canonical 44-byte header of a 16-bit mono PCM WAV file."""
     data_bytes = 2 * n_samples
     return (
-        b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, 2 * sample_rate, 2, 16)
-        + b"data" + struct.pack("<I", data_bytes)
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, 2 * sample_rate, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
     )
 
 

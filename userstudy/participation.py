@@ -79,7 +79,9 @@ def invite(session: Session, study: Study, n: int, base_url: str) -> list[Invita
     items = session.scalars(select(Item).where(Item.study_id == study.id).order_by(Item.seq)).all()
     if not items:
         raise ValueError(f"study {study.name!r} has no items")
-    existing = session.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == study.id)) or 0
+    existing = (
+        session.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == study.id)) or 0
+    )
     out: list[Invitation] = []
     for k in range(n):
         token = new_token()
@@ -89,16 +91,24 @@ def invite(session: Session, study: Study, n: int, base_url: str) -> list[Invita
         session.flush()
         rng = random.Random(f"order:{study.seed}:{study.id}:{p.id}")
         for pos, (item, a_left) in enumerate(_order_for_participant(list(items), rng)):
-            session.add(Assignment(
-                participant_id=p.id, item_id=item.id, position=pos, a_on_left=a_left,
-                left_token=new_token(18), right_token=new_token(18),
-            ))
+            session.add(
+                Assignment(
+                    participant_id=p.id,
+                    item_id=item.id,
+                    position=pos,
+                    a_on_left=a_left,
+                    left_token=new_token(18),
+                    right_token=new_token(18),
+                )
+            )
         out.append(Invitation(p.id, label, token, f"{base_url.rstrip('/')}/join/{token}"))
     session.commit()
     return out
 
 
-def join(session: Session, token: str, now: float, current_session: str | None = None) -> tuple[Participant, str | None]:
+def join(
+    session: Session, token: str, now: float, current_session: str | None = None
+) -> tuple[Participant, str | None]:
     """Consume an invitation token; returns the participant and a new session token (None when
     the visitor already holds this participant's session: reopening one's own link resumes)."""
     h = hash_token(token)
@@ -144,9 +154,11 @@ def _answer_counts(session: Session, participant: Participant) -> dict[int, list
 
 
 def _assignments(session: Session, participant: Participant) -> list[Assignment]:
-    return list(session.scalars(
-        select(Assignment).where(Assignment.participant_id == participant.id).order_by(Assignment.position)
-    ).all())
+    return list(
+        session.scalars(
+            select(Assignment).where(Assignment.participant_id == participant.id).order_by(Assignment.position)
+        ).all()
+    )
 
 
 def current(session: Session, participant: Participant) -> tuple[Assignment | None, list[str], int, int]:
@@ -221,8 +233,12 @@ def state(session: Session, participant: Participant) -> dict:
         "completed": a is None,
         "completion_code": participant.completion_code if a is None else None,
         # per question, so the bar moves with every answer, not only after an item's fourth
-        "progress": {"items_done": done, "items_total": total,
-                     "questions_done": n_answers, "questions_total": total * len(CRITERIA)},
+        "progress": {
+            "items_done": done,
+            "items_total": total,
+            "questions_done": n_answers,
+            "questions_total": total * len(CRITERIA),
+        },
         "item": None,
     }
     if a is not None:
@@ -246,7 +262,13 @@ def state(session: Session, participant: Participant) -> dict:
 
 
 def record_event(
-    session: Session, participant: Participant, position: int, side: str, event: str, client_ts: float | None, now: float
+    session: Session,
+    participant: Participant,
+    position: int,
+    side: str,
+    event: str,
+    client_ts: float | None,
+    now: float,
 ) -> dict:
     if side not in SIDES or event not in EVENTS:
         raise FlowError(422, "bad_event", f"side must be one of {SIDES} and event one of {EVENTS}")
@@ -265,8 +287,13 @@ def record_event(
 
 
 def _vote_record(a: Assignment, r: Response, replayed: bool) -> dict:
-    return {"position": a.position, "criterion": r.criterion, "choice": r.choice_side,
-            "server_ts": r.server_ts, "replayed": replayed}
+    return {
+        "position": a.position,
+        "criterion": r.criterion,
+        "choice": r.choice_side,
+        "server_ts": r.server_ts,
+        "replayed": replayed,
+    }
 
 
 def _stored_vote(session: Session, participant: Participant, a: Assignment, criterion: str) -> Response | None:
@@ -281,9 +308,11 @@ def _replay(session: Session, participant: Participant, a: Assignment, stored: R
     """The same answer again (a retry after a lost reply) succeeds with the stored vote; another
     answer to an answered question is refused."""
     if stored.choice_side != choice:
-        raise FlowError(409, "already_answered",
-                        f"{stored.criterion!r} was already answered for this item with the other clip; "
-                        "answers cannot be changed.")
+        raise FlowError(
+            409,
+            "already_answered",
+            f"{stored.criterion!r} was already answered for this item with the other clip; answers cannot be changed.",
+        )
     return {**state(session, participant), "vote": _vote_record(a, stored, replayed=True)}
 
 
@@ -305,10 +334,17 @@ def vote(session: Session, participant: Participant, position: int, criterion: s
         played = played_through(session, a, _playback_rule(study))  # type: ignore[arg-type]
         if not all(played.values()):
             missing = [s for s in SIDES if not played[s]]
-            raise FlowError(428, "playback_incomplete", f"Listen to both clips to the end first (not yet: {', '.join(missing)}).")
+            raise FlowError(
+                428, "playback_incomplete", f"Listen to both clips to the end first (not yet: {', '.join(missing)})."
+            )
     row = Response(
-        assignment_id=a.id, participant_id=participant.id, item_id=a.item_id, criterion=criterion,
-        choice_side=choice, chose_a=(choice == "left") == a.a_on_left, server_ts=now,
+        assignment_id=a.id,
+        participant_id=participant.id,
+        item_id=a.item_id,
+        criterion=criterion,
+        choice_side=choice,
+        chose_a=(choice == "left") == a.a_on_left,
+        server_ts=now,
     )
     session.add(row)
     try:
@@ -337,20 +373,33 @@ def reissue(session: Session, study: Study, label: str, base_url: str, now: floa
         shown = ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else "")
         raise ValueError(f"study {study.name!r} has no participant {label!r} (participants: {shown or 'none'})")
     now = time.time() if now is None else now
-    n_answers = session.scalar(
-        select(func.count()).select_from(Response).where(Response.participant_id == p.id)
-    ) or 0
-    detail = {"answers_kept": n_answers, "previous_joined_at": p.joined_at, "had_session": p.session_hash is not None,
-              "completed": p.completed_at is not None}
+    n_answers = session.scalar(select(func.count()).select_from(Response).where(Response.participant_id == p.id)) or 0
+    detail = {
+        "answers_kept": n_answers,
+        "previous_joined_at": p.joined_at,
+        "had_session": p.session_hash is not None,
+        "completed": p.completed_at is not None,
+    }
     token = new_token()
     p.token_hash = hash_token(token)
     p.session_hash = None
     p.joined_at = None
-    session.add(AuditEvent(study_id=study.id, at=now, action="reissue_invitation", participant=label,
-                           detail_json=json.dumps(detail, sort_keys=True)))
+    session.add(
+        AuditEvent(
+            study_id=study.id,
+            at=now,
+            action="reissue_invitation",
+            participant=label,
+            detail_json=json.dumps(detail, sort_keys=True),
+        )
+    )
     session.commit()
-    log.info("study %s: re-issued the invitation of participant %s (%d answers kept; old link and session revoked)",
-             study.name, label, n_answers)
+    log.info(
+        "study %s: re-issued the invitation of participant %s (%d answers kept; old link and session revoked)",
+        study.name,
+        label,
+        n_answers,
+    )
     return Invitation(p.id, label, token, f"{base_url.rstrip('/')}/join/{token}")
 
 

@@ -54,8 +54,10 @@ SESSION_COOKIE = "gb_session"
 OWNER_COOKIE_PREFIX = "gb_owner_"  # + study id; path /owner/, HttpOnly, SameSite=Strict
 MAX_POSITION = 2**31 - 1  # positions are small; 2**70 overflowed SQLite's INTEGER into a 500
 _NO_STUDY_HASH = hash_token("no such study")  # compared against, so both failures cost the same
-OWNER_DENIED = ("This page needs the study owner's token: send it as 'Authorization: Bearer <token>' "
-                "or log in at /owner/<study>/login.")
+OWNER_DENIED = (
+    "This page needs the study owner's token: send it as 'Authorization: Bearer <token>' "
+    "or log in at /owner/<study>/login."
+)
 Position = Annotated[int, PathParam(ge=0, le=MAX_POSITION)]
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -99,7 +101,9 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="genau-bench listening study", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="genau-bench listening study", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.engine = engine
     app.state.clock = clock
 
@@ -119,11 +123,14 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError):
         # Never echo the input: it may be NaN (not JSON) or large; where and why is enough.
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
         where = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse({"detail": {"code": "invalid_request", "message": f"Invalid request ({where}).",
-                                        "errors": errors}}, status_code=422)
+        return JSONResponse(
+            {"detail": {"code": "invalid_request", "message": f"Invalid request ({where}).", "errors": errors}},
+            status_code=422,
+        )
 
     @app.exception_handler(flow.FlowError)
     async def flow_error(request: Request, exc: flow.FlowError):
@@ -141,8 +148,11 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
 
     def owned_study(study: str, request: Request, s: Session = Depends(db)) -> Study:
         if "token" in request.query_params:
-            raise flow.FlowError(400, "token_in_url", "Do not put the owner token in the URL (URLs end up in logs "
-                                 "and browser history): " + OWNER_DENIED)
+            raise flow.FlowError(
+                400,
+                "token_in_url",
+                "Do not put the owner token in the URL (URLs end up in logs and browser history): " + OWNER_DENIED,
+            )
         token = None
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
@@ -172,8 +182,13 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
         if session_token is None:  # already this participant's browser: resume
             return resp
         resp.set_cookie(
-            SESSION_COOKIE, session_token, httponly=True, samesite="lax",
-            secure=request.url.scheme == "https", max_age=60 * 60 * 24 * 30, path="/",
+            SESSION_COOKIE,
+            session_token,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            max_age=60 * 60 * 24 * 30,
+            path="/",
         )
         return resp
 
@@ -208,8 +223,12 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
         if rng is None:
             return Response(data, media_type="audio/wav", headers=headers)
         assert not isinstance(rng, str)
-        return Response(data[rng.start:rng.end + 1], status_code=206, media_type="audio/wav",
-                        headers={**headers, "Content-Range": f"bytes {rng.start}-{rng.end}/{len(data)}"})
+        return Response(
+            data[rng.start : rng.end + 1],
+            status_code=206,
+            media_type="audio/wav",
+            headers={**headers, "Content-Range": f"bytes {rng.start}-{rng.end}/{len(data)}"},
+        )
 
     @app.get("/owner/{study}/login", response_class=HTMLResponse)
     def owner_login_page(study: str):
@@ -229,14 +248,24 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
             html = templates.get_template("owner_login.html").render(study=study, message=OWNER_DENIED)
             return HTMLResponse(html, status_code=403)
         resp = RedirectResponse(f"/owner/{study}", status_code=303)
-        resp.set_cookie(f"{OWNER_COOKIE_PREFIX}{st.id}", token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", max_age=60 * 60 * 12, path="/owner/")
+        resp.set_cookie(
+            f"{OWNER_COOKIE_PREFIX}{st.id}",
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=60 * 60 * 12,
+            path="/owner/",
+        )
         return resp
 
     @app.get("/owner/{study}", response_class=HTMLResponse)
     def owner_page(st: Study = Depends(owned_study), s: Session = Depends(db)):
         return templates.get_template("owner.html").render(
-            study=st, config=study_config(st), progress=progress(s, st), protocol_version=STUDY_PROTOCOL_VERSION,
+            study=st,
+            config=study_config(st),
+            progress=progress(s, st),
+            protocol_version=STUDY_PROTOCOL_VERSION,
         )
 
     @app.get("/owner/{study}/progress.json")
@@ -246,21 +275,33 @@ def create_app(db_url: str, clock: Callable[[], float] = time.time) -> FastAPI:
     @app.get("/owner/{study}/export.json")
     def owner_export_json(st: Study = Depends(owned_study), s: Session = Depends(db)):
         ex = export_study(s, st)
-        return Response(ex.json_text, media_type="application/json",
-                        headers={"X-Database-SHA256": ex.database_sha256,
-                                 "Content-Disposition": f'attachment; filename="study-{st.id}-responses.json"'})
+        return Response(
+            ex.json_text,
+            media_type="application/json",
+            headers={
+                "X-Database-SHA256": ex.database_sha256,
+                "Content-Disposition": f'attachment; filename="study-{st.id}-responses.json"',
+            },
+        )
 
     @app.get("/owner/{study}/export.csv")
     def owner_export_csv(st: Study = Depends(owned_study), s: Session = Depends(db)):
         ex = export_study(s, st)
-        return Response(ex.csv_text, media_type="text/csv; charset=utf-8",
-                        headers={"X-Database-SHA256": ex.database_sha256,
-                                 "Content-Disposition": f'attachment; filename="study-{st.id}-responses.csv"'})
+        return Response(
+            ex.csv_text,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "X-Database-SHA256": ex.database_sha256,
+                "Content-Disposition": f'attachment; filename="study-{st.id}-responses.csv"',
+            },
+        )
 
     return app
 
 
 def _wants_html(request: Request) -> bool:
-    return request.url.path.startswith("/owner/") and "text/html" in request.headers.get("accept", "") and not any(
-        request.url.path.endswith(x) for x in (".json", ".csv")
+    return (
+        request.url.path.startswith("/owner/")
+        and "text/html" in request.headers.get("accept", "")
+        and not any(request.url.path.endswith(x) for x in (".json", ".csv"))
     )

@@ -132,7 +132,8 @@ def prompts_from_manifests(systems: list[SystemSource]) -> list[Prompt]:
     if not systems or any(s.manifest is None for s in systems):
         plain = [s.name for s in systems if s.manifest is None]
         raise SourceError(
-            f"no prompts given: pass --prompts CSV or --split NAME (systems {plain} are plain folders without a manifest)"
+            f"no prompts given: pass --prompts CSV or --split NAME (systems {plain} are plain folders without a "
+            "manifest)"
         )
     merged: dict[str, tuple[str, Path]] = {}
     for s in systems:

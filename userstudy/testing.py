@@ -25,8 +25,15 @@ import numpy as np
 import soundfile as sf
 
 
-def write_tone(path: Path, freq: float, duration_s: float = 1.0, sr: int = 16_000, amp: float = 0.3,
-               noise: float = 0.0, seed: int = 0) -> Path:
+def write_tone(
+    path: Path,
+    freq: float,
+    duration_s: float = 1.0,
+    sr: int = 16_000,
+    amp: float = 0.3,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Path:
     t = np.arange(int(round(duration_s * sr))) / sr
     x = amp * np.sin(2 * np.pi * freq * t)
     if noise:
@@ -96,8 +103,15 @@ def make_inputs(
         for i, pid in enumerate(ids):
             if pid in missing.get(name, []):
                 continue
-            write_tone(clips / f"{pid}.wav", 220.0 * (k + 1) + 10 * i, durations.get(name, duration_s),
-                       sr=rates.get(name, 16_000), amp=0.1 + 0.2 * k, noise=0.02 * k, seed=i)
+            write_tone(
+                clips / f"{pid}.wav",
+                220.0 * (k + 1) + 10 * i,
+                durations.get(name, duration_s),
+                sr=rates.get(name, 16_000),
+                amp=0.1 + 0.2 * k,
+                noise=0.02 * k,
+                seed=i,
+            )
     ref_dir = None
     if reference:
         ref_dir = root / "reference"
@@ -142,8 +156,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(db_url: str, timeout_s: float = 30.0, log_path: Path | None = None
-                  ) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve_process(
+    db_url: str, timeout_s: float = 30.0, log_path: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run ``python -m userstudy serve`` as a child process on 127.0.0.1 and a free port; yields
     (base URL, process). The process is stopped on exit (SIGTERM, then SIGKILL) if still alive.
     With `log_path`, everything the server prints (stdout: access log; stderr) goes to that file."""
@@ -151,7 +166,8 @@ def serve_process(db_url: str, timeout_s: float = 30.0, log_path: Path | None = 
     log = open(log_path, "w+b") if log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "userstudy", "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log if log_path is not None else subprocess.DEVNULL, stderr=log,
+        stdout=log if log_path is not None else subprocess.DEVNULL,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -1,7 +1,7 @@
 """Metric suite: pure metric math over arrays, streaming wrappers, backbones, cache, scoring.
 
-    from bench.metrics import frechet_distance, inception_score, kl_divergence, clap_score
-    from bench.metrics import FrechetDistance  # torchmetrics-style update/compute
+from bench.metrics import frechet_distance, inception_score, kl_divergence, clap_score
+from bench.metrics import FrechetDistance  # torchmetrics-style update/compute
 """
 
 from bench.metrics.functional import (

@@ -58,7 +58,10 @@ GROUP_METRICS: dict[str, tuple[str, ...]] = {
 CNN14_16K_FILENAME = "Cnn14_16k_mAP=0.438.pth"
 CNN14_32K_FILENAME = "Cnn14_mAP=0.431.pth"
 VGGISH_RELEASE_FILENAME = "vggish-10086976.pth"
-MSCLAP_CROP_NOTE = "msclap's random crop of clips longer than its 7 s window replaced by the first 7 s (the protocol's deterministic crop)"
+MSCLAP_CROP_NOTE = (
+    "msclap's random crop of clips longer than its 7 s window replaced by the first 7 s (the "
+    "protocol's deterministic crop)"
+)
 CNN14_BACKBONE = "cnn14"  # audioldm_eval's name for its PANNs Cnn14 feature extractor
 
 
@@ -150,7 +153,8 @@ def patch_audioldm_eval_librosa() -> None:
 
     stft.pad_center = lambda data, size, **k: librosa.util.pad_center(data, size=size, **k)
     stft.librosa_mel_fn = lambda sr, n_fft, n_mels, fmin, fmax, **k: librosa.filters.mel(
-        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, **k)
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, **k
+    )
 
 
 def read_vggish_weights_from(checkpoint: Path, folder: Path) -> None:
@@ -181,8 +185,11 @@ def prepare_audioldm_eval_cwd(work: Path, cnn14: Path) -> None:
 
 def audioldm_eval_values(res: dict, out: GroupResult) -> None:
     names = {
-        "FD": "frechet_distance", "IS": "inception_score_mean", "KL_softmax": "kullback_leibler_divergence_softmax",
-        "KL_sigmoid": "kullback_leibler_divergence_sigmoid", "FAD": "frechet_audio_distance",
+        "FD": "frechet_distance",
+        "IS": "inception_score_mean",
+        "KL_softmax": "kullback_leibler_divergence_softmax",
+        "KL_sigmoid": "kullback_leibler_divergence_sigmoid",
+        "FAD": "frechet_audio_distance",
         "KID": "kernel_inception_distance_mean",
     }
     for metric, key in names.items():
@@ -190,19 +197,26 @@ def audioldm_eval_values(res: dict, out: GroupResult) -> None:
     if out.values["KL_softmax"] == -1 and out.values["KL_sigmoid"] == -1:
         for m in ("KL_softmax", "KL_sigmoid"):
             out.values[m] = math.nan
-            out.reasons[m] = "audioldm_eval returned -1: it computes KL only when over 99% of the file names of both folders match"
+            out.reasons[m] = (
+                "audioldm_eval returned -1: it computes KL only when over 99% of the file names of both folders match"
+            )
     if out.values["FAD"] == -1:
         out.values["FAD"] = math.nan
-        out.reasons["FAD"] = "audioldm_eval's FrechetAudioDistance returned -1 (its value on any exception; see its log above)"
+        out.reasons["FAD"] = (
+            "audioldm_eval's FrechetAudioDistance returned -1 (its value on any exception; see its log above)"
+        )
     out.reasons.setdefault("IS", f"std over 10 splits = {float(res.get('inception_score_std', math.nan)):.4f}")
-    out.reasons.setdefault("KID", f"std over 100 subsets = {float(res.get('kernel_inception_distance_std', math.nan)):.4g}")
+    out.reasons.setdefault(
+        "KID", f"std over 100 subsets = {float(res.get('kernel_inception_distance_std', math.nan)):.4g}"
+    )
 
 
 def refuse_unpinnable(why: str) -> ToolRefused:
     where = importlib.util.find_spec("audioldm_eval")
     origin = Path(where.origin).parent if where is not None and where.origin else "?"
     return ToolRefused(
-        f"audioldm_eval {package_version('audioldm_eval') or '(unknown version)'} at {origin} cannot be pinned to its Cnn14 "
+        f"audioldm_eval {package_version('audioldm_eval') or '(unknown version)'} at {origin} cannot be pinned to its "
+        "Cnn14 "
         f"backbone: {why}; install one whose EvaluationHelper takes backbone='cnn14' (PyPI audioldm-eval==0.0.3, or "
         "github.com/haoheliu/audioldm_eval)"
     )
@@ -216,7 +230,9 @@ def cnn14_arguments(helper_cls) -> tuple[dict, str]:
     except (TypeError, ValueError) as e:
         raise refuse_unpinnable(f"its EvaluationHelper signature cannot be read ({e})") from None
     if "backbone" not in params:
-        raise refuse_unpinnable(f"its EvaluationHelper{inspect.signature(helper_cls.__init__)} takes no backbone argument")
+        raise refuse_unpinnable(
+            f"its EvaluationHelper{inspect.signature(helper_cls.__init__)} takes no backbone argument"
+        )
     default = params["backbone"].default
     return {"backbone": CNN14_BACKBONE}, ("none" if default is inspect.Parameter.empty else repr(default))
 
@@ -227,9 +243,16 @@ def check_cnn14(helper) -> str:
     cls = type(model)
     path = f"{cls.__module__}.{cls.__qualname__}"
     chosen = getattr(helper, "backbone", CNN14_BACKBONE)
-    if model is None or cls.__name__ != "Cnn14" or not cls.__module__.startswith("audioldm_eval.") or chosen != CNN14_BACKBONE:
-        raise refuse_unpinnable(f"asked for backbone='cnn14', it built {path if model is not None else 'no mel_model'} "
-                                f"(backbone={chosen!r})")
+    if (
+        model is None
+        or cls.__name__ != "Cnn14"
+        or not cls.__module__.startswith("audioldm_eval.")
+        or chosen != CNN14_BACKBONE
+    ):
+        raise refuse_unpinnable(
+            f"asked for backbone='cnn14', it built {path if model is not None else 'no mel_model'} "
+            f"(backbone={chosen!r})"
+        )
     return path
 
 
@@ -276,8 +299,12 @@ def run_audioldm_eval(a: argparse.Namespace, out: GroupResult) -> None:
                 except ValueError as e:  # e.g. "Backbone not supported"
                     raise refuse_unpinnable(f"EvaluationHelper(backbone='cnn14') raised ValueError: {e}") from None
             network = check_cnn14(helper)
-            out.backbone = {"version": package_version("audioldm_eval") or "unknown", "backbone": CNN14_BACKBONE,
-                            "argument": f"backbone='cnn14' (its default: {default})", "network": network}
+            out.backbone = {
+                "version": package_version("audioldm_eval") or "unknown",
+                "backbone": CNN14_BACKBONE,
+                "argument": f"backbone='cnn14' (its default: {default})",
+                "network": network,
+            }
             helper.calculate_lsd = lambda *x, **k: {}  # not in the protocol's metric set
             helper.calculate_psnr_ssim = lambda *x, **k: {}
             with torch.no_grad():
@@ -297,13 +324,20 @@ def run_laion_clap(a: argparse.Namespace, out: GroupResult) -> None:
     if not files:
         raise ValueError("no generated clip has a caption")
     model = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-base", tmodel="roberta", device=a.device)
-    out.backbone = {"version": package_version("laion_clap") or "unknown", "backbone": "HTSAT-base + roberta",
-                    "argument": "CLAP_Module(enable_fusion=False, amodel='HTSAT-base', tmodel='roberta')"}
+    out.backbone = {
+        "version": package_version("laion_clap") or "unknown",
+        "backbone": "HTSAT-base + roberta",
+        "argument": "CLAP_Module(enable_fusion=False, amodel='HTSAT-base', tmodel='roberta')",
+    }
     model.load_ckpt(a.laion_clap, verbose=False)
     waves = [librosa.load(str(f), sr=48000)[0] for f in files]
     with torch.no_grad():
-        audio = np.concatenate([model.get_audio_embedding_from_data(waves[i : i + a.batch], use_tensor=False)
-                                for i in range(0, len(waves), a.batch)])
+        audio = np.concatenate(
+            [
+                model.get_audio_embedding_from_data(waves[i : i + a.batch], use_tensor=False)
+                for i in range(0, len(waves), a.batch)
+            ]
+        )
         text = model.get_text_embedding(texts, use_tensor=False)
     out.values["CLAP_LAION"], out.n["pairs"] = mean_cosine(audio, text)
 
@@ -331,8 +365,11 @@ def run_msclap(a: argparse.Namespace, out: GroupResult) -> None:
     if not files:
         raise ValueError("no generated clip has a caption")
     wrapper = wrapper_module.CLAPWrapper(model_fp=a.ms_clap, version="2023", use_cuda=a.device.startswith("cuda"))
-    out.backbone = {"version": package_version("msclap") or "unknown", "backbone": "2023 (HTSAT + GPT-2)",
-                    "argument": "CLAPWrapper(version='2023')"}
+    out.backbone = {
+        "version": package_version("msclap") or "unknown",
+        "backbone": "2023 (HTSAT + GPT-2)",
+        "argument": "CLAPWrapper(version='2023')",
+    }
     with torch.no_grad():
         audio = wrapper.get_audio_embeddings([str(f) for f in files], resample=True).cpu().numpy()
         text = wrapper.get_text_embeddings(texts).cpu().numpy()
@@ -357,7 +394,10 @@ def audioldm_eval_fad_reader() -> str:
         return "unknown (audioldm_eval/metrics/fad.py not found)"
     text = fad.read_text(encoding="utf-8", errors="replace")
     if "load_audio_task" in text and "resampy" in text:
-        return "resampy.resample (kaiser_best) to 16 kHz of the file read as int16, channels averaged (its load_audio_task)"
+        return (
+            "resampy.resample (kaiser_best) to 16 kHz of the file read as int16, channels averaged "
+            "(its load_audio_task)"
+        )
     if "WaveDataset" in text:
         return "as audioldm_eval-cnn14 (its FAD reads files through the same WaveDataset)"
     return "unknown (audioldm_eval/metrics/fad.py reads files another way)"
@@ -375,11 +415,12 @@ def resamplers() -> dict[str, str]:
             librosa_res_type = f"unknown ({e})"
     torchaudio = f"torchaudio {package_version('torchaudio') or 'unknown version'}"
     return {
-        "audioldm_eval-cnn14": f"{torchaudio} functional.resample (windowed sinc) to 16 kHz of the first channel, after "
-                               "subtracting its mean; clips shorter than 2 s zero-padded",
+        "audioldm_eval-cnn14": f"{torchaudio} functional.resample (windowed sinc) to 16 kHz of the first channel, "
+        "after subtracting its mean; clips shorter than 2 s zero-padded",
         "audioldm_eval-vggish": audioldm_eval_fad_reader(),
         "laion_clap": f"librosa.load(sr=48000), res_type={librosa_res_type} (channels averaged)",
-        "msclap": f"{torchaudio} transforms.Resample (windowed sinc) to 44.1 kHz, then channels concatenated (reshape(-1))",
+        "msclap": f"{torchaudio} transforms.Resample (windowed sinc) to 44.1 kHz, "
+        "then channels concatenated (reshape(-1))",
     }
 
 

@@ -31,12 +31,16 @@ class EmbeddingCache:
         self.misses = 0
         self._cleaned: set[Path] = set()  # folders already rid of dead writers' temporaries
 
-    def _path(self, digest: str, backbone: str, checkpoint_id: str, sample_rate: int, resampler: str, variant: str) -> Path:
+    def _path(
+        self, digest: str, backbone: str, checkpoint_id: str, sample_rate: int, resampler: str, variant: str
+    ) -> Path:
         ckpt = hashlib.sha256(checkpoint_id.encode()).hexdigest()[:16]
         leaf = f"{sample_rate}-{resampler}" + (f"-{variant}" if variant else "")
         return self.root / backbone / ckpt / leaf / digest[:2] / f"{digest}.npz"
 
-    def get(self, digest, backbone, checkpoint_id, sample_rate, resampler, variant: str = "") -> dict[str, np.ndarray] | None:
+    def get(
+        self, digest, backbone, checkpoint_id, sample_rate, resampler, variant: str = ""
+    ) -> dict[str, np.ndarray] | None:
         if not self.enabled:
             return None
         p = self._path(digest, backbone, checkpoint_id, sample_rate, resampler, variant)
@@ -52,7 +56,9 @@ class EmbeddingCache:
         self.hits += 1
         return out
 
-    def put(self, digest, backbone, checkpoint_id, sample_rate, resampler, outputs: dict[str, np.ndarray], variant: str = "") -> None:
+    def put(
+        self, digest, backbone, checkpoint_id, sample_rate, resampler, outputs: dict[str, np.ndarray], variant: str = ""
+    ) -> None:
         if not self.enabled:
             return
         p = self._path(digest, backbone, checkpoint_id, sample_rate, resampler, variant)

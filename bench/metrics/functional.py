@@ -82,9 +82,7 @@ def _as_2d(a: Any, name: str, *, min_rows: int = 1) -> np.ndarray:
     if arr.shape[1] < 1:
         raise ValueError(f"{name} must have at least one column, got shape {arr.shape}")
     if arr.shape[0] < min_rows:
-        raise ValueError(
-            f"{name} needs at least {min_rows} row(s), got {arr.shape[0]} (shape {arr.shape})"
-        )
+        raise ValueError(f"{name} needs at least {min_rows} row(s), got {arr.shape[0]} (shape {arr.shape})")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
@@ -99,17 +97,13 @@ def _to_numpy(a: Any) -> Any:
 
 def _same_dims(x: np.ndarray, y: np.ndarray, xname: str, yname: str) -> None:
     if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"{xname} and {yname} must have the same number of columns, "
-            f"got {x.shape[1]} and {y.shape[1]}"
-        )
+        raise ValueError(f"{xname} and {yname} must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
 
 
 def _same_shape(x: np.ndarray, y: np.ndarray, xname: str, yname: str) -> None:
     if x.shape != y.shape:
         raise ValueError(
-            f"{xname} and {yname} are paired row by row and must have the same shape, "
-            f"got {x.shape} and {y.shape}"
+            f"{xname} and {yname} are paired row by row and must have the same shape, got {x.shape} and {y.shape}"
         )
 
 
@@ -133,8 +127,7 @@ def _check_cov(sigma: Any, d: int, name: str) -> np.ndarray:
     asym = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
     if asym > _SYM_RTOL * scale:
         raise ValueError(
-            f"{name} is not symmetric: max|S - S^T| = {asym:.3g} > {_SYM_RTOL:g} * max|S| "
-            f"(= {_SYM_RTOL * scale:.3g})"
+            f"{name} is not symmetric: max|S - S^T| = {asym:.3g} > {_SYM_RTOL:g} * max|S| (= {_SYM_RTOL * scale:.3g})"
         )
     return (arr + arr.T) * 0.5
 
@@ -557,9 +550,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def inception_score(
-    logits: Any, splits: int = 10, seed: int | None = 2020
-) -> tuple[float, float]:
+def inception_score(logits: Any, splits: int = 10, seed: int | None = 2020) -> tuple[float, float]:
     """Inception score of classifier logits, exactly as audioldm_eval's `calculate_isc`.
 
     Procedure (audioldm_eval/metrics/isc.py, called with splits=10, samples_shuffle=True,
@@ -609,9 +600,7 @@ def inception_score(
 KLKind = Literal["softmax", "sigmoid"]
 
 
-def kl_divergence_per_clip(
-    p_logits: Any, q_logits: Any, *, kind: KLKind = "softmax", eps: float = 1e-6
-) -> np.ndarray:
+def kl_divergence_per_clip(p_logits: Any, q_logits: Any, *, kind: KLKind = "softmax", eps: float = 1e-6) -> np.ndarray:
     """Per-clip KL term of audioldm_eval's `calculate_kl`, one value per row.
 
     `p_logits` are the logits of the GENERATED clips (audioldm_eval's `features_1`,
@@ -648,9 +637,7 @@ def kl_divergence_per_clip(
     return terms.sum(axis=1)
 
 
-def kl_divergence(
-    p_logits: Any, q_logits: Any, *, kind: KLKind = "softmax", eps: float = 1e-6
-) -> float:
+def kl_divergence(p_logits: Any, q_logits: Any, *, kind: KLKind = "softmax", eps: float = 1e-6) -> float:
     """Paired KL divergence, audioldm_eval's `kullback_leibler_divergence_{softmax,sigmoid}`.
 
     KL = (1 / N) * sum_i kl_i with kl_i from `kl_divergence_per_clip` (audioldm_eval sums
@@ -736,12 +723,13 @@ def _median_pairwise_distance(z: np.ndarray) -> float:
     return float(np.median(pdist(z, metric="euclidean")))
 
 
-def _kernel_sum(a: np.ndarray, b: np.ndarray, kfn: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                exclude_diagonal: bool) -> float:
+def _kernel_sum(
+    a: np.ndarray, b: np.ndarray, kfn: Callable[[np.ndarray, np.ndarray], np.ndarray], exclude_diagonal: bool
+) -> float:
     """sum_{i,j} k(a_i, b_j), optionally without the i == j terms (a is b), in row blocks."""
     total = 0.0
     for start in range(0, a.shape[0], _KERNEL_BLOCK_ROWS):
-        block = kfn(a[start:start + _KERNEL_BLOCK_ROWS], b)
+        block = kfn(a[start : start + _KERNEL_BLOCK_ROWS], b)
         if exclude_diagonal:
             rows = np.arange(block.shape[0])
             block[rows, start + rows] = 0.0
@@ -756,9 +744,7 @@ def _resolve_bandwidth(bandwidth: Any, x: np.ndarray, y: np.ndarray) -> float:
         elif bandwidth == "median_ref":
             sigma = _median_pairwise_distance(y)
         else:
-            raise ValueError(
-                f"bandwidth must be 'median', 'median_ref' or a positive float, got {bandwidth!r}"
-            )
+            raise ValueError(f"bandwidth must be 'median', 'median_ref' or a positive float, got {bandwidth!r}")
     else:
         sigma = float(bandwidth)
     if not (np.isfinite(sigma) and sigma > 0.0):
@@ -894,9 +880,7 @@ def bootstrap_frechet_ci(
     xa = _as_2d(x, "x", min_rows=2)
     ya = _as_2d(y, "y", min_rows=2)
     _same_dims(xa, ya, "x", "y")
-    return bootstrap_ci(
-        frechet_distance, xa, ya, n_resamples=n_resamples, confidence=confidence, seed=seed
-    )
+    return bootstrap_ci(frechet_distance, xa, ya, n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -904,8 +888,7 @@ def bootstrap_frechet_ci(
 # --------------------------------------------------------------------------------------
 
 
-def fit_inverse_n(ns: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray
-                  ) -> tuple[float, float, float]:
+def fit_inverse_n(ns: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
     """Least-squares line value = intercept + slope / n.
 
     Returns (intercept, slope, r2) with r2 = 1 - SS_res / SS_tot of the fit (as fadtk's

@@ -62,9 +62,12 @@ class Protocol:
     description: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "reference_tool": self.reference_tool,
-                "metrics": [{"metric": m.metric, "backbone": m.backbone, "options": m.option_dict()}
-                            for m in self.metrics]}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "reference_tool": self.reference_tool,
+            "metrics": [{"metric": m.metric, "backbone": m.backbone, "options": m.option_dict()} for m in self.metrics],
+        }
 
 
 PROTOCOLS: dict[str, Protocol] = {}
@@ -101,48 +104,70 @@ def parse_protocols(spec: str | None) -> tuple[str, ...]:
 
 _M = ProtocolMetric
 
-GENAU = register_protocol(Protocol(
-    "genau", PROTOCOL.version,
-    "audioldm_eval (Cnn14_16k_mAP=0.438, VGGish without its last ReLU) + laion_clap + msclap, as the GenAU paper",
-    (
-        _M("FD", "@panns"), _M("IS", "@panns"), _M("KL_softmax", "@panns"), _M("KL_sigmoid", "@panns"),
-        _M("KAD", "@panns"), _M("FAD", "@vggish"), _M("CLAP_LAION", "@clap_laion"), _M("CLAP_MS", "@clap_ms"),
-    ),
-    "GenAU / AudioLDM / Tango / Make-An-Audio papers: 16 kHz mono, audioldm_eval's loader",
-))
+GENAU = register_protocol(
+    Protocol(
+        "genau",
+        PROTOCOL.version,
+        "audioldm_eval (Cnn14_16k_mAP=0.438, VGGish without its last ReLU) + laion_clap + msclap, as the GenAU paper",
+        (
+            _M("FD", "@panns"),
+            _M("IS", "@panns"),
+            _M("KL_softmax", "@panns"),
+            _M("KL_sigmoid", "@panns"),
+            _M("KAD", "@panns"),
+            _M("FAD", "@vggish"),
+            _M("CLAP_LAION", "@clap_laion"),
+            _M("CLAP_MS", "@clap_ms"),
+        ),
+        "GenAU / AudioLDM / Tango / Make-An-Audio papers: 16 kHz mono, audioldm_eval's loader",
+    )
+)
 
-STABLE_AUDIO = register_protocol(Protocol(
-    "stable-audio", "sam-1",
-    "Stability-AI/stable-audio-metrics (src/openl3_fd.py, src/passt_kld.py, src/clap_score.py) at its audiocaps settings",
-    (
-        # openl3_fd(channels=2, samplingrate=44100, content_type="env", openl3_hop_size=0.5): every frame pooled
-        _M("FD", "openl3-mel256-env-512-stable-audio", (("frames", True),)),
-        # passt_kld(collect="mean"): softmax of the mean window logits, KL(gen || ref + 1e-6)
-        _M("KL_sam", "passt-s-ap476-stable-audio"),
-        # clap_score(clap_model="630k-audioset-fusion-best.pt")
-        _M("CLAP_LAION", "laion-clap-htsat-tiny-fusion-stable-audio"),
-    ),
-    "Stable Audio Open, TangoFlux, ETTA: 44.1 kHz stereo FD on OpenL3, KL on PaSST, CLAP with fusion",
-))
+STABLE_AUDIO = register_protocol(
+    Protocol(
+        "stable-audio",
+        "sam-1",
+        "Stability-AI/stable-audio-metrics (src/openl3_fd.py, src/passt_kld.py, src/clap_score.py) at its audiocaps "
+        "settings",
+        (
+            # openl3_fd(channels=2, samplingrate=44100, content_type="env", openl3_hop_size=0.5): every frame pooled
+            _M("FD", "openl3-mel256-env-512-stable-audio", (("frames", True),)),
+            # passt_kld(collect="mean"): softmax of the mean window logits, KL(gen || ref + 1e-6)
+            _M("KL_sam", "passt-s-ap476-stable-audio"),
+            # clap_score(clap_model="630k-audioset-fusion-best.pt")
+            _M("CLAP_LAION", "laion-clap-htsat-tiny-fusion-stable-audio"),
+        ),
+        "Stable Audio Open, TangoFlux, ETTA: 44.1 kHz stereo FD on OpenL3, KL on PaSST, CLAP with fusion",
+    )
+)
 
-AV_BENCHMARK = register_protocol(Protocol(
-    "av-benchmark", "avb-1",
-    "hkchengrex/av-benchmark (av_bench/extract.py, av_bench/evaluate.py) with --audio_length 10",
-    (
-        _M("FD", "passt-s-ap476-av-benchmark"), _M("FD", "panns-cnn14-16k-av-benchmark"),
-        _M("FAD", "vggish-av-benchmark"),
-        # compute_kl: kl_div(log_softmax(gen), log_softmax(gt), log_target=True): no eps
-        _M("KL_softmax", "passt-s-ap476-av-benchmark", (("eps", 0.0),)),
-        _M("KL_softmax", "panns-cnn14-16k-av-benchmark", (("eps", 0.0),)),
-        _M("IS", "passt-s-ap476-av-benchmark"), _M("IS", "panns-cnn14-16k-av-benchmark"),
-        _M("CLAP_LAION", "laion-clap-htsat-base-av-benchmark"), _M("CLAP_MS", "ms-clap-2023"),
-    ),
-    "MMAudio and followers: FD / IS / KL on PaSST and PANNs, FD on VGGish, LAION-CLAP and MS-CLAP",
-))
+AV_BENCHMARK = register_protocol(
+    Protocol(
+        "av-benchmark",
+        "avb-1",
+        "hkchengrex/av-benchmark (av_bench/extract.py, av_bench/evaluate.py) with --audio_length 10",
+        (
+            _M("FD", "passt-s-ap476-av-benchmark"),
+            _M("FD", "panns-cnn14-16k-av-benchmark"),
+            _M("FAD", "vggish-av-benchmark"),
+            # compute_kl: kl_div(log_softmax(gen), log_softmax(gt), log_target=True): no eps
+            _M("KL_softmax", "passt-s-ap476-av-benchmark", (("eps", 0.0),)),
+            _M("KL_softmax", "panns-cnn14-16k-av-benchmark", (("eps", 0.0),)),
+            _M("IS", "passt-s-ap476-av-benchmark"),
+            _M("IS", "panns-cnn14-16k-av-benchmark"),
+            _M("CLAP_LAION", "laion-clap-htsat-base-av-benchmark"),
+            _M("CLAP_MS", "ms-clap-2023"),
+        ),
+        "MMAudio and followers: FD / IS / KL on PaSST and PANNs, FD on VGGish, LAION-CLAP and MS-CLAP",
+    )
+)
 
-AESTHETICS = register_protocol(Protocol(
-    "aesthetics", "aes-1",
-    "facebookresearch/audiobox-aesthetics (audiobox_aesthetics/infer.py AesPredictor)",
-    tuple(_M(axis, "audiobox-aesthetics") for axis in ("PQ", "PC", "CE", "CU")),
-    "TTA-Bench, VERSA: reference-free production quality / complexity, content enjoyment / usefulness",
-))
+AESTHETICS = register_protocol(
+    Protocol(
+        "aesthetics",
+        "aes-1",
+        "facebookresearch/audiobox-aesthetics (audiobox_aesthetics/infer.py AesPredictor)",
+        tuple(_M(axis, "audiobox-aesthetics") for axis in ("PQ", "PC", "CE", "CU")),
+        "TTA-Bench, VERSA: reference-free production quality / complexity, content enjoyment / usefulness",
+    )
+)

@@ -59,11 +59,16 @@ TOOL_OF_METRIC: dict[str, ReferenceTool] = {
 }
 NOT_IN_REFERENCE = {name: spec.reference_impl_missing for name, spec in REGISTRY.items() if spec.reference_impl_missing}
 DRIVER_CHECKPOINT_FLAG = {
-    "panns-cnn14-16k": "--cnn14", "vggish": "--vggish", "laion-clap-htsat-base": "--laion-clap", "ms-clap-2023": "--ms-clap",
+    "panns-cnn14-16k": "--cnn14",
+    "vggish": "--vggish",
+    "laion-clap-htsat-base": "--laion-clap",
+    "ms-clap-2023": "--ms-clap",
 }
 BACKBONE_TOOL = {
-    "panns-cnn14-16k": "audioldm_eval Cnn14 (16 kHz)", "vggish": "audioldm_eval FrechetAudioDistance (torchvggish)",
-    "laion-clap-htsat-base": "laion_clap CLAP_Module(HTSAT-base, roberta)", "ms-clap-2023": "msclap CLAPWrapper(version='2023')",
+    "panns-cnn14-16k": "audioldm_eval Cnn14 (16 kHz)",
+    "vggish": "audioldm_eval FrechetAudioDistance (torchvggish)",
+    "laion-clap-htsat-base": "laion_clap CLAP_Module(HTSAT-base, roberta)",
+    "ms-clap-2023": "msclap CLAPWrapper(version='2023')",
 }
 
 
@@ -93,11 +98,14 @@ def check_backbone_choice(config: ScoreConfig) -> None:
     chosen = {role: config.backbones.get(role) for role in DEFAULT_BACKBONES}
     if chosen != DEFAULT_BACKBONES:
         raise ReferenceImplError(
-            f"--impl reference computes the protocol's default backbones {DEFAULT_BACKBONES}; the config asks for {chosen}"
+            f"--impl reference computes the protocol's default backbones {DEFAULT_BACKBONES}; the config asks for "
+            f"{chosen}"
         )
 
 
-def stage_clips(gen: Mapping[str, Path], ref: Mapping[str, Path], texts: Mapping[str, str], folder: Path) -> StagedInputs:
+def stage_clips(
+    gen: Mapping[str, Path], ref: Mapping[str, Path], texts: Mapping[str, str], folder: Path
+) -> StagedInputs:
     """Links named <clip id>.wav (the tools pair files by name) and captions.json {clip id: prompt}."""
     gen_dir, ref_dir = folder / "gen", folder / "ref"
     for side, clips in ((gen_dir, gen), (ref_dir, ref)):
@@ -131,9 +139,16 @@ def groups_to_run(metrics: list[str], checkpoints: LocatedCheckpoints) -> list[s
 # ----------------------------------------------------------------------------- the driver
 def resolve_interpreter(python: str | os.PathLike) -> Path:
     text = str(python)
-    found = shutil.which(text) if os.sep not in text else (text if os.access(text, os.X_OK) and Path(text).is_file() else None)
+    found = (
+        shutil.which(text)
+        if os.sep not in text
+        else (text if os.access(text, os.X_OK) and Path(text).is_file() else None)
+    )
     if not found:
-        raise ReferenceImplError(f"--reference-python {text}: no such interpreter (give the python of the environment that holds the reference packages)")
+        raise ReferenceImplError(
+            f"--reference-python {text}: no such interpreter (give the python of the environment that holds the "
+            "reference packages)"
+        )
     return Path(found).absolute()  # not resolved: a venv's python is a link whose location selects the venv
 
 
@@ -141,15 +156,31 @@ def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def run_driver(python: Path, staged: StagedInputs, checkpoints: LocatedCheckpoints, groups: list[str], device: str, workdir: Path) -> dict:
+def run_driver(
+    python: Path, staged: StagedInputs, checkpoints: LocatedCheckpoints, groups: list[str], device: str, workdir: Path
+) -> dict:
     """Run the driver with `python` from a folder holding only the driver (nothing of ours on its path)."""
     driver_dir = workdir / "driver"
     driver_dir.mkdir()
     driver = driver_dir / DRIVER.name
     shutil.copyfile(DRIVER, driver)
     out = workdir / "reference.json"
-    cmd = [str(python), str(driver), "--gen", str(staged.gen_dir), "--ref", str(staged.ref_dir),
-           "--captions", str(staged.captions), "--groups", ",".join(groups), "--device", device, "--out", str(out)]
+    cmd = [
+        str(python),
+        str(driver),
+        "--gen",
+        str(staged.gen_dir),
+        "--ref",
+        str(staged.ref_dir),
+        "--captions",
+        str(staged.captions),
+        "--groups",
+        ",".join(groups),
+        "--device",
+        device,
+        "--out",
+        str(out),
+    ]
     for name, path in sorted(checkpoints.paths.items()):
         cmd += [DRIVER_CHECKPOINT_FLAG[name], str(path)]
     log = workdir / "driver.stdout.log"
@@ -160,7 +191,8 @@ def run_driver(python: Path, staged: StagedInputs, checkpoints: LocatedCheckpoin
         raise ReferenceImplError(f"--reference-python {python}: cannot run it ({e})") from None
     if proc.returncode != 0 or not out.exists():
         raise ReferenceImplError(
-            f"the reference driver failed in {python} (exit status {proc.returncode}); last lines of its stderr:\n{stderr_tail(proc.stderr)}"
+            f"the reference driver failed in {python} (exit status {proc.returncode}); last lines of its "
+            f"stderr:\n{stderr_tail(proc.stderr)}"
         )
     return json.loads(out.read_text(encoding="utf-8"))
 
@@ -217,9 +249,13 @@ def backbone_identities(checkpoints: LocatedCheckpoints) -> dict[str, dict]:
     for name, path in checkpoints.paths.items():
         tool = next(t for t in TOOL_OF_METRIC.values() if name in t.backbones)
         identities[name] = {
-            "name": name, "sample_rate": tool.sample_rate, "checkpoint_id": f"sha256:{digests[name]}",
-            "weights": file_weights_label(digests[name]), **file_provenance(path, digests[name]),
-            "source": str(path), "reference_tool": BACKBONE_TOOL[name],
+            "name": name,
+            "sample_rate": tool.sample_rate,
+            "checkpoint_id": f"sha256:{digests[name]}",
+            "weights": file_weights_label(digests[name]),
+            **file_provenance(path, digests[name]),
+            "source": str(path),
+            "reference_tool": BACKBONE_TOOL[name],
         }
     return identities
 
@@ -230,10 +266,14 @@ def weights_label(identities: dict[str, dict]) -> str:
 
 def reference_notes(driver_out: dict) -> list[str]:
     notes = [n for group_notes in driver_out.get("notes", {}).values() for n in group_notes]
-    notes.append("the reference tools report no unreadable files (audioldm_eval skips them silently): failed files unknown")
+    notes.append(
+        "the reference tools report no unreadable files (audioldm_eval skips them silently): failed files unknown"
+    )
     notes.append("each tool decodes and resamples the files itself (see resamplers); LSD / PSNR / SSIM switched off")
     if driver_out.get("shims"):
-        notes.append(f"offline stand-ins imported before the tools ($GENAU_BENCH_REFERENCE_SHIMS={driver_out['shims']})")
+        notes.append(
+            f"offline stand-ins imported before the tools ($GENAU_BENCH_REFERENCE_SHIMS={driver_out['shims']})"
+        )
     return notes
 
 

@@ -227,6 +227,7 @@ def _aesthetic(axis: str):
 # declarations
 # ------------------------------------------------------------------------------------------
 
+
 def _fd(inp: MetricInputs) -> MetricValue:
     """Per-clip embeddings, or (protocol option frames=True, e.g. OpenL3 in stable-audio-metrics)
     every frame of every clip pooled."""
@@ -237,55 +238,129 @@ def _fd(inp: MetricInputs) -> MetricValue:
 
 _CNN14 = "audioldm_eval-cnn14"  # `--impl reference`: audioldm_eval's Cnn14_16k
 
-register(MetricSpec(
-    "FD", "embedding", _fd, higher_is_better=False, needs_reference=True,
-    reference_tool="audioldm_eval calculate_fid / stable-audio-metrics calculate_frechet_distance / av-benchmark compute_fd",
-    description="Frechet distance between Gaussians fitted to per-clip embeddings", reference_impl=_CNN14,
-))
-register(MetricSpec(
-    "FAD", "frames", _pooled_frames_fd, higher_is_better=False, needs_reference=True,
-    reference_tool="audioldm_eval calculate_fid on VGGish frames",
-    description="Frechet distance over pooled frame embeddings (VGGish)", reference_impl="audioldm_eval-vggish",
-))
-register(MetricSpec(
-    "KAD", "embedding", _set_metric(F.kernel_distance), higher_is_better=False, needs_reference=True,
-    reference_tool="kadtk", description="kernel (MMD) distance between per-clip embeddings", reference_impl=_CNN14,
-    reference_impl_missing="audioldm_eval has no KAD (its kernel metric is KID, recorded as KID_audioldm_eval-cnn14@16k)",
-))
-register(MetricSpec(
-    "IS", "logits", _inception, higher_is_better=True,
-    reference_tool="audioldm_eval calculate_isc (10 splits, seed 2020)", description="inception score of the classifier",
-    reference_impl=_CNN14,
-))
-register(MetricSpec(
-    "KL_softmax", "logits", _kl_audioldm_eval("softmax"), higher_is_better=False, needs_reference=True, paired=True,
-    per_clip=True, reference_tool="audioldm_eval calculate_kl (softmax)",
-    description="KL(reference || generated) of softmax class probabilities, per clip pair", reference_impl=_CNN14,
-))
-register(MetricSpec(
-    "KL_sigmoid", "logits", _kl_audioldm_eval("sigmoid"), higher_is_better=False, needs_reference=True, paired=True,
-    per_clip=True, reference_tool="audioldm_eval calculate_kl (sigmoid)",
-    description="audioldm_eval's sigmoid KL of class probabilities, per clip pair", reference_impl=_CNN14,
-))
-register(MetricSpec(
-    "KL_sam", "logits", _kl_stable_audio, higher_is_better=False, needs_reference=True, paired=True,
-    per_clip=True, reference_tool="stable-audio-metrics passt_kld (collect='mean')",
-    description="KL(generated || reference + 1e-6) of softmax(mean window logits), per clip pair",
-))
-for _name, _tool, _impl in (("CLAP_LAION", "laion_clap", "laion_clap-htsat-base"), ("CLAP_MS", "msclap", "msclap-2023")):
-    register(MetricSpec(
-        _name, "embedding", _clap, higher_is_better=True, needs_text=True, per_clip=True,
-        reference_tool=f"cosine(text, audio) with {_tool}'s embeddings", reference_impl=_impl,
-        description="cosine similarity between the prompt's and the clip's CLAP embeddings",
-    ))
+register(
+    MetricSpec(
+        "FD",
+        "embedding",
+        _fd,
+        higher_is_better=False,
+        needs_reference=True,
+        reference_tool="audioldm_eval calculate_fid / stable-audio-metrics calculate_frechet_distance / av-benchmark "
+        "compute_fd",
+        description="Frechet distance between Gaussians fitted to per-clip embeddings",
+        reference_impl=_CNN14,
+    )
+)
+register(
+    MetricSpec(
+        "FAD",
+        "frames",
+        _pooled_frames_fd,
+        higher_is_better=False,
+        needs_reference=True,
+        reference_tool="audioldm_eval calculate_fid on VGGish frames",
+        description="Frechet distance over pooled frame embeddings (VGGish)",
+        reference_impl="audioldm_eval-vggish",
+    )
+)
+register(
+    MetricSpec(
+        "KAD",
+        "embedding",
+        _set_metric(F.kernel_distance),
+        higher_is_better=False,
+        needs_reference=True,
+        reference_tool="kadtk",
+        description="kernel (MMD) distance between per-clip embeddings",
+        reference_impl=_CNN14,
+        reference_impl_missing="audioldm_eval has no KAD (its kernel metric is KID, recorded as "
+        "KID_audioldm_eval-cnn14@16k)",
+    )
+)
+register(
+    MetricSpec(
+        "IS",
+        "logits",
+        _inception,
+        higher_is_better=True,
+        reference_tool="audioldm_eval calculate_isc (10 splits, seed 2020)",
+        description="inception score of the classifier",
+        reference_impl=_CNN14,
+    )
+)
+register(
+    MetricSpec(
+        "KL_softmax",
+        "logits",
+        _kl_audioldm_eval("softmax"),
+        higher_is_better=False,
+        needs_reference=True,
+        paired=True,
+        per_clip=True,
+        reference_tool="audioldm_eval calculate_kl (softmax)",
+        description="KL(reference || generated) of softmax class probabilities, per clip pair",
+        reference_impl=_CNN14,
+    )
+)
+register(
+    MetricSpec(
+        "KL_sigmoid",
+        "logits",
+        _kl_audioldm_eval("sigmoid"),
+        higher_is_better=False,
+        needs_reference=True,
+        paired=True,
+        per_clip=True,
+        reference_tool="audioldm_eval calculate_kl (sigmoid)",
+        description="audioldm_eval's sigmoid KL of class probabilities, per clip pair",
+        reference_impl=_CNN14,
+    )
+)
+register(
+    MetricSpec(
+        "KL_sam",
+        "logits",
+        _kl_stable_audio,
+        higher_is_better=False,
+        needs_reference=True,
+        paired=True,
+        per_clip=True,
+        reference_tool="stable-audio-metrics passt_kld (collect='mean')",
+        description="KL(generated || reference + 1e-6) of softmax(mean window logits), per clip pair",
+    )
+)
+for _name, _tool, _impl in (
+    ("CLAP_LAION", "laion_clap", "laion_clap-htsat-base"),
+    ("CLAP_MS", "msclap", "msclap-2023"),
+):
+    register(
+        MetricSpec(
+            _name,
+            "embedding",
+            _clap,
+            higher_is_better=True,
+            needs_text=True,
+            per_clip=True,
+            reference_tool=f"cosine(text, audio) with {_tool}'s embeddings",
+            reference_impl=_impl,
+            description="cosine similarity between the prompt's and the clip's CLAP embeddings",
+        )
+    )
 # Production complexity describes the audio (how many sources), it is not a quality: never ranked.
 for _axis, _what, _better in (
-    ("PQ", "production quality", True), ("PC", "production complexity", None),
-    ("CE", "content enjoyment", True), ("CU", "content usefulness", True),
+    ("PQ", "production quality", True),
+    ("PC", "production complexity", None),
+    ("CE", "content enjoyment", True),
+    ("CU", "content usefulness", True),
 ):
-    register(MetricSpec(
-        _axis, _axis, _aesthetic(_axis), higher_is_better=_better, per_clip=True,
-        reference_tool="audiobox_aesthetics infer (AesPredictor)",
-        description=f"audiobox-aesthetics {_what} (1-10), mean over clips",
-    ))
-
+    register(
+        MetricSpec(
+            _axis,
+            _axis,
+            _aesthetic(_axis),
+            higher_is_better=_better,
+            per_clip=True,
+            reference_tool="audiobox_aesthetics infer (AesPredictor)",
+            description=f"audiobox-aesthetics {_what} (1-10), mean over clips",
+        )
+    )

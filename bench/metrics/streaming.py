@@ -75,17 +75,13 @@ class FrechetDistance(Metric):
         d = num_features
         for side in ("gen", "ref"):
             self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(
-                f"{side}_outer", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum"
-            )
+            self.add_state(f"{side}_outer", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def _accumulate(self, side: str, emb: Any) -> None:
         t = _as_tensor_2d(emb, f"{side}_emb", self.device)
         if t.shape[1] != self.num_features:
-            raise ValueError(
-                f"{side}_emb has {t.shape[1]} features, this metric was built for {self.num_features}"
-            )
+            raise ValueError(f"{side}_emb has {t.shape[1]} features, this metric was built for {self.num_features}")
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + t.sum(0))
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + t.T @ t)
         setattr(self, f"{side}_n", getattr(self, f"{side}_n") + t.shape[0])
@@ -147,9 +143,7 @@ class KLDivergence(Metric):
     higher_is_better = False
     full_state_update = False
 
-    def __init__(
-        self, kind: Literal["softmax", "sigmoid"] = "softmax", eps: float = 1e-6, **kwargs: Any
-    ) -> None:
+    def __init__(self, kind: Literal["softmax", "sigmoid"] = "softmax", eps: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if kind not in ("softmax", "sigmoid"):
             raise ValueError(f"kind must be 'softmax' or 'sigmoid', got {kind!r}")

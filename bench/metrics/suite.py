@@ -103,8 +103,9 @@ class ScoreConfig:
             known = {pm.metric for name in self.protocols for pm in protocol_named(name).metrics}
             unknown = [m for m in self.metrics if m not in known]
             if unknown:
-                raise ValueError(f"unknown metric(s) {unknown} for protocol(s) {', '.join(self.protocols)}; "
-                                 f"known: {sorted(known)}")
+                raise ValueError(
+                    f"unknown metric(s) {unknown} for protocol(s) {', '.join(self.protocols)}; known: {sorted(known)}"
+                )
         if self.weights not in ("official", "random"):
             raise ValueError(f"weights must be 'official' or 'random', not {self.weights!r}")
 
@@ -116,7 +117,9 @@ class ScoreConfig:
             for pm in p.metrics:
                 if self.metrics is not None and pm.metric not in self.metrics:
                     continue
-                out.append((p, pm, self.backbones.get(pm.role, DEFAULT_BACKBONES.get(pm.role, "")) if pm.role else pm.backbone))
+                out.append(
+                    (p, pm, self.backbones.get(pm.role, DEFAULT_BACKBONES.get(pm.role, "")) if pm.role else pm.backbone)
+                )
         return out
 
 
@@ -178,8 +181,9 @@ class ScoreResult:
 
     @property
     def weights_label(self) -> str:
-        return combined_weights_label(b.get("weights", "unavailable") for b in self.backbones.values()
-                                      if "error" not in b)
+        return combined_weights_label(
+            b.get("weights", "unavailable") for b in self.backbones.values() if "error" not in b
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -216,8 +220,10 @@ class ScoreResult:
 def unmatched_lines(record: dict, shown: int = 5) -> list[str]:
     """Console lines naming the clips present on one side only (first ids and the count; the record lists all)."""
     lines = []
-    for key, what in (("reference_only", "reference clips have no generated clip"),
-                      ("generated_only", "generated clips have no reference clip")):
+    for key, what in (
+        ("reference_only", "reference clips have no generated clip"),
+        ("generated_only", "generated clips have no reference clip"),
+    ):
         ids = record.get(key) or []
         if ids:
             more = f", ... ({len(ids) - shown} more in the record's `{key}`)" if len(ids) > shown else ""
@@ -230,7 +236,11 @@ def _in_process_tokenizer(official_name: str):
     same family (the numbers are labelled random anyway)."""
     from genau_core import tokenizers as T
 
-    builders = {"roberta": T.build_test_roberta_tokenizer, "gpt2": T.build_test_gpt2_tokenizer, "bert": T.build_test_bert_tokenizer}
+    builders = {
+        "roberta": T.build_test_roberta_tokenizer,
+        "gpt2": T.build_test_gpt2_tokenizer,
+        "bert": T.build_test_bert_tokenizer,
+    }
     for family, build in builders.items():
         if family in official_name:
             return build()
@@ -248,8 +258,10 @@ def _local_tokenizer(folder: str):
     try:
         return AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as e:  # noqa: BLE001  (filesystem / format errors come in many types; all are reported)
-        raise TokenizerError(f"tokenizer folder {folder}: cannot load ({type(e).__name__}: {e}); "
-                         "give a folder written by save_pretrained (tokenizer.json or vocab files)") from None
+        raise TokenizerError(
+            f"tokenizer folder {folder}: cannot load ({type(e).__name__}: {e}); "
+            "give a folder written by save_pretrained (tokenizer.json or vocab files)"
+        ) from None
 
 
 def resolve_tokenizer(name: str, config: ScoreConfig):
@@ -280,7 +292,11 @@ def build_backbone(name: str, config: ScoreConfig, tokenizer=None) -> AudioBackb
     if official_tokenizer:
         tok = tokenizer if tokenizer is not None else _in_process_tokenizer(official_tokenizer)
         bb = cls(device=config.device, tokenizer=tok).init_random(config.random_seed)
-        bb.identity = replace(bb.identity, checkpoint_id=f"{bb.identity.checkpoint_id}+in-process-tokenizer", source=f"in-process (random weights; tokenizer stands in for {official_tokenizer})")
+        bb.identity = replace(
+            bb.identity,
+            checkpoint_id=f"{bb.identity.checkpoint_id}+in-process-tokenizer",
+            source=f"in-process (random weights; tokenizer stands in for {official_tokenizer})",
+        )
         return bb
     return cls(device=config.device).init_random(config.random_seed)
 
@@ -290,8 +306,13 @@ def locate_checkpoint(name: str, config: ScoreConfig, shell: AudioBackbone | Non
     cls = backbone_class(name)
     shell = shell or cls(device=config.device)  # constructors build no network
     filename = getattr(shell, "checkpoint_filename", cls.checkpoint_filename)
-    return find_checkpoint(filename, config.checkpoints.get(name), what=f"{name} checkpoint", source=cls.checkpoint_source,
-                           flag=f"--checkpoint {name}=PATH")
+    return find_checkpoint(
+        filename,
+        config.checkpoints.get(name),
+        what=f"{name} checkpoint",
+        source=cls.checkpoint_source,
+        flag=f"--checkpoint {name}=PATH",
+    )
 
 
 class LazyBackbone:
@@ -319,8 +340,11 @@ class LazyBackbone:
             with_tok = {"tokenizer": self._tokenizer} if self._tokenizer is not None else {}
             shell = self.cls(device=config.device, **with_tok)
             tok = getattr(shell, "tokenizer", None)
-            self.tokenizer_info = {"sha256": tokenizer_identity(tok) if tok is not None else None, "source": where,
-                                   "class": type(tok).__name__ if tok is not None else None}
+            self.tokenizer_info = {
+                "sha256": tokenizer_identity(tok) if tok is not None else None,
+                "source": where,
+                "class": type(tok).__name__ if tok is not None else None,
+            }
             self._shell = shell
         else:
             self._shell = self.cls(device=config.device)  # constructors build no network
@@ -355,7 +379,9 @@ class LazyBackbone:
         if self._built is None:
             bb = build_backbone(self.name, self.config, self._tokenizer)
             if bb.identity.checkpoint_id != self.identity.checkpoint_id:
-                raise RuntimeError(f"{self.name}: loaded {bb.identity.checkpoint_id}, expected {self.identity.checkpoint_id}")
+                raise RuntimeError(
+                    f"{self.name}: loaded {bb.identity.checkpoint_id}, expected {self.identity.checkpoint_id}"
+                )
             self._built = bb
             self.loaded = True
         return self._built
@@ -440,7 +466,9 @@ class _Embedder:
         if key not in self._inputs and bb.cls.input_path.channels == "native":  # the backbone's own derivation
             self._inputs[key] = bb.shell.derive_native(decoded[0], decoded[1])
         if key not in self._inputs:
-            self._inputs[key] = derive_input(decoded[0], decoded[1], bb.sample_rate, bb.cls.input_path, self.config.resampler)
+            self._inputs[key] = derive_input(
+                decoded[0], decoded[1], bb.sample_rate, bb.cls.input_path, self.config.resampler
+            )
         return self._inputs[key]
 
     def _decode(self, path: str) -> tuple[np.ndarray, int]:
@@ -619,10 +647,17 @@ def score_protocols(
         for f, r in sorted(embedder.failures.items())
     ]
     shared = dict(
-        failures=failures, n_generated=len(gen), n_reference=len(ref), n_paired=len(set(gen) & set(ref)),
-        resampler=config.resampler, cache_hits=cache.hits, cache_misses=cache.misses,
-        kernels=active_kernels(config.device), prompt_set=clip_set_identity(gen),
-        reference_set=content_set_identity(ref_digests), reference_only=sorted(set(ref) - set(gen)),
+        failures=failures,
+        n_generated=len(gen),
+        n_reference=len(ref),
+        n_paired=len(set(gen) & set(ref)),
+        resampler=config.resampler,
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+        kernels=active_kernels(config.device),
+        prompt_set=clip_set_identity(gen),
+        reference_set=content_set_identity(ref_digests),
+        reference_only=sorted(set(ref) - set(gen)),
         generated_only=sorted(set(gen) - set(ref)),
     )
 
@@ -651,9 +686,13 @@ def score_protocols(
                 if spec.needs_text and not issubclass(backbones[name].cls, TextAudioBackbone):
                     raise ValueError(f"{name} has no text tower")
                 inputs = MetricInputs(
-                    gen=by_id(gen, gen_emb, name), ref=by_id(ref, ref_emb, name) if spec.needs_reference else {},
-                    text=text if isinstance(text, dict) else {}, options=pm.option_dict(),
-                    bootstrap=config.bootstrap, confidence=config.confidence, seed=config.bootstrap_seed,
+                    gen=by_id(gen, gen_emb, name),
+                    ref=by_id(ref, ref_emb, name) if spec.needs_reference else {},
+                    text=text if isinstance(text, dict) else {},
+                    options=pm.option_dict(),
+                    bootstrap=config.bootstrap,
+                    confidence=config.confidence,
+                    seed=config.bootstrap_seed,
                 )
                 value = spec.compute(inputs)
             except ValueError as e:
@@ -666,7 +705,10 @@ def score_protocols(
             if value.per_clip is not None:
                 per_clip[column] = value.per_clip
         out[pname] = ScoreResult(
-            metrics=results, backbones={n: identities[n] for n in dict.fromkeys(used)},
-            protocol=protocol_named(pname).to_dict(), per_clip=per_clip, **shared,
+            metrics=results,
+            backbones={n: identities[n] for n in dict.fromkeys(used)},
+            protocol=protocol_named(pname).to_dict(),
+            per_clip=per_clip,
+            **shared,
         )
     return out

@@ -68,13 +68,12 @@ def resolve_model_dir(checkpoint: str | None, repo_id: str, model: str | None = 
     if snap is not None:
         return snap, f"hub cache {target} ({snap.name[:12]})"
     return None, (
-        f"{target} not found locally: download it (`huggingface-cli download {target}` when online), "
-        f"then {fix}"
+        f"{target} not found locally: download it (`huggingface-cli download {target}` when online), then {fix}"
     )
 
 
 def files_identity(folder: Path, files: Sequence[Path]) -> str:
-    """"sha256:" + sha256 over the lines "<path relative to folder>:<file sha256>" of `files`, in the given order:
+    """ "sha256:" + sha256 over the lines "<path relative to folder>:<file sha256>" of `files`, in the given order:
     the checkpoint identity of a model stored as several files (every folder-of-files plugin uses this one)."""
     h = hashlib.sha256()
     for p in files:

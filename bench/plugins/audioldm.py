@@ -194,7 +194,9 @@ def build_tiny_audioldm_components(seed: int = 0) -> dict:
     scheduler = tiny_ddim_scheduler()
     for module in (unet, vae, text_encoder, vocoder):
         module.eval()  # dropout off: the same seed must give the same clip
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler)
+    return dict(
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, vocoder=vocoder, scheduler=scheduler
+    )
 
 
 class AudioLDMTiny(RandomWeightsTwin, _AudioLDMPlugin):

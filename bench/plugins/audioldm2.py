@@ -21,7 +21,7 @@ Protocol notes
   a different batch. We therefore encode each prompt on its own with the pipeline's own
   `encode_prompt` (exactly what a one-prompt pipeline call does), pad the T5 states of the
   batch with masked zeros (the UNet's cross-attention gives masked positions exactly zero
-  weight), and run the denoising loop batched. `tests/test_plugin_audioldm2.py` checks the
+  weight), and run the denoising loop batched. `tests/bench/plugins/test_plugin_audioldm2.py` checks the
   result against one-prompt calls of the diffusers pipeline and the official computation against
   a transcription of the official code.
 """
@@ -199,7 +199,9 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     gpt_dim, t5_dim, clap_dim = 16, 32, 16
 
     torch.manual_seed(seed)
-    unet = AudioLDM2UNet2DConditionModel(**TINY_UNET_LAYOUT, cross_attention_dim=([None, gpt_dim, t5_dim], [None, gpt_dim, t5_dim]))
+    unet = AudioLDM2UNet2DConditionModel(
+        **TINY_UNET_LAYOUT, cross_attention_dim=([None, gpt_dim, t5_dim], [None, gpt_dim, t5_dim])
+    )
     vae = build_tiny_vae(seed)
     torch.manual_seed(seed)
     text_config = tiny_clap_text_config(len(tokenizer), clap_dim)
@@ -218,11 +220,21 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
         patch_embeds_hidden_size=16,
         patch_embed_input_channels=4,
     )
-    text_encoder = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(), projection_dim=clap_dim))
+    text_encoder = ClapModel(
+        ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(), projection_dim=clap_dim)
+    )
     feature_extractor = ClapFeatureExtractor()
     torch.manual_seed(seed)
     text_encoder_2 = T5EncoderModel(
-        T5Config(vocab_size=len(tokenizer_2), d_model=t5_dim, d_ff=48, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="gated-gelu")
+        T5Config(
+            vocab_size=len(tokenizer_2),
+            d_model=t5_dim,
+            d_ff=48,
+            d_kv=8,
+            num_heads=4,
+            num_layers=2,
+            feed_forward_proj="gated-gelu",
+        )
     )
     torch.manual_seed(seed)
     language_model = GPT2LMHeadModel(
@@ -230,7 +242,9 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     )
     language_model.config.max_new_tokens = 8
     torch.manual_seed(seed)
-    projection_model = AudioLDM2ProjectionModel(text_encoder_dim=clap_dim, text_encoder_1_dim=t5_dim, langauge_model_dim=gpt_dim)
+    projection_model = AudioLDM2ProjectionModel(
+        text_encoder_dim=clap_dim, text_encoder_1_dim=t5_dim, langauge_model_dim=gpt_dim
+    )
     vocoder = build_tiny_vocoder(seed)
     scheduler = tiny_ddim_scheduler()
     modules = dict(
@@ -245,7 +259,11 @@ def build_tiny_audioldm2_components(seed: int = 0) -> dict:
     for module in modules.values():
         module.eval()  # constructors leave training mode on: dropout would make generation random
     return dict(
-        **modules, tokenizer=tokenizer, tokenizer_2=tokenizer_2, feature_extractor=feature_extractor, scheduler=scheduler
+        **modules,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        feature_extractor=feature_extractor,
+        scheduler=scheduler,
     )
 
 

@@ -268,7 +268,9 @@ class SamplingModelPlugin(TextToAudioPlugin):
         return self.model.parameter_count()
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
-        waves = self.model.sample(list(prompts), cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s)
+        waves = self.model.sample(
+            list(prompts), cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s
+        )
         return [w.numpy().astype(np.float32) for w in waves]
 
 

@@ -75,11 +75,13 @@ class GenAuTiny(_GenAuPlugin):
         training_data="the bench `demo` split only (10 synthesised 10 s clips with exact captions), trained by our "
         "`genau train` (VAE, then LDM) in a few CPU minutes: genau_core/genau/weights/genau-tiny/training.json; "
         "--model-checkpoint genau-tiny=random gives seed-0 random weights instead",
-        text_encoder="tiny T5 encoder + tiny CLAP text tower (in-process tokenizers; frozen at their seed-0 random weights)",
+        text_encoder="tiny T5 encoder + tiny CLAP text tower (in-process tokenizers; frozen at their seed-0 random "
+        "weights)",
         source="genau_core/genau/weights/genau-tiny (shipped; rebuilt by python -m bench.tiny_genau)",
         paper_params="",
         tiny=True,
-        notes="Offline twin of GenAu: same pipeline (FIT, 1D-VAE, DDIM with guidance), tiny widths. The shipped weights "
+        notes="Offline twin of GenAu: same pipeline (FIT, 1D-VAE, DDIM with guidance), tiny widths. The shipped "
+        "weights "
         "use a Griffin-Lim inversion of the mel (32 fast-Griffin-Lim iterations) instead of a HiFi-GAN: a vocoder "
         "trained in a few CPU minutes is not recognisable audio, Griffin-Lim of the generated mel is; it also uses "
         "v-prediction and a normalised VAE input (genau_core.genau.tiny_weights says why). Trained on the 10 demo "
@@ -113,8 +115,10 @@ class GenAuTiny(_GenAuPlugin):
         if f.exists():
             return True, str(f)
         if not self.checkpoint:
-            return False, (f"{f} not found: the shipped genau-tiny weights are missing from this installation; rebuild them "
-                           "with `python -m bench.tiny_genau` or pass --model-checkpoint genau-tiny=random")
+            return False, (
+                f"{f} not found: the shipped genau-tiny weights are missing from this installation; rebuild them "
+                "with `python -m bench.tiny_genau` or pass --model-checkpoint genau-tiny=random"
+            )
         return False, f"{f} not found (a folder written by genau_core.genau.save_pretrained)"
 
     def checkpoint_identity(self) -> str:
@@ -216,7 +220,11 @@ class _OfficialGenAu(_GenAuPlugin):
         found, missing = self._locate()
         if missing:
             where = " or ".join(str(d) for d in self._search_dirs())
-            return False, f"{self.name}: missing {', '.join(missing)}. Put them in {where}, or pass their folder (or the main .ckpt) with --model-checkpoint {self.name}=PATH."
+            return (
+                False,
+                f"{self.name}: missing {', '.join(missing)}. Put them in {where}, or pass their folder (or the main "
+                f".ckpt) with --model-checkpoint {self.name}=PATH.",
+            )
         return True, str(found["ckpt"])
 
     def checkpoint_identity(self) -> str:
@@ -233,7 +241,8 @@ class _OfficialGenAu(_GenAuPlugin):
         sel = getattr(self.model, "weight_selection", None)
         extra = sel.to_dict() if sel is not None else {"weights": self.weight_set}
         extra["weights_source"] = (
-            "model_ema.* (official LitEma copy of the FIT; inference_file.py / Gradio demo)" if self.weight_set == "ema"
+            "model_ema.* (official LitEma copy of the FIT; inference_file.py / Gradio demo)"
+            if self.weight_set == "ema"
             else "state_dict model.* (raw; official generate_and_eval.py / text_to_audio.py)"
         )
         return extra
@@ -264,7 +273,8 @@ class GenAuSmall(_OfficialGenAu):
         family="genau",
         native_sample_rate=16_000,
         defaults=InferenceSettings(sampler="DDIM (eta 1)", steps=200, guidance=3.5, duration_s=10.0),
-        training_data="AutoReCap (AudioCaps, Clotho, WavCaps, AudioSet and VGGSound re-captioned by AutoCap; ~760k clips)",
+        training_data="AutoReCap (AudioCaps, Clotho, WavCaps, AudioSet and VGGSound re-captioned by AutoCap; ~760k "
+        "clips)",
         text_encoder="FLAN-T5-large (pooled) + LAION-CLAP HTSAT-tiny text tower",
         source=OFFICIAL_SOURCE + " genau-full-s",
         paper_params="493M",

@@ -88,7 +88,8 @@ def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
     if snap is not None and any((snap / f).is_file() for f in TOKENIZER_FILES):
         return snap, f"{hub_id} tokenizer from the hub cache"
     return None, (
-        f"tokenizer {hub_id} not found: put its files (tokenizer.json / vocab.txt / spiece.model, tokenizer_config.json) "
+        f"tokenizer {hub_id} not found: put its files (tokenizer.json / vocab.txt / spiece.model, "
+        "tokenizer_config.json) "
         f"in {folder / name}, or `huggingface-cli download {hub_id}` when online"
     )
 
@@ -173,8 +174,10 @@ class _MakeAnAudioPlugin(SamplingModelPlugin):
 _MAA1_NOTES = (
     "DDIM 100 steps, eta 0, guidance 3 (gen_wav.py / gen_wavs_by_tsv.py defaults). Latent width from gen_wav.py's "
     "dur_to_size (int(d*7.8) rounded up to a multiple of 4: 80 = 10.24 s for 10 s; the protocol keeps the first 10 s); "
-    "the AudioCaps script gen_wavs_by_tsv.py rounds down (76 = 9.73 s) and zero-pads both ends. One generator per prompt "
-    "for x_T (official: global RNG); float output. UNet/VAE run as diffusers modules through an explicit LDM key mapping; "
+    "the AudioCaps script gen_wavs_by_tsv.py rounds down (76 = 9.73 s) and zero-pads both ends. One generator per "
+    "prompt "
+    "for x_T (official: global RNG); float output. UNet/VAE run as diffusers modules through an explicit LDM key "
+    "mapping; "
     "sampler = diffusers DDIMScheduler set up as LDM's DDIM (uniform discretisation: steps must divide 1000)."
 )
 
@@ -198,7 +201,12 @@ class MakeAnAudio(_MakeAnAudioPlugin):
 
         return self._cached_locate(
             lambda: locate_release(
-                self.checkpoint, CHECKPOINT_FILE, ("bert-base-uncased",), model=self.name, what="Make-An-Audio checkpoint", source=MAA1_SOURCE
+                self.checkpoint,
+                CHECKPOINT_FILE,
+                ("bert-base-uncased",),
+                model=self.name,
+                what="Make-An-Audio checkpoint",
+                source=MAA1_SOURCE,
             )
         )
 
@@ -253,7 +261,9 @@ def tiny_clap_text_config():
     from genau_core.networks.ms_clap import BertTextConfig
     from genau_core.baselines.clap_text import ClapTextConfig
 
-    bert = BertTextConfig(vocab_size=128, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=80)
+    bert = BertTextConfig(
+        vocab_size=128, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=80
+    )
     return ClapTextConfig(bert=bert, d_proj=32, tokenizer="in-process tiny BERT WordPiece")
 
 
@@ -271,7 +281,15 @@ def make_an_audio_tiny_config():
     from genau_core.baselines.make_an_audio import MakeAnAudioConfig
 
     return MakeAnAudioConfig(
-        unet=LdmUNetConfig(model_channels=16, channel_mult=(1, 2), num_res_blocks=2, attention_resolutions=(1, 2), num_heads=2, context_dim=32, norm_num_groups=8),
+        unet=LdmUNetConfig(
+            model_channels=16,
+            channel_mult=(1, 2),
+            num_res_blocks=2,
+            attention_resolutions=(1, 2),
+            num_heads=2,
+            context_dim=32,
+            norm_num_groups=8,
+        ),
         vae=LdmVaeConfig2D(ch=8, ch_mult=(1, 2, 2, 4), num_res_blocks=1, z_channels=4, embed_dim=4, norm_num_groups=8),
         text=tiny_clap_text_config(),
         vocoder=tiny_bigvgan_config(16),
@@ -306,9 +324,11 @@ class MakeAnAudioTiny(RandomWeightsTwin, _MakeAnAudioPlugin):
         text_encoder="tiny BERT + projection (CLAP text branch layout), in-process WordPiece tokenizer",
         source="in-process (bench.plugins.make_an_audio.build_tiny_make_an_audio)",
         tiny=True,
-        notes="Offline twin of make-an-audio: same sampler, key mappings and decode path (LDM UNet and 2D VAE as diffusers "
+        notes="Offline twin of make-an-audio: same sampler, key mappings and decode path (LDM UNet and 2D VAE as "
+        "diffusers "
         "modules, BigVGAN), tiny random modules (seed 0), 16 mel bins, 10 DDIM steps instead of 100.",
     )
+
     def load(self) -> None:
         self.model = build_tiny_make_an_audio(self.seed).to(self.device)
 

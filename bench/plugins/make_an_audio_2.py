@@ -95,7 +95,9 @@ def parse_struct_caption(text: str) -> StructuredCaption:
     for part in s.split("@"):
         m = _EVENT.fullmatch(part.strip())
         if m is None:
-            raise ValueError(f"not an event '<description& position>' with position in {POSITIONS}: {part!r} in {text!r}")
+            raise ValueError(
+                f"not an event '<description& position>' with position in {POSITIONS}: {part!r} in {text!r}"
+            )
         description = m.group(1).strip()
         if not description:
             raise ValueError(f"event without a description in {text!r}")
@@ -130,13 +132,18 @@ class StructCaptionTable:
     def from_tsv(cls, path: str | Path) -> "StructCaptionTable":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: structured-caption file not found (format of Make-An-Audio 2's audiocaps_test_struct.tsv)")
+            raise FileNotFoundError(
+                f"{path}: structured-caption file not found (format of Make-An-Audio 2's audiocaps_test_struct.tsv)"
+            )
         table = cls(source=str(path))
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             missing = [c for c in STRUCT_TSV_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(STRUCT_TSV_COLUMNS)} (tab-separated)")
+                raise ValueError(
+                    f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(STRUCT_TSV_COLUMNS)} "
+                    "(tab-separated)"
+                )
             for line, row in enumerate(reader, start=2):
                 caption, struct = row["ori_cap"] or "", row["caption"] or ""
                 if not caption.strip():
@@ -203,7 +210,9 @@ def summarise_sources(records: Sequence[dict]) -> dict[str, int]:
 
 STRUCT_ENV = "GENAU_BENCH_MAA2_STRUCT_CAPTIONS"
 STRUCT_FILENAME = "audiocaps_test_struct.tsv"
-MAA2_SOURCE = "hf:ByteDance/Make-An-Audio-2 (maa2.ckpt) + BigVGAN from the bytedance/Make-An-Audio-2 README (Google Drive)"
+MAA2_SOURCE = (
+    "hf:ByteDance/Make-An-Audio-2 (maa2.ckpt) + BigVGAN from the bytedance/Make-An-Audio-2 README (Google Drive)"
+)
 
 
 def _struct_file_from(path: str | Path) -> Path:
@@ -211,7 +220,9 @@ def _struct_file_from(path: str | Path) -> Path:
     if p.is_dir():
         p = p / STRUCT_FILENAME
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: structured-caption file not found (format of Make-An-Audio 2's {STRUCT_FILENAME})")
+        raise FileNotFoundError(
+            f"{p}: structured-caption file not found (format of Make-An-Audio 2's {STRUCT_FILENAME})"
+        )
     return p
 
 
@@ -246,7 +257,10 @@ class _MakeAnAudio2Plugin(_MakeAnAudioPlugin):
         return structure_prompts(list(prompts), self.struct_table())
 
     def prompt_records(self, prompts: Sequence[str]) -> list[dict]:
-        return [{"struct_caption": r["struct_caption"], "struct_caption_source": r["source"]} for r in self.structure(prompts)]
+        return [
+            {"struct_caption": r["struct_caption"], "struct_caption_source": r["source"]}
+            for r in self.structure(prompts)
+        ]
 
     def generation_extra(self) -> dict:
         f = self.struct_file()
@@ -262,7 +276,9 @@ class _MakeAnAudio2Plugin(_MakeAnAudioPlugin):
 
     def _generate(self, prompts: Sequence[str], *, seeds, steps, guidance, duration_s) -> list[np.ndarray]:
         structs = [r["struct_caption"] for r in self.structure(prompts)]
-        waves = self.model.sample(list(prompts), structs, cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s)
+        waves = self.model.sample(
+            list(prompts), structs, cpu_generators(seeds), steps=steps, guidance=guidance, duration_s=duration_s
+        )
         return [w.numpy().astype(np.float32) for w in waves]
 
 
@@ -284,8 +300,11 @@ class MakeAnAudio2(_MakeAnAudio2Plugin):
         native_sample_rate=16_000,
         defaults=InferenceSettings(sampler="DDIM (eta 0)", steps=100, guidance=4.0, duration_s=10.0),
         training_data="AudioCaps, WavCaps, AudioSet, ... with ChatGPT-structured captions (Make-An-Audio 2 paper)",
-        text_encoder="MS-CLAP 2022 BERT branch (caption, 77 x 1024) + T5-v1.1-large encoder, trained (structured caption, 77 x 1024)",
-        source="maa2.ckpt + bigvgan/{args.yml,best_netG.pt} (" + MAA2_SOURCE + ") + tokenizers bert-base-uncased, google/t5-v1_1-large",
+        text_encoder="MS-CLAP 2022 BERT branch (caption, 77 x 1024) + T5-v1.1-large encoder, trained (structured "
+        "caption, 77 x 1024)",
+        source="maa2.ckpt + bigvgan/{args.yml,best_netG.pt} ("
+        + MAA2_SOURCE
+        + ") + tokenizers bert-base-uncased, google/t5-v1_1-large",
         paper_params="937M",
         notes=_MAA2_NOTES,
     )
@@ -347,8 +366,27 @@ def make_an_audio_2_tiny_config():
     from genau_core.baselines.make_an_audio_2 import DiTConfig, MakeAnAudio2Config, Vae1dConfig
 
     return MakeAnAudio2Config(
-        dit=DiTConfig(in_channels=4, context_dim=32, hidden_size=32, depth=2, num_heads=4, max_len=1000, block_groups=8, final_groups=8),
-        vae=Vae1dConfig(in_channels=16, out_ch=16, ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4, embed_dim=4, kernel_size=5, norm_num_groups=8),
+        dit=DiTConfig(
+            in_channels=4,
+            context_dim=32,
+            hidden_size=32,
+            depth=2,
+            num_heads=4,
+            max_len=1000,
+            block_groups=8,
+            final_groups=8,
+        ),
+        vae=Vae1dConfig(
+            in_channels=16,
+            out_ch=16,
+            ch=8,
+            ch_mult=(1, 2, 4),
+            num_res_blocks=1,
+            z_channels=4,
+            embed_dim=4,
+            kernel_size=5,
+            norm_num_groups=8,
+        ),
         text=tiny_clap_text_config(),
         t5=dict(TINY_T5_ENCODER_CONFIG),
         t5_tokenizer="in-process tiny T5 Unigram",
@@ -380,7 +418,8 @@ class MakeAnAudio2Tiny(_MakeAnAudio2Plugin):
         text_encoder="tiny BERT + projection (caption) and tiny T5 encoder (structured caption), in-process tokenizers",
         source="in-process (bench.plugins.make_an_audio_2.build_tiny_make_an_audio_2)",
         tiny=True,
-        notes="Offline twin of make-an-audio-2: same structured-caption handling, sampler, key mappings and decode path "
+        notes="Offline twin of make-an-audio-2: same structured-caption handling, sampler, key mappings and decode "
+        "path "
         "(ConcatDiT, 1D VAE, BigVGAN), tiny random modules (seed 0), 16 mel bins, 10 DDIM steps instead of 100. "
         f"Structured captions: ${STRUCT_ENV}, else --model-checkpoint make-an-audio-2-tiny=FILE.tsv, else none.",
     )
@@ -394,7 +433,11 @@ class MakeAnAudio2Tiny(_MakeAnAudio2Plugin):
             f = self.struct_file()
         except FileNotFoundError as e:
             return False, str(e)
-        return True, f"built in-process (random weights, seed {self.seed}); structured captions: {f if f is not None else 'none'}"
+        return (
+            True,
+            f"built in-process (random weights, seed {self.seed}); structured captions: "
+            f"{f if f is not None else 'none'}",
+        )
 
     def checkpoint_identity(self) -> str:
         return f"random:seed={self.seed}+{self.struct_identity()}"

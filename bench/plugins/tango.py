@@ -37,6 +37,7 @@ from genau_core.baselines.tango import (
     save_official_tango_folder,
 )
 
+
 def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
     for candidate in (folder / "tokenizer", folder):
         if any((candidate / f).is_file() for f in TOKENIZER_FILES):
@@ -46,7 +47,8 @@ def _tokenizer_dir(folder: Path, hub_id: str) -> tuple[Path | None, str]:
         return snap, f"tokenizer from hub cache {hub_id}"
     return None, (
         f"FLAN-T5 tokenizer not found: the official code loads it from {hub_id}; download it "
-        f"(`huggingface-cli download {hub_id} spiece.model tokenizer.json tokenizer_config.json special_tokens_map.json`) "
+        f"(`huggingface-cli download {hub_id} spiece.model tokenizer.json tokenizer_config.json "
+        "special_tokens_map.json`) "
         f"or copy those files into {folder / 'tokenizer'}"
     )
 
@@ -150,7 +152,13 @@ TANGO_TINY_CONFIG = TangoConfig(
         norm_num_groups=8,
     ),
     vae=LdmVaeConfig(
-        ch=8, ch_mult=(1, 2, 4), num_res_blocks=1, z_channels=4, embed_dim=4, scale_factor=0.9227914214134216, norm_num_groups=8
+        ch=8,
+        ch_mult=(1, 2, 4),
+        num_res_blocks=1,
+        z_channels=4,
+        embed_dim=4,
+        scale_factor=0.9227914214134216,
+        norm_num_groups=8,
     ),
     vocoder=HiFiGANConfig(
         num_mels=16,

@@ -115,13 +115,17 @@ class System:
             return None
         name = rec.get("per_clip_file")
         if not name:
-            self.notes.append(f"{self.key}: its {protocol} record ({rec.get('scoring_key', '?')}) has no per-clip "
-                              "scores (written before per-clip sidecars); rescore with `bench run` to get them")
+            self.notes.append(
+                f"{self.key}: its {protocol} record ({rec.get('scoring_key', '?')}) has no per-clip "
+                "scores (written before per-clip sidecars); rescore with `bench run` to get them"
+            )
             return None
         path = self.run.results_dir / str(name)
         if Path(str(name)).name != str(name) or not path.is_file():
-            raise ReportError(f"{self.run.results_dir}: per_clip_file {name!r} of record {rec.get('scoring_key')} "
-                              "is not a file in this folder; rescore the run or delete the record")
+            raise ReportError(
+                f"{self.run.results_dir}: per_clip_file {name!r} of record {rec.get('scoring_key')} "
+                "is not a file in this folder; rescore the run or delete the record"
+            )
         try:
             df = pd.read_csv(path, dtype={"clip_id": str}) if path.suffix == ".csv" else pd.read_parquet(path)
         except ImportError as e:
@@ -167,8 +171,10 @@ class SplitRuns:
         from bench.arguments import did_you_mean
 
         keys = [s.key for s in self.systems]
-        raise ReportError(f"model {key!r} has no scored run on split {self.split!r} under {self.root}."
-                          f"{did_you_mean(key, keys)} Scored: {', '.join(keys) or 'none'}")
+        raise ReportError(
+            f"model {key!r} has no scored run on split {self.split!r} under {self.root}."
+            f"{did_you_mean(key, keys)} Scored: {', '.join(keys) or 'none'}"
+        )
 
     def all_notes(self) -> list[str]:
         return self.notes + [n for s in self.systems for n in s.notes]
@@ -186,14 +192,22 @@ def _choose_records(run: RunDir) -> dict[str, dict]:
     return by_protocol
 
 
-def collect_split(root: str | Path, split: str, models: list[str] | None = None, *,
-                  split_csv: str | None = None, ref_dir: str | None = None) -> SplitRuns:
+def collect_split(
+    root: str | Path,
+    split: str,
+    models: list[str] | None = None,
+    *,
+    split_csv: str | None = None,
+    ref_dir: str | None = None,
+) -> SplitRuns:
     """The split's scored systems (optionally only `models`: model names or `model@hash8` keys, in that order)."""
     root = Path(root)
     runs = RunStore(root).run_dirs(split)
     if not runs:
-        raise ReportError(f"--split {split}: no runs under {root / split}; `bench run --split {split} ...` makes them "
-                          "(--root names another run store)")
+        raise ReportError(
+            f"--split {split}: no runs under {root / split}; `bench run --split {split} ...` makes them "
+            "(--root names another run store)"
+        )
     per_model: dict[str, list[RunDir]] = {}
     for run in runs:
         per_model.setdefault(run.path.parent.name, []).append(run)
@@ -216,13 +230,17 @@ def collect_split(root: str | Path, split: str, models: list[str] | None = None,
                 from bench.arguments import did_you_mean
 
                 hint = did_you_mean(m, list(by_key) + list(per_model))
-                raise ReportError(f"--models {m}: no scored run of this model on split {split!r} under {root}."
-                                  f"{hint} Scored: {', '.join(by_key) or 'none'}")
+                raise ReportError(
+                    f"--models {m}: no scored run of this model on split {split!r} under {root}."
+                    f"{hint} Scored: {', '.join(by_key) or 'none'}"
+                )
             chosen += [h for h in hits if h not in chosen]
         systems = chosen
     if not systems:
-        raise ReportError(f"--split {split}: no scored runs under {root / split}; run `bench run --split {split} ...` "
-                          "without --no-score first")
+        raise ReportError(
+            f"--split {split}: no scored runs under {root / split}; run `bench run --split {split} ...` "
+            "without --no-score first"
+        )
     references, ref_note = _references(split, split_csv, ref_dir)
     if ref_note:
         notes.append(ref_note)

@@ -67,8 +67,9 @@ def _link_or_write(src: Path, dst: Path) -> None:
         dst.write_bytes(src.read_bytes())
 
 
-def make_store(root: str | Path, spec: FakeStoreSpec | None = None,
-               values: Callable[[str, int, str], float] | None = None) -> list[FakeRun]:
+def make_store(
+    root: str | Path, spec: FakeStoreSpec | None = None, values: Callable[[str, int, str], float] | None = None
+) -> list[FakeRun]:
     """Write a run store under `root`; -> the runs written (record and per-clip table included)."""
     spec = spec or FakeStoreSpec()
     root = Path(root)
@@ -91,7 +92,9 @@ def make_store(root: str | Path, spec: FakeStoreSpec | None = None,
             if not run.clip_path(cid).exists():
                 _link_or_write(src, run.clip_path(cid))
         manifest = {
-            "manifest_version": 1, "created": "2026-12-06T00:00:00+00:00", "settings_hash": digest,
+            "manifest_version": 1,
+            "created": "2026-12-06T00:00:00+00:00",
+            "settings_hash": digest,
             "split": {"name": spec.split, "n_prompts": len(ids), "prompt_list_sha256": "ab" * 32},
             "settings": {"model": model},
             "clips": {cid: {"prompt": prompts[cid], "seed": i} for i, cid in enumerate(ids)},
@@ -106,8 +109,18 @@ def make_store(root: str | Path, spec: FakeStoreSpec | None = None,
                 value = float(np.nanmean(vals))
             else:
                 value = float(values(model, -1, column)) if values else float(rng.uniform(1, 30))
-            metrics.append({"metric": metric, "column": column, "value": value, "ci_low": value * 0.9,
-                            "ci_high": value * 1.1, "n": len(ids), "backbone": backbone, "reason": ""})
+            metrics.append(
+                {
+                    "metric": metric,
+                    "column": column,
+                    "value": value,
+                    "ci_low": value * 0.9,
+                    "ci_high": value * 1.1,
+                    "n": len(ids),
+                    "backbone": backbone,
+                    "reason": "",
+                }
+            )
         key = hashlib.sha256(f"{model}-{spec.protocol}".encode()).hexdigest()[:16]
         table = pd.DataFrame(per)
         record = _record(spec, model, digest, key, ids, metrics)
@@ -123,19 +136,47 @@ def make_store(root: str | Path, spec: FakeStoreSpec | None = None,
 def _record(spec: FakeStoreSpec, model: str, digest: str, key: str, ids: list[str], metrics: list[dict]) -> dict:
     backbones = sorted({m["backbone"] for m in metrics})
     return {
-        "record_version": 2, "scoring_key": key, "date": "2026-12-06T00:00:00+00:00", "protocol_version": "gb-2",
-        "protocol": {"name": spec.protocol, "version": "gb-2"}, "split": spec.split,
-        "prompt_list_sha256": "ab" * 32, "split_n_prompts": len(ids), "reference_list_sha256": "cd" * 32,
-        "model": model, "model_weights": spec.weights, "checkpoint_identity": f"{spec.weights}:{model}",
-        "parameter_count": 1000, "training_data": "synthetic", "text_encoder": "none",
-        "settings": {"model": model, "sampler": "DDIM", "steps": 10, "guidance": 3.0, "seed": 0,
-                     "candidates_per_prompt": 1,
-                     "output_sample_rate": 16000, "duration_s": spec.seconds, "overrides": {}},
-        "settings_hash": digest, "n_prompts": len(ids), "n_generated": len(ids), "n_not_generated": 0, "n_failed": 0,
-        "n_evaluated": len(ids), "n_missing_reference": 0, "metrics": metrics,
-        "backbones": {b: {"name": b, "sample_rate": 16000, "checkpoint_id": f"{spec.weights}:seed=0",
-                          "weights": spec.weights}
-                      for b in backbones},
-        "backbone_weights": spec.weights, "failures": [], "resampler": "reference",
-        "prompt_set": clip_set_identity(ids), "reference_set": {"sha256": "ef" * 32, "n": len(ids)},
+        "record_version": 2,
+        "scoring_key": key,
+        "date": "2026-12-06T00:00:00+00:00",
+        "protocol_version": "gb-2",
+        "protocol": {"name": spec.protocol, "version": "gb-2"},
+        "split": spec.split,
+        "prompt_list_sha256": "ab" * 32,
+        "split_n_prompts": len(ids),
+        "reference_list_sha256": "cd" * 32,
+        "model": model,
+        "model_weights": spec.weights,
+        "checkpoint_identity": f"{spec.weights}:{model}",
+        "parameter_count": 1000,
+        "training_data": "synthetic",
+        "text_encoder": "none",
+        "settings": {
+            "model": model,
+            "sampler": "DDIM",
+            "steps": 10,
+            "guidance": 3.0,
+            "seed": 0,
+            "candidates_per_prompt": 1,
+            "output_sample_rate": 16000,
+            "duration_s": spec.seconds,
+            "overrides": {},
+        },
+        "settings_hash": digest,
+        "n_prompts": len(ids),
+        "n_generated": len(ids),
+        "n_not_generated": 0,
+        "n_failed": 0,
+        "n_evaluated": len(ids),
+        "n_missing_reference": 0,
+        "metrics": metrics,
+        "backbones": {
+            b: {"name": b, "sample_rate": 16000, "checkpoint_id": f"{spec.weights}:seed=0", "weights": spec.weights}
+            for b in backbones
+        },
+        "backbone_weights": spec.weights,
+        "failures": [],
+        "resampler": "reference",
+        "prompt_set": clip_set_identity(ids),
+        "reference_set": {"sha256": "ef" * 32, "n": len(ids)},
     }

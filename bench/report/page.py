@@ -53,8 +53,13 @@ def _static(name: str) -> str:
 def script_json(data: dict) -> str:
     """JSON safe inside <script type="application/json">: no '<', '>' or '&' can end or open a tag."""
     text = json.dumps(json_safe(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -118,9 +123,16 @@ def prompt_rows(runs: SplitRuns, clip_urls: dict, ref_urls: dict) -> tuple[list[
             for col in df.columns:
                 metric = entries.get(col, {}).get("metric", col)
                 several = len([p for p in runs.protocols if s.records.get(p)]) > 1
-                columns.append({"sys": si, "protocol": protocol, "column": col, "metric": metric,
-                                "hib": higher_is_better(metric),
-                                "label": f"{protocol}: {metric}" if several else metric})
+                columns.append(
+                    {
+                        "sys": si,
+                        "protocol": protocol,
+                        "column": col,
+                        "metric": metric,
+                        "hib": higher_is_better(metric),
+                        "label": f"{protocol}: {metric}" if several else metric,
+                    }
+                )
                 tables.append(df[col])
     ids: list[str] = []
     seen: set[str] = set()
@@ -134,9 +146,15 @@ def prompt_rows(runs: SplitRuns, clip_urls: dict, ref_urls: dict) -> tuple[list[
     rows = []
     lookups = [t.to_dict() for t in tables]
     for cid in ids:
-        rows.append([cid, prompts[cid], ref_urls.get(cid),
-                     [clip_urls.get(s.key, {}).get(cid) for s in runs.systems],
-                     [finite(lk.get(cid)) for lk in lookups]])
+        rows.append(
+            [
+                cid,
+                prompts[cid],
+                ref_urls.get(cid),
+                [clip_urls.get(s.key, {}).get(cid) for s in runs.systems],
+                [finite(lk.get(cid)) for lk in lookups],
+            ]
+        )
     return columns, rows
 
 
@@ -173,32 +191,52 @@ def leaderboards(runs: SplitRuns) -> tuple[list[dict], list[dict], list[dict], l
         rows = []
         for rep, (_, r) in zip(is_reported, df.iterrows()):
             rank = r.get("rank")
-            rows.append({
-                "rank": None if rank is None or pd.isna(rank) else int(rank),
-                "model": r["model"], "weights": r.get("weights"), "comparable": bool(r.get("comparable")),
-                "reported": bool(rep), "source": r.get("reported_source") if rep else r.get("source"),
-                "facts": r.get("reported_protocol") if rep else "",
-                "group": "" if rep else r.get("comparison_group"),
-                "n": None if rep else finite(r.get("n_evaluated")),
-                "cells": {c: _cell(r, c) for c in metric_cols},
-            })
+            rows.append(
+                {
+                    "rank": None if rank is None or pd.isna(rank) else int(rank),
+                    "model": r["model"],
+                    "weights": r.get("weights"),
+                    "comparable": bool(r.get("comparable")),
+                    "reported": bool(rep),
+                    "source": r.get("reported_source") if rep else r.get("source"),
+                    "facts": r.get("reported_protocol") if rep else "",
+                    "group": "" if rep else r.get("comparison_group"),
+                    "n": None if rep else finite(r.get("n_evaluated")),
+                    "cells": {c: _cell(r, c) for c in metric_cols},
+                }
+            )
         versions = sorted({protocol_of(s.records[protocol])[1] for s in runs.systems if protocol in s.records})
-        tables.append({"protocol": f"{protocol} {', '.join(versions)}".strip(), "columns": metric_cols, "rows": rows,
-                       "caption": "values [95% bootstrap interval]; rank only among comparable rows of one comparison "
-                                  "group; reported rows: the papers' numbers under their own protocols (hover for how "
-                                  "they were computed), never ranked"})
+        tables.append(
+            {
+                "protocol": f"{protocol} {', '.join(versions)}".strip(),
+                "columns": metric_cols,
+                "rows": rows,
+                "caption": "values [95% bootstrap interval]; rank only among comparable rows of one comparison "
+                "group; reported rows: the papers' numbers under their own protocols (hover for how "
+                "they were computed), never ranked",
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 png = Path(tmp) / "chart.png"
                 plot_leaderboard(df, png, runs.split, protocol)
-                charts.append({"protocol": protocol,
-                               "uri": "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")})
+                charts.append(
+                    {
+                        "protocol": protocol,
+                        "uri": "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"),
+                    }
+                )
             except Exception as e:  # noqa: BLE001  (a chart failure must not lose the page)
                 notes.append(f"{protocol} chart not drawn: {type(e).__name__}: {e}")
         if "reported_protocol" in df.columns:
             for label, part in df[is_reported].groupby("source", sort=False):
-                facts.append({"label": str(label), "source": str(part["reported_source"].iloc[0]),
-                              "facts": [f"{m}: {p}" for m, p in zip(part["model"], part["reported_protocol"])]})
+                facts.append(
+                    {
+                        "label": str(label),
+                        "source": str(part["reported_source"].iloc[0]),
+                        "facts": [f"{m}: {p}" for m, p in zip(part["model"], part["reported_protocol"])],
+                    }
+                )
     return tables, charts, facts, notes
 
 
@@ -210,10 +248,24 @@ def pair_tables(runs: SplitRuns, cfg: CompareConfig, embeddings: EmbeddingSource
         for pc in pairs:
             for m in pc.metrics:
                 ok = not math.isnan(m.diff)
-                rows.append({"a": pc.a, "b": pc.b, "column": m.column, "kind": m.kind, "n": m.n,
-                             "diff": finite(m.diff) if ok else None, "lo": finite(m.ci_low), "hi": finite(m.ci_high),
-                             "p": finite(m.p), "p_holm": finite(m.p_holm), "effect": finite(m.effect),
-                             "effect_kind": m.effect_kind, "better": m.better, "reason": m.reason})
+                rows.append(
+                    {
+                        "a": pc.a,
+                        "b": pc.b,
+                        "column": m.column,
+                        "kind": m.kind,
+                        "n": m.n,
+                        "diff": finite(m.diff) if ok else None,
+                        "lo": finite(m.ci_low),
+                        "hi": finite(m.ci_high),
+                        "p": finite(m.p),
+                        "p_holm": finite(m.p_holm),
+                        "effect": finite(m.effect),
+                        "effect_kind": m.effect_kind,
+                        "better": m.better,
+                        "reason": m.reason,
+                    }
+                )
         if rows:
             out.append({"protocol": protocol, "rows": rows})
     return out
@@ -221,8 +273,12 @@ def pair_tables(runs: SplitRuns, cfg: CompareConfig, embeddings: EmbeddingSource
 
 def build_page(data: dict) -> str:
     page = _static("template.html")
-    for key, value in (("TITLE", html.escape(data["title"])), ("CSS", _static("report.css")),
-                       ("JS", _static("report.js").replace("</", "<\\/")), ("DATA", script_json(data))):
+    for key, value in (
+        ("TITLE", html.escape(data["title"])),
+        ("CSS", _static("report.css")),
+        ("JS", _static("report.js").replace("</", "<\\/")),
+        ("DATA", script_json(data)),
+    ):
         page = page.replace("{{" + key + "}}", value, 1)
     return page
 
@@ -240,23 +296,33 @@ def write_report(runs: SplitRuns, cfg: ReportConfig, embeddings: EmbeddingSource
     not_comparable = [s.key for s in runs.systems if not s.comparable]
     banner = []
     if not_comparable:
-        banner.append(f"NOT COMPARABLE: {', '.join(not_comparable)} were generated or scored with random or tiny "
-                      "weights (model or metric backbones). Their numbers say nothing about the published models and "
-                      "are never ranked.")
+        banner.append(
+            f"NOT COMPARABLE: {', '.join(not_comparable)} were generated or scored with random or tiny "
+            "weights (model or metric backbones). Their numbers say nothing about the published models and "
+            "are never ranked."
+        )
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     data = {
         "title": f"genau-bench report: {runs.split}",
         "subtitle": f"{len(rows)} prompts, {len(runs.systems)} models ({', '.join(s.key for s in runs.systems)}); "
-                    f"run store {runs.root}; written {now}",
+        f"run store {runs.root}; written {now}",
         "banner": banner,
-        "systems": [{"key": s.key, "model": s.model, "comparable": s.comparable, "weights": s.weights_label}
-                    for s in runs.systems],
-        "columns": columns, "rows": rows, "leaderboards": tables, "charts": charts, "reported_facts": facts,
+        "systems": [
+            {"key": s.key, "model": s.model, "comparable": s.comparable, "weights": s.weights_label}
+            for s in runs.systems
+        ],
+        "columns": columns,
+        "rows": rows,
+        "leaderboards": tables,
+        "charts": charts,
+        "reported_facts": facts,
         "pairs": pairs,
-        "pairs_caption": (f"Paired over the prompts both models ran: per-clip metrics by a paired bootstrap and a "
-                          f"sign-flip permutation test, set metrics (FD, FAD, KAD, IS) by a paired bootstrap that "
-                          f"resamples the same prompts for both; p adjusted by Holm over each pair's metrics; "
-                          f"better = Holm p < {ALPHA}. Effect: d_z (per-clip) or difference / bootstrap SE (set)."),
+        "pairs_caption": (
+            f"Paired over the prompts both models ran: per-clip metrics by a paired bootstrap and a "
+            f"sign-flip permutation test, set metrics (FD, FAD, KAD, IS) by a paired bootstrap that "
+            f"resamples the same prompts for both; p adjusted by Holm over each pair's metrics; "
+            f"better = Holm p < {ALPHA}. Effect: d_z (per-clip) or difference / bootstrap SE (set)."
+        ),
         "notes": runs.all_notes() + notes,
     }
     page = build_page(data)

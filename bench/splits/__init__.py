@@ -34,7 +34,9 @@ class SplitSpec:
 
 SPLITS = {
     "demo": SplitSpec("demo", None, None, "10 synthesised clips with exact captions (embedded, offline)"),
-    "audiocaps": SplitSpec("audiocaps", "audiocaps/test.csv", "audiocaps/audio", "AudioCaps test (975 clips x 5 captions)"),
+    "audiocaps": SplitSpec(
+        "audiocaps", "audiocaps/test.csv", "audiocaps/audio", "AudioCaps test (975 clips x 5 captions)"
+    ),
     "bigsoundbank": SplitSpec(
         "bigsoundbank", "bigsoundbank/WavText5K.csv", "bigsoundbank/audio", "WavText5K rows from bigsoundbank.com (OOD)"
     ),
@@ -58,7 +60,9 @@ def load_split(name: str, *, csv: str | Path | None = None, ref_dir: str | Path 
             return load_manifest(p)
         close = difflib.get_close_matches(name, list(SPLITS), n=2, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise SplitError(f"unknown split {name!r}.{hint} Known: {', '.join(SPLITS)}, or a path to a .csv/.jsonl manifest.")
+        raise SplitError(
+            f"unknown split {name!r}.{hint} Known: {', '.join(SPLITS)}, or a path to a .csv/.jsonl manifest."
+        )
     if name == "demo":
         return load_demo()
     default_csv, default_audio = default_paths(name)
@@ -76,8 +80,13 @@ def split_table() -> list[dict]:
         row = {"split": name, "description": spec.description, "csv": str(csv_path or "-"), "audio": str(audio or "-")}
         try:
             s = load_split(name)
-            row.update(n_prompts=len(s.items), n_with_reference=s.n_with_reference, n_missing=len(s.missing_references),
-                       n_excluded=len(s.excluded), status="; ".join(["ok", *s.console_notes()]))
+            row.update(
+                n_prompts=len(s.items),
+                n_with_reference=s.n_with_reference,
+                n_missing=len(s.missing_references),
+                n_excluded=len(s.excluded),
+                status="; ".join(["ok", *s.console_notes()]),
+            )
             if name == "demo":
                 row["audio"] = str(s.reference_dir)
         except SplitError as e:

@@ -107,6 +107,8 @@ def find_reference(folder: Path | None, candidates: list[str], extensions=(".wav
     paths = (folder / f"{stem}{ext}" for stem in candidates for ext in extensions)
     found = list(dict.fromkeys(p for p in paths if p.is_file()))
     if len(found) > 1:
-        raise SplitError(f"{folder}: {' and '.join(p.name for p in found)} are both the reference of one clip "
-                         f"({candidates[0]!r}); keep one file per clip (move or rename the others)")
+        raise SplitError(
+            f"{folder}: {' and '.join(p.name for p in found)} are both the reference of one clip "
+            f"({candidates[0]!r}); keep one file per clip (move or rename the others)"
+        )
     return found[0] if found else None

@@ -57,8 +57,9 @@ def load_bigsoundbank(csv_path: Path, audio_dir: Path | None) -> Split:
         if not prompt:
             prompt, source = slug_title(row["view_link"]), "view_link slug"
             if not prompt:
-                excluded.append({"line": line, "id": clip_id,
-                                 "reason": "description, title and view_link slug all empty"})
+                excluded.append(
+                    {"line": line, "id": clip_id, "reason": "description, title and view_link slug all empty"}
+                )
                 continue
             from_slug.append(clip_id)
         ref = audio_dir / fname if audio_dir is not None and (audio_dir / fname).is_file() else None
@@ -76,7 +77,16 @@ def load_bigsoundbank(csv_path: Path, audio_dir: Path | None) -> Split:
     notes = []
     if from_slug:
         more = f", ... ({len(from_slug) - 5} more)" if len(from_slug) > 5 else ""
-        notes.append(f"{len(from_slug)} prompt(s) of {csv_path} taken from the view_link slug (description and title "
-                     f"empty): {', '.join(from_slug[:5])}{more}")
-    return Split(name="bigsoundbank", items=items, source=str(csv_path), prompt_rule=PROMPT_RULE,
-                 reference_dir=audio_dir, excluded=excluded, notes=notes)
+        notes.append(
+            f"{len(from_slug)} prompt(s) of {csv_path} taken from the view_link slug (description and title "
+            f"empty): {', '.join(from_slug[:5])}{more}"
+        )
+    return Split(
+        name="bigsoundbank",
+        items=items,
+        source=str(csv_path),
+        prompt_rule=PROMPT_RULE,
+        reference_dir=audio_dir,
+        excluded=excluded,
+        notes=notes,
+    )

@@ -35,8 +35,12 @@ def load_manifest(path: Path) -> Split:
         seen[clip_id] = line
         audio = str(row.get("audio") or "").strip()
         ref = (path.parent / audio) if audio else None
-        items.append(SplitItem(id=clip_id, prompt=caption, reference=ref if ref and ref.is_file() else None, captions=(caption,)))
+        items.append(
+            SplitItem(id=clip_id, prompt=caption, reference=ref if ref and ref.is_file() else None, captions=(caption,))
+        )
     if not items:
         where = " after the header" if path.suffix.lower() == ".csv" else ""
         raise SplitError(f"{path}: no rows{where}; add one row per clip with its id and caption")
-    return Split(name=path.stem, items=items, source=str(path), prompt_rule="the manifest's caption", reference_dir=path.parent)
+    return Split(
+        name=path.stem, items=items, source=str(path), prompt_rule="the manifest's caption", reference_dir=path.parent
+    )

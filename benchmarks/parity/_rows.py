@@ -49,8 +49,16 @@ class Rows(list):
         return row
 
     def exact(self, backbone: str, level: str, quantity: str, n_diff: int, n_total: int) -> Row:
-        row = Row(backbone, level, quantity, f"{n_total} tensors", "bit-exact", float(n_diff), 0.0 if n_diff == 0
-                  else math.nan, n_diff == 0)
+        row = Row(
+            backbone,
+            level,
+            quantity,
+            f"{n_total} tensors",
+            "bit-exact",
+            float(n_diff),
+            0.0 if n_diff == 0 else math.nan,
+            n_diff == 0,
+        )
         self.append(row)
         return row
 
@@ -58,11 +66,17 @@ class Rows(list):
         def fmt(v: float) -> str:
             return "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.2e}"
 
-        lines = [intro, "", "| backbone | level | quantity | ours | reference | abs diff | rel diff | pass |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = [
+            intro,
+            "",
+            "| backbone | level | quantity | ours | reference | abs diff | rel diff | pass |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in self:
-            lines.append(f"| {r.backbone} | {r.level} | {r.quantity} | {r.ours} | {r.ref} | {fmt(r.abs)} | "
-                         f"{fmt(r.rel)} | {'yes' if r.ok else 'NO'} |")
+            lines.append(
+                f"| {r.backbone} | {r.level} | {r.quantity} | {r.ours} | {r.ref} | {fmt(r.abs)} | "
+                f"{fmt(r.rel)} | {'yes' if r.ok else 'NO'} |"
+            )
         return "\n".join(lines) + "\n"
 
     def save(self, path: Path) -> None:
@@ -70,5 +84,7 @@ class Rows(list):
 
     def print(self) -> None:
         for r in self:
-            print(f"{'ok ' if r.ok else 'BAD'} {r.backbone:8s} {r.level:10s} {r.quantity:60s} "
-                  f"abs={r.abs:9.2e} rel={r.rel:9.2e}")
+            print(
+                f"{'ok ' if r.ok else 'BAD'} {r.backbone:8s} {r.level:10s} {r.quantity:60s} "
+                f"abs={r.abs:9.2e} rel={r.rel:9.2e}"
+            )

@@ -37,12 +37,32 @@ WORK = ROOT / "benchmarks" / ".work" / "parity_aesthetics"
 CKPT_NAME = "checkpoint.pt"
 AXES = ("CE", "CU", "PC", "PQ")
 # id -> (seconds, rate, channels)
-CLIPS = {"a10": (10.0, 16000, 1), "b25": (25.3, 16000, 1), "c12": (12.0, 44100, 2), "d03": (3.0, 48000, 2),
-         "e05": (0.5, 8000, 1), "f60": (60.0, 16000, 1), "g07": (7.0, 22050, 1)}
-MODEL_CFG = {"proj_num_layer": 1, "proj_ln": False, "proj_act_fn": "gelu", "proj_dropout": 0, "nth_layer": 13,
-             "use_weighted_layer_sum": True, "precision": "32", "normalize_embed": True, "output_dim": 1}
-TARGET = {"CE": {"mean": 5.62, "std": 1.71}, "CU": {"mean": 6.08, "std": 1.49}, "PC": {"mean": 3.11, "std": 1.83},
-          "PQ": {"mean": 6.77, "std": 1.22}}
+CLIPS = {
+    "a10": (10.0, 16000, 1),
+    "b25": (25.3, 16000, 1),
+    "c12": (12.0, 44100, 2),
+    "d03": (3.0, 48000, 2),
+    "e05": (0.5, 8000, 1),
+    "f60": (60.0, 16000, 1),
+    "g07": (7.0, 22050, 1),
+}
+MODEL_CFG = {
+    "proj_num_layer": 1,
+    "proj_ln": False,
+    "proj_act_fn": "gelu",
+    "proj_dropout": 0,
+    "nth_layer": 13,
+    "use_weighted_layer_sum": True,
+    "precision": "32",
+    "normalize_embed": True,
+    "output_dim": 1,
+}
+TARGET = {
+    "CE": {"mean": 5.62, "std": 1.71},
+    "CU": {"mean": 6.08, "std": 1.49},
+    "PC": {"mean": 3.11, "std": 1.83},
+    "PQ": {"mean": 6.77, "std": 1.22},
+}
 
 
 def _signal(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
@@ -60,8 +80,12 @@ def make_fixture() -> None:
     (WORK / "clips").mkdir(parents=True, exist_ok=True)
     for cid, (sec, sr, ch) in CLIPS.items():
         n = int(sec * sr)
-        sf.write(WORK / "clips" / f"{cid}.wav", np.stack([_signal(rng, n, sr) for _ in range(ch)], axis=1), sr,
-                 subtype="FLOAT")
+        sf.write(
+            WORK / "clips" / f"{cid}.wav",
+            np.stack([_signal(rng, n, sr) for _ in range(ch)], axis=1),
+            sr,
+            subtype="FLOAT",
+        )
     w = np.stack([_signal(rng, 160000, 16000) for _ in range(2)])
     valid = np.ones((2, 160000), bool)
     valid[1, 71234:] = False
@@ -99,8 +123,9 @@ def oracle() -> None:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith(("layer_norm.weight", "layer_norm.bias", "conv_layers.0.2.weight",
-                              "conv_layers.0.2.bias")):
+            if name.endswith(
+                ("layer_norm.weight", "layer_norm.bias", "conv_layers.0.2.weight", "conv_layers.0.2.bias")
+            ):
                 p.add_(0.2 * torch.randn(p.shape, generator=g))
             elif name.startswith("layer_weights."):
                 p.copy_(torch.randn(p.shape, generator=g))
@@ -111,8 +136,15 @@ def oracle() -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     (WORK / "ckpt").mkdir(exist_ok=True)
     ckpt = WORK / "ckpt" / CKPT_NAME
-    torch.save({"state_dict": {"model." + k: v for k, v in state.items()}, "model_cfg": MODEL_CFG,
-                "target_transform": TARGET, "epoch": 11}, ckpt)
+    torch.save(
+        {
+            "state_dict": {"model." + k: v for k, v in state.items()},
+            "model_cfg": MODEL_CFG,
+            "target_transform": TARGET,
+            "epoch": 11,
+        },
+        ckpt,
+    )
     # raw windows through the package's network (the same file, loaded by AesPredictor below)
     torch.manual_seed(123)  # a different init, so only the file can make the tensors equal
     files = sorted((WORK / "clips").glob("*.wav"))
@@ -129,15 +161,20 @@ def oracle() -> None:
     with torch.inference_mode():
         z = predictor.model({"wav": wav[:, None], "mask": valid[:, None]})
         (_, layers), frame_pad = predictor.model.wavlm_model.extract_features(
-            source=wav, padding_mask=~valid, output_layer=13, ret_layer_results=True)
+            source=wav, padding_mask=~valid, output_layer=13, ret_layer_results=True
+        )
     out = {f"z_{a}": z[a].numpy() for a in AXES}
     out["hidden"] = torch.stack([h[0] for h in layers], dim=-1).transpose(0, 1).numpy()  # (B, T, C, 13)
     out["frame_padding"] = frame_pad.numpy()
     np.savez(raw / "raw_windows_out.npz", **out)
     from importlib.metadata import version
 
-    info = {"checks": checks, "scores": scores, "seconds": took,
-            "versions": {p: version(p) for p in ("audiobox_aesthetics", "torch", "torchaudio", "numpy")}}
+    info = {
+        "checks": checks,
+        "scores": scores,
+        "seconds": took,
+        "versions": {p: version(p) for p in ("audiobox_aesthetics", "torch", "torchaudio", "numpy")},
+    }
     (raw / "oracle.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: v for k, v in info.items() if k != "scores"}, indent=1))
 
@@ -159,9 +196,13 @@ def ours() -> None:
     raw = WORK / "oracle"
     info = json.loads((raw / "oracle.json").read_text())
     rows = Rows()
-    rows.exact("aesthetics", "weights", "reference loader (AesPredictor.setup_model) vs saved file",
-               len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
-               info["checks"]["n_tensors"])
+    rows.exact(
+        "aesthetics",
+        "weights",
+        "reference loader (AesPredictor.setup_model) vs saved file",
+        len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
+        info["checks"]["n_tensors"],
+    )
     ckpt = WORK / "ckpt" / CKPT_NAME
     b = AestheticsBackbone(batch_size=2).load(ckpt)
     file_state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
@@ -176,11 +217,21 @@ def ours() -> None:
         states, padding = b.model.wavlm_model(wav, valid)
         z = b.model(wav, valid)
     hidden = torch.stack(states, dim=-1).numpy()
-    rows.exact("aesthetics", "backbone", "frame padding mask (2, 499), window 2 valid to sample 71234",
-               int((padding.numpy() != ref["frame_padding"]).sum()), padding.numel())
+    rows.exact(
+        "aesthetics",
+        "backbone",
+        "frame padding mask (2, 499), window 2 valid to sample 71234",
+        int((padding.numpy() != ref["frame_padding"]).sum()),
+        padding.numel(),
+    )
     for layer in (0, 6, 12):
-        rows.tensor("aesthetics", "backbone", f"hidden state {layer} (2, 499, 768)", hidden[..., layer],
-                    ref["hidden"][..., layer])
+        rows.tensor(
+            "aesthetics",
+            "backbone",
+            f"hidden state {layer} (2, 499, 768)",
+            hidden[..., layer],
+            ref["hidden"][..., layer],
+        )
     for a in AXES:
         rows.tensor("aesthetics", "backbone", f"{a} z-score of the 2 raw windows", z[a].numpy(), ref[f"z_{a}"])
     for cid in sorted(CLIPS):
@@ -190,14 +241,17 @@ def ours() -> None:
         sec, rate, ch = CLIPS[cid]
         level = "pipeline" if rate == 16000 else "pipeline+resample"
         for a in AXES:
-            rows.scalar("aesthetics", level, f"{cid} ({sec:g} s, {rate} Hz, {ch} ch) {a}", float(out[a]),
-                        info["scores"][cid][a])
+            rows.scalar(
+                "aesthetics", level, f"{cid} ({sec:g} s, {rate} Hz, {ch} ch) {a}", float(out[a]), info["scores"][cid][a]
+            )
     rows.print()
     v = info["versions"]
-    intro = (f"audiobox-aesthetics parity (benchmarks/parity/aesthetics_parity.py): audiobox_aesthetics "
-             f"{v['audiobox_aesthetics']} `infer.py::main_predict` (torch {v['torch']}, torchaudio {v['torchaudio']} "
-             f"Python code, numpy {v['numpy']}); shared fixed-seed weights in `{CKPT_NAME}`. rel = max|ours-ref|/"
-             f"max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4.")
+    intro = (
+        f"audiobox-aesthetics parity (benchmarks/parity/aesthetics_parity.py): audiobox_aesthetics "
+        f"{v['audiobox_aesthetics']} `infer.py::main_predict` (torch {v['torch']}, torchaudio {v['torchaudio']} "
+        f"Python code, numpy {v['numpy']}); shared fixed-seed weights in `{CKPT_NAME}`. rel = max|ours-ref|/"
+        f"max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4."
+    )
     (WORK / "RESULTS.aesthetics.md").write_text(rows.markdown(intro))
     rows.save(WORK / "ours.json")
     print(f"wrote {WORK / 'RESULTS.aesthetics.md'}; {sum(r.ok for r in rows)}/{len(rows)} pass")

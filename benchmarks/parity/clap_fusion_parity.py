@@ -43,12 +43,27 @@ CKPT_NAME = "630k-audioset-fusion-best.pt"
 SAM_MIRROR = Path("/work/.mirror/Stability-AI+stable-audio-metrics/repo")
 SR = 48000
 # id -> (samples, channels) at 48 kHz
-CLIPS = {"a05": (24000, 2), "b03": (144000, 1), "c10": (480000, 1), "d10": (480240, 1), "e12": (600000, 1),
-         "f23": (1104000, 2), "g60": (2880000, 1)}
+CLIPS = {
+    "a05": (24000, 2),
+    "b03": (144000, 1),
+    "c10": (480000, 1),
+    "d10": (480240, 1),
+    "e12": (600000, 1),
+    "f23": (1104000, 2),
+    "g60": (2880000, 1),
+}
 CLIPS_44K = {"h07": (int(7.3 * 44100), 2), "i15": (int(15.2 * 44100), 2)}
-CAPTIONS = ["a dog barks twice in a small room", "rain falls on a metal roof", "a man speaks over an engine",
-            "birds chirp while wind blows", "a door creaks open and slams shut", "water runs from a tap",
-            "a crowd cheers and claps", "a car passes by on a wet road", "a bell rings in the distance"]
+CAPTIONS = [
+    "a dog barks twice in a small room",
+    "rain falls on a metal roof",
+    "a man speaks over an engine",
+    "birds chirp while wind blows",
+    "a door creaks open and slams shut",
+    "water runs from a tap",
+    "a crowd cheers and claps",
+    "a car passes by on a wet road",
+    "a bell rings in the distance",
+]
 VARIANTS = {"tv016": False, "tv028": True}  # Resize antialias: torchvision 0.16 (tensors) / >= 0.17 default
 
 
@@ -113,8 +128,16 @@ def oracle() -> None:
     calib = []
     for cid in ("b03", "e12", "f23", "g60"):
         x, _ = sf.read(str(WORK / "clips" / f"{cid}.wav"), dtype="float32", always_2d=True)
-        calib.append(get_audio_features({}, torch.from_numpy(x.mean(axis=1)), 480000, data_truncating="fusion",
-                                        data_filling="repeatpad", audio_cfg=m.model_cfg["audio_cfg"]))
+        calib.append(
+            get_audio_features(
+                {},
+                torch.from_numpy(x.mean(axis=1)),
+                480000,
+                data_truncating="fusion",
+                data_filling="repeatpad",
+                audio_cfg=m.model_cfg["audio_cfg"],
+            )
+        )
     calib = calib[1:] + calib[:1]  # a fused clip first: get_audio_embedding stacks the dicts' keys
     net = m.model
     calibrate_bn(net.audio_branch, lambda: net.get_audio_embedding(calib))
@@ -133,11 +156,13 @@ def oracle() -> None:
     sam_dir = WORK / "sam"
     (sam_dir / "load" / "clap_score").mkdir(parents=True, exist_ok=True)
     shutil.copy(WORK / "ckpt" / CKPT_NAME, sam_dir / "load" / "clap_score" / CKPT_NAME)
-    src = subprocess.run(["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/clap_score.py"], check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/clap_score.py"], check=True, capture_output=True, text=True
+    ).stdout
     (sam_dir / "clap_score.py").write_text(src)
-    sam_commit = subprocess.run(["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True,
-                                text=True).stdout.strip()
+    sam_commit = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     sys.path.insert(0, str(sam_dir))
     real_init = laion_clap.CLAP_Module.__init__
 
@@ -191,6 +216,7 @@ def oracle() -> None:
     real_resize_init = torchvision.transforms.Resize.__init__
     info = {"variants": {}, "stable_audio_metrics_commit": sam_commit}
     for variant, antialias in VARIANTS.items():
+
         def resize_init(self, size, *a, antialias=antialias, **k):
             real_resize_init(self, size, *a, antialias=antialias, **k)
 
@@ -202,8 +228,9 @@ def oracle() -> None:
             os.chdir(sam_dir)  # clap_score reads load/clap_score/<ckpt> relative to the working directory
             try:
                 t0 = time.time()
-                score = float(sam.clap_score(id2text, str(WORK / folder), audio_files_extension=".wav",
-                                             clap_model=CKPT_NAME))
+                score = float(
+                    sam.clap_score(id2text, str(WORK / folder), audio_files_extension=".wav", clap_model=CKPT_NAME)
+                )
                 took = time.time() - t0
             finally:
                 os.chdir(cwd)
@@ -218,19 +245,29 @@ def oracle() -> None:
             arrays["text_embedding"], arrays["input_ids"] = temb, ids
             np.savez(raw / f"{key}.npz", **arrays)
             info["variants"][key] = {
-                "score": score, "seconds": took, "ids": sorted(clips), "texts": texts,
-                "longer": [c["longer"] for c in rec["clips"]], "starts": [c["starts"] for c in rec["clips"]],
-                "seeds": [c["seed"] for c in rec["clips"]], "wave_sha": [c["wave_sha"] for c in rec["clips"]],
+                "score": score,
+                "seconds": took,
+                "ids": sorted(clips),
+                "texts": texts,
+                "longer": [c["longer"] for c in rec["clips"]],
+                "starts": [c["starts"] for c in rec["clips"]],
+                "seeds": [c["seed"] for c in rec["clips"]],
+                "wave_sha": [c["wave_sha"] for c in rec["clips"]],
             }
             print(f"[oracle] {key}: clap_score {score:.6f} ({took:.0f} s)", flush=True)
     import librosa
     import transformers
 
-    info["versions"] = {"laion_clap": laion_clap.__version__ if hasattr(laion_clap, "__version__") else
-                        _dist_version("laion_clap"), "torch": torch.__version__, "torchvision": torchvision.__version__,
-                        "numpy": np.__version__, "librosa": librosa.__version__,
-                        "transformers": transformers.__version__, "torchaudio": _dist_version("torchaudio"),
-                        "pyloudnorm": _dist_version("pyloudnorm")}
+    info["versions"] = {
+        "laion_clap": laion_clap.__version__ if hasattr(laion_clap, "__version__") else _dist_version("laion_clap"),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "librosa": librosa.__version__,
+        "transformers": transformers.__version__,
+        "torchaudio": _dist_version("torchaudio"),
+        "pyloudnorm": _dist_version("pyloudnorm"),
+    }
     info["tokenizer"] = tok["roberta"]["dir"]
     (raw / "oracle.json").write_text(json.dumps(info, indent=1))
 
@@ -264,8 +301,13 @@ def ours() -> None:
     caps = json.loads((WORK / "captions.json").read_text())
     rows = Rows()
     chk = info["checks"]
-    rows.exact("clap-fusion", "weights", "reference loader (stable-audio-metrics load_state_dict) vs saved file",
-               len(chk["tensors_differ"]) + len(chk["model_keys_not_in_ckpt"]), chk["tensors_equal"])
+    rows.exact(
+        "clap-fusion",
+        "weights",
+        "reference loader (stable-audio-metrics load_state_dict) vs saved file",
+        len(chk["tensors_differ"]) + len(chk["model_keys_not_in_ckpt"]),
+        chk["tensors_equal"],
+    )
     tokenizer = RobertaTokenizer.from_pretrained(info["tokenizer"])
     ckpt = WORK / "ckpt" / CKPT_NAME
     backbones = {}
@@ -275,11 +317,12 @@ def ours() -> None:
     mine = to_laion_clap_fusion_state_dict(backbones["tv016"].model)
     file_state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     legacy = "module.text_branch.embeddings.position_ids"  # stable-audio-metrics pops it; our loader checks it
-    file_state = {k[len("module."):]: v for k, v in file_state.items() if k != legacy}
+    file_state = {k[len("module.") :]: v for k, v in file_state.items() if k != legacy}
     n_bad = sum(1 for k in file_state if k not in mine or not torch.equal(mine[k], file_state[k]))
     n_bad += sum(1 for k in mine if k not in file_state)
-    rows.exact("clap-fusion", "weights", "our loader vs saved file (official keys, back-converted)", n_bad,
-               len(file_state))
+    rows.exact(
+        "clap-fusion", "weights", "our loader vs saved file (official keys, back-converted)", n_bad, len(file_state)
+    )
     for key, ref in info["variants"].items():
         variant, folder = key.split("__")
         b = backbones[variant]
@@ -296,37 +339,70 @@ def ours() -> None:
         for i, cid in enumerate(ref["ids"]):
             wave = b.fit_clip(waves[i])
             same_wave = hashlib.sha256(wave.tobytes()).hexdigest() == ref["wave_sha"][i]
-            rows.exact("clap-fusion", level, f"{tag} {folder}/{cid} model waveform (peak, int16) sha256",
-                       0 if same_wave else 1, 1)
+            rows.exact(
+                "clap-fusion",
+                level,
+                f"{tag} {folder}/{cid} model waveform (peak, int16) sha256",
+                0 if same_wave else 1,
+                1,
+            )
             starts = list(inputs[i].starts) if inputs[i].starts else []
             ok = inputs[i].longer == ref["longer"][i] and starts == ref["starts"][i]
-            rows.exact("clap-fusion", level, f"{tag} {folder}/{cid} longer={inputs[i].longer} chunk starts {starts}",
-                       0 if ok else 1, 1)
-            rows.tensor("clap-fusion", level, f"{tag} {folder}/{cid} mel_fusion (4, 1001, 64) dB",
-                        inputs[i].mel_fusion.numpy(), arr[f"{cid}__mel_fusion"])
-            rows.tensor("clap-fusion", level, f"{tag} {folder}/{cid} audio embedding (512)", emb[i],
-                        arr[f"{cid}__embedding"])
+            rows.exact(
+                "clap-fusion",
+                level,
+                f"{tag} {folder}/{cid} longer={inputs[i].longer} chunk starts {starts}",
+                0 if ok else 1,
+                1,
+            )
+            rows.tensor(
+                "clap-fusion",
+                level,
+                f"{tag} {folder}/{cid} mel_fusion (4, 1001, 64) dB",
+                inputs[i].mel_fusion.numpy(),
+                arr[f"{cid}__mel_fusion"],
+            )
+            rows.tensor(
+                "clap-fusion", level, f"{tag} {folder}/{cid} audio embedding (512)", emb[i], arr[f"{cid}__embedding"]
+            )
         texts = [caps[c] for c in ref["ids"]]
         ids = b.tokenize(texts)["input_ids"].numpy()
-        rows.exact("clap-fusion", "backbone", f"{tag} {folder} RoBERTa token ids", int((ids != arr["input_ids"]).sum()),
-                   ids.size)
+        rows.exact(
+            "clap-fusion",
+            "backbone",
+            f"{tag} {folder} RoBERTa token ids",
+            int((ids != arr["input_ids"]).sum()),
+            ids.size,
+        )
         temb = b.embed_text(texts)
-        rows.tensor("clap-fusion", "backbone", f"{tag} {folder} text embeddings ({len(texts)}, 512)", temb,
-                    arr["text_embedding"])
+        rows.tensor(
+            "clap-fusion",
+            "backbone",
+            f"{tag} {folder} text embeddings ({len(texts)}, 512)",
+            temb,
+            arr["text_embedding"],
+        )
         cos = (emb * temb).sum(1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(temb, axis=1))
         ref_cos = (arr["text_embedding"] * np.stack([arr[f"{c}__embedding"] for c in ref["ids"]])).sum(1)
         rows.tensor("clap-fusion", level, f"{tag} {folder} per-clip cosine ({len(texts)})", cos, ref_cos)
-        rows.scalar("clap-fusion", level, f"{tag} {folder} clap_score (stable-audio-metrics, {len(texts)} clips)",
-                    float(cos.mean()), ref["score"])
+        rows.scalar(
+            "clap-fusion",
+            level,
+            f"{tag} {folder} clap_score (stable-audio-metrics, {len(texts)} clips)",
+            float(cos.mean()),
+            ref["score"],
+        )
     rows.print()
     v = info["versions"]
-    intro = (f"LAION-CLAP fusion parity (benchmarks/parity/clap_fusion_parity.py): laion_clap {v['laion_clap']} "
-             f"(torch {v['torch']}, torchvision {v['torchvision']} Python code, torchaudio {v['torchaudio']} Python "
-             f"code, numpy {v['numpy']}, librosa {v['librosa']}, transformers {v['transformers']}), "
-             f"stable-audio-metrics {info['stable_audio_metrics_commit'][:7]} `src/clap_score.py::clap_score`; shared "
-             f"fixed-seed weights in `{CKPT_NAME}`. tv016 = Resize without antialiasing (torchvision 0.16, "
-             f"stable-audio-metrics' pin), tv028 = the installed torchvision's antialiased default. rel = "
-             f"max|ours-ref|/max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4.")
+    intro = (
+        f"LAION-CLAP fusion parity (benchmarks/parity/clap_fusion_parity.py): laion_clap {v['laion_clap']} "
+        f"(torch {v['torch']}, torchvision {v['torchvision']} Python code, torchaudio {v['torchaudio']} Python "
+        f"code, numpy {v['numpy']}, librosa {v['librosa']}, transformers {v['transformers']}), "
+        f"stable-audio-metrics {info['stable_audio_metrics_commit'][:7]} `src/clap_score.py::clap_score`; shared "
+        f"fixed-seed weights in `{CKPT_NAME}`. tv016 = Resize without antialiasing (torchvision 0.16, "
+        f"stable-audio-metrics' pin), tv028 = the installed torchvision's antialiased default. rel = "
+        f"max|ours-ref|/max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4."
+    )
     (WORK / "RESULTS.clap_fusion.md").write_text(rows.markdown(intro))
     rows.save(WORK / "ours.json")
     print(f"wrote {WORK / 'RESULTS.clap_fusion.md'}; {sum(r.ok for r in rows)}/{len(rows)} pass")
@@ -337,8 +413,9 @@ def ours() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--side", choices=["all", "oracle", "ours"], default="all")
-    ap.add_argument("--oracle-python",
-                    default=os.environ.get("CLAP_ORACLE_PYTHON", "/work/oracles/clap-venv/bin/python"))
+    ap.add_argument(
+        "--oracle-python", default=os.environ.get("CLAP_ORACLE_PYTHON", "/work/oracles/clap-venv/bin/python")
+    )
     args = ap.parse_args()
     if args.side == "oracle":
         return oracle()

@@ -39,16 +39,18 @@ def clip_params(i: int, variant: str, seed: int) -> dict:
     dur = DURATIONS[i % len(DURATIONS)] if variant != "ref" else DURATIONS[(i * 5 + 3) % len(DURATIONS)]
     comps = []
     for k in kinds:
-        comps.append({
-            "kind": str(k),
-            "f0": float(rng.uniform(80, 3000)),
-            "f1": float(rng.uniform(200, 7000)),
-            "amp": float(rng.uniform(0.05, 0.3)),
-            "rate": float(rng.uniform(0.5, 8.0)),
-            "onset": float(rng.uniform(0.0, 1.5)),
-            "noise_color": float(rng.uniform(0.0, 0.97)),
-            "noise_seed": int(rng.integers(0, 2**31 - 1)),
-        })
+        comps.append(
+            {
+                "kind": str(k),
+                "f0": float(rng.uniform(80, 3000)),
+                "f1": float(rng.uniform(200, 7000)),
+                "amp": float(rng.uniform(0.05, 0.3)),
+                "rate": float(rng.uniform(0.5, 8.0)),
+                "onset": float(rng.uniform(0.0, 1.5)),
+                "noise_color": float(rng.uniform(0.0, 0.97)),
+                "noise_seed": int(rng.integers(0, 2**31 - 1)),
+            }
+        )
     return {"duration": dur, "components": comps}
 
 
@@ -118,7 +120,9 @@ def main(argv=None) -> None:
                 caps[name] = caption(p)
             record.setdefault(variant, {})[name] = p
     (root / "captions.json").write_text(json.dumps(caps, indent=1))
-    (root / "fixture.json").write_text(json.dumps({"n": a.n, "seed": a.seed, "rates": RATES, "clips": record}, indent=1))
+    (root / "fixture.json").write_text(
+        json.dumps({"n": a.n, "seed": a.seed, "rates": RATES, "clips": record}, indent=1)
+    )
     print(f"wrote {a.n} clips x {len(RATES)} variants under {root}")
 
 

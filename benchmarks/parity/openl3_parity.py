@@ -113,8 +113,11 @@ def oracle() -> None:
     torch.manual_seed(321)
     ref_model = torchopenl3.core.load_audio_embedding_model("mel256", "env", 512)
     loaded = ref_model.state_dict()
-    checks = {"n_tensors": len(state), "keys_equal": sorted(loaded) == sorted(state),
-              "not_bit_exact": [k for k in state if not torch.equal(loaded[k], state[k])]}
+    checks = {
+        "n_tensors": len(state),
+        "keys_equal": sorted(loaded) == sorted(state),
+        "not_bit_exact": [k for k in state if not torch.equal(loaded[k], state[k])],
+    }
     # 3. raw windows
     with torch.no_grad():
         outs = ref_model(windows, keep_all_outputs=True)
@@ -122,23 +125,35 @@ def oracle() -> None:
     # 4. stable-audio-metrics' own code with `openl3` bound to torchopenl3
     sam_dir = WORK / "sam"
     sam_dir.mkdir(exist_ok=True)
-    src = subprocess.run(["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/openl3_fd.py"], check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/openl3_fd.py"], check=True, capture_output=True, text=True
+    ).stdout
     (sam_dir / "openl3_fd.py").write_text(src)
-    sam_commit = subprocess.run(["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True,
-                                text=True).stdout.strip()
+    sam_commit = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
     def get_audio_embedding(audio, sr, model=None, verbose=True, hop_size=0.1, batch_size=32, center=True):
-        emb, ts = torchopenl3.get_audio_embedding(audio, sr, model=model, hop_size=hop_size, batch_size=batch_size,
-                                                  center=center, verbose=verbose, sampler="resampy")
+        emb, ts = torchopenl3.get_audio_embedding(
+            audio,
+            sr,
+            model=model,
+            hop_size=hop_size,
+            batch_size=batch_size,
+            center=center,
+            verbose=verbose,
+            sampler="resampy",
+        )
         if isinstance(emb, list):
             return [e.cpu().numpy() for e in emb], ts
         return emb[0].cpu().numpy(), ts
 
     shim = types.ModuleType("openl3")
-    shim.models = types.SimpleNamespace(load_audio_embedding_model=lambda input_repr, content_type, embedding_size:
-                                        torchopenl3.core.load_audio_embedding_model(input_repr, content_type,
-                                                                                    embedding_size))
+    shim.models = types.SimpleNamespace(
+        load_audio_embedding_model=lambda input_repr, content_type, embedding_size: (
+            torchopenl3.core.load_audio_embedding_model(input_repr, content_type, embedding_size)
+        )
+    )
     shim.get_audio_embedding = get_audio_embedding
     sys.modules["openl3"] = shim
     sys.path.insert(0, str(sam_dir))
@@ -153,15 +168,31 @@ def oracle() -> None:
     cwd = os.getcwd()
     os.chdir(sam_dir)  # openl3_fd writes load/openl3_fd/*.npz relative to the working directory
     try:
-        fd = float(openl3_fd.openl3_fd(channels=2, samplingrate=44100, content_type="env", openl3_hop_size=0.5,
-                                       eval_path=str(WORK / "gen"), ref_path=str(WORK / "ref"), batching=4))
+        fd = float(
+            openl3_fd.openl3_fd(
+                channels=2,
+                samplingrate=44100,
+                content_type="env",
+                openl3_hop_size=0.5,
+                eval_path=str(WORK / "gen"),
+                ref_path=str(WORK / "ref"),
+                batching=4,
+            )
+        )
     finally:
         os.chdir(cwd)
     import resampy
 
-    info = {"checks": checks, "fd": fd, "stable_audio_metrics_commit": sam_commit,
-            "versions": {"torchopenl3": torchopenl3.__version__, "torch": torch.__version__,
-                         "resampy": resampy.__version__}}
+    info = {
+        "checks": checks,
+        "fd": fd,
+        "stable_audio_metrics_commit": sam_commit,
+        "versions": {
+            "torchopenl3": torchopenl3.__version__,
+            "torch": torch.__version__,
+            "resampy": resampy.__version__,
+        },
+    }
     (raw / "oracle.json").write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
 
@@ -183,16 +214,25 @@ def ours() -> None:
     raw = WORK / "oracle"
     info = json.loads((raw / "oracle.json").read_text())
     rows = Rows()
-    rows.exact("openl3", "weights", "reference loader (torchopenl3 load_state_dict_from_url) vs saved file",
-               len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
-               info["checks"]["n_tensors"])
+    rows.exact(
+        "openl3",
+        "weights",
+        "reference loader (torchopenl3 load_state_dict_from_url) vs saved file",
+        len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
+        info["checks"]["n_tensors"],
+    )
     ckpt = WORK / "ckpt" / CKPT_NAME
     bb = OpenL3Backbone().load(ckpt)
     file_state = torch.load(ckpt, map_location="cpu", weights_only=True)
     mine = bb.state_dict_official()
     n_bad = sum(1 for k in file_state if k not in mine or not torch.equal(mine[k], file_state[k]))
-    rows.exact("openl3", "weights", "our loader vs saved file (incl. stored mel matrix)",
-               n_bad + sum(1 for k in mine if k not in file_state), len(file_state))
+    rows.exact(
+        "openl3",
+        "weights",
+        "our loader vs saved file (incl. stored mel matrix)",
+        n_bad + sum(1 for k in mine if k not in file_state),
+        len(file_state),
+    )
     ref = dict(np.load(raw / "raw.npz"))
     windows = np.load(WORK / "raw_windows.npy")
     with torch.inference_mode():
@@ -208,17 +248,24 @@ def ours() -> None:
             frames = bb.embed([stable_audio_metrics_openl3_input(x, sr)])[0]["frames"]
             pooled[side].append(frames)
             sec, rate, ch = CLIPS[f.stem]
-            rows.tensor("openl3", "pipeline", f"stable-audio-metrics frames {side}/{f.stem} ({sec} s, {rate} Hz, "
-                        f"{'stereo' if ch == 2 else 'mono'})", frames, sam_ref[f"{side}__{f.stem}"])
+            rows.tensor(
+                "openl3",
+                "pipeline",
+                f"stable-audio-metrics frames {side}/{f.stem} ({sec} s, {rate} Hz, {'stereo' if ch == 2 else 'mono'})",
+                frames,
+                sam_ref[f"{side}__{f.stem}"],
+            )
     fd = frechet_distance(np.concatenate(pooled["gen"]), np.concatenate(pooled["ref"]))
     rows.scalar("openl3", "pipeline", "stable-audio-metrics openl3_fd (4 vs 4 clips, all frames)", fd, info["fd"])
     rows.print()
     v = info["versions"]
-    intro = (f"OpenL3 parity (benchmarks/parity/openl3_parity.py): torchopenl3 {v['torchopenl3']} (resampy "
-             f"{v['resampy']}, torch {v['torch']}) in place of TensorFlow openl3 0.4.2 (not installable here), "
-             f"driven by stable-audio-metrics {info['stable_audio_metrics_commit'][:7]} `src/openl3_fd.py` "
-             f"(channels 2, 44.1 kHz, env, hop 0.5 s, batch 4); shared fixed-seed weights in `{CKPT_NAME}`. "
-             "rel = max|ours-ref|/max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4.")
+    intro = (
+        f"OpenL3 parity (benchmarks/parity/openl3_parity.py): torchopenl3 {v['torchopenl3']} (resampy "
+        f"{v['resampy']}, torch {v['torch']}) in place of TensorFlow openl3 0.4.2 (not installable here), "
+        f"driven by stable-audio-metrics {info['stable_audio_metrics_commit'][:7]} `src/openl3_fd.py` "
+        f"(channels 2, 44.1 kHz, env, hop 0.5 s, batch 4); shared fixed-seed weights in `{CKPT_NAME}`. "
+        "rel = max|ours-ref|/max|ref| (tensors), |ours-ref|/|ref| (scalars); pass = rel <= 1e-4."
+    )
     (WORK / "RESULTS.openl3.md").write_text(rows.markdown(intro))
     rows.save(WORK / "ours.json")
     print(f"wrote {WORK / 'RESULTS.openl3.md'}; {sum(r.ok for r in rows)}/{len(rows)} pass")
@@ -229,8 +276,9 @@ def ours() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--side", choices=["all", "oracle", "ours"], default="all")
-    ap.add_argument("--oracle-python", default=os.environ.get("OPENL3_ORACLE_PYTHON",
-                                                              "/work/oracles/openl3-venv/bin/python"))
+    ap.add_argument(
+        "--oracle-python", default=os.environ.get("OPENL3_ORACLE_PYTHON", "/work/oracles/openl3-venv/bin/python")
+    )
     args = ap.parse_args()
     if args.side == "oracle":
         return oracle()

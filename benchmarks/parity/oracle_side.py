@@ -145,7 +145,7 @@ def check_loaded(model: torch.nn.Module, saved: dict, prefix_strip: str = "") ->
     sd = model.state_dict()
     n_ok, bad, missing = 0, [], []
     for k, v in saved.items():
-        kk = k[len(prefix_strip):] if prefix_strip and k.startswith(prefix_strip) else k
+        kk = k[len(prefix_strip) :] if prefix_strip and k.startswith(prefix_strip) else k
         if kk not in sd:
             missing.append(kk)
             continue
@@ -154,8 +154,12 @@ def check_loaded(model: torch.nn.Module, saved: dict, prefix_strip: str = "") ->
         else:
             n_ok += 1
     not_in_ckpt = [k for k in sd if (prefix_strip + k) not in saved and k not in saved]
-    res = {"tensors_equal": n_ok, "tensors_differ": bad, "ckpt_keys_not_in_model": missing,
-           "model_keys_not_in_ckpt": not_in_ckpt}
+    res = {
+        "tensors_equal": n_ok,
+        "tensors_differ": bad,
+        "ckpt_keys_not_in_model": missing,
+        "model_keys_not_in_ckpt": not_in_ckpt,
+    }
     if bad:
         raise RuntimeError(f"reference loader did not restore {len(bad)} tensors: {bad[:5]}")
     return res
@@ -202,8 +206,11 @@ def build_tokenizers(out: Path, texts: list[str]) -> dict:
     tmp = out / "_bpe"
     tmp.mkdir(exist_ok=True)
     bpe.save_model(str(tmp))
-    merges = [ln for ln in (tmp / "merges.txt").read_text(encoding="utf-8").splitlines()
-              if ln and not ln.startswith("#version")]
+    merges = [
+        ln
+        for ln in (tmp / "merges.txt").read_text(encoding="utf-8").splitlines()
+        if ln and not ln.startswith("#version")
+    ]
     base = [ch for _, ch in _bytes_to_unicode()]
     merged = []
     seen = set(base)
@@ -215,7 +222,9 @@ def build_tokenizers(out: Path, texts: list[str]) -> dict:
 
     def write_bpe(d: Path, vocab_list: list[str]):
         d.mkdir(parents=True, exist_ok=True)
-        (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab_list)}, ensure_ascii=False), encoding="utf-8")
+        (d / "vocab.json").write_text(
+            json.dumps({t: i for i, t in enumerate(vocab_list)}, ensure_ascii=False), encoding="utf-8"
+        )
         (d / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
     info = {}
@@ -235,7 +244,12 @@ def build_tokenizers(out: Path, texts: list[str]) -> dict:
     # BERT (uncased) WordPiece
     words = sorted({w for t in corpus for w in t.lower().replace(",", " , ").replace(".", " . ").split()})
     chars = sorted({c for t in corpus for c in t.lower() if not c.isspace()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars] + [w for w in words if w not in chars]
+    vocab = (
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        + chars
+        + ["##" + c for c in chars]
+        + [w for w in words if w not in chars]
+    )
     bdir = out / "bert"
     (bdir / "_src").mkdir(parents=True, exist_ok=True)
     (bdir / "_src" / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -251,16 +265,33 @@ def hf_config(name: str):
     from transformers import BartConfig, BertConfig, GPT2Config, RobertaConfig
 
     if name == "roberta-base":
-        return RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                             intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1,
-                             layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        return RobertaConfig(
+            vocab_size=50265,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
     if name == "bert-base-uncased":
         return BertConfig(vocab_size=30522)  # defaults = bert-base-uncased
     if name == "gpt2":
         return GPT2Config()  # defaults = gpt2 (124M)
     if name == "facebook/bart-base":
-        return BartConfig(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
-                          decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072)
+        return BartConfig(
+            d_model=768,
+            encoder_layers=6,
+            decoder_layers=6,
+            encoder_attention_heads=12,
+            decoder_attention_heads=12,
+            encoder_ffn_dim=3072,
+            decoder_ffn_dim=3072,
+        )
     raise KeyError(name)
 
 
@@ -293,8 +324,15 @@ def patch_hf(tok_info: dict):
         c = getattr(transformers, cname)
         c.from_pretrained = classmethod(model_from_pretrained)
     AutoModel.from_pretrained = classmethod(model_from_pretrained)
-    for cname in ["RobertaTokenizer", "BertTokenizer", "BartTokenizer", "GPT2Tokenizer",
-                  "RobertaTokenizerFast", "BertTokenizerFast", "GPT2TokenizerFast"]:
+    for cname in [
+        "RobertaTokenizer",
+        "BertTokenizer",
+        "BartTokenizer",
+        "GPT2Tokenizer",
+        "RobertaTokenizerFast",
+        "BertTokenizerFast",
+        "GPT2TokenizerFast",
+    ]:
         c = getattr(transformers, cname)
         if not hasattr(c, "_from_pretrained_local"):
             c._from_pretrained_local = c.from_pretrained
@@ -341,8 +379,10 @@ def make_vggish_weights(ckpt_dir: Path, seed: int) -> dict:
     torch.save(sd, p)
     g = torch.Generator().manual_seed(seed + 5)
     q, _ = torch.linalg.qr(torch.randn(128, 128, generator=g))
-    torch.save({"pca_eigen_vectors": q.numpy(), "pca_means": (0.1 * torch.randn(128, 1, generator=g)).numpy()},
-               ckpt_dir / "vggish_pca_params-970ea276.pth")
+    torch.save(
+        {"pca_eigen_vectors": q.numpy(), "pca_means": (0.1 * torch.randn(128, 1, generator=g)).numpy()},
+        ckpt_dir / "vggish_pca_params-970ea276.pth",
+    )
     return sd
 
 
@@ -357,7 +397,8 @@ def patch_audioldm_eval_librosa() -> None:
 
     aestft.pad_center = lambda data, size, **k: librosa.util.pad_center(data, size=size, **k)
     aestft.librosa_mel_fn = lambda sr, n_fft, n_mels, fmin, fmax, **k: librosa.filters.mel(
-        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, **k)
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, **k
+    )
 
 
 def audioldm_cwd_placeholder(work: Path) -> None:
@@ -406,8 +447,16 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
     try:
         with chdir(work):
             torch.manual_seed(seed)
-            m = panns_models.Cnn14(features_list=["2048", "logits"], sample_rate=16000, window_size=512,
-                                   hop_size=160, mel_bins=64, fmin=50, fmax=8000, classes_num=527)
+            m = panns_models.Cnn14(
+                features_list=["2048", "logits"],
+                sample_rate=16000,
+                window_size=512,
+                hop_size=160,
+                mel_bins=64,
+                fmin=50,
+                fmax=8000,
+                classes_num=527,
+            )
     finally:
         torch.load, panns_models.Cnn14.load_state_dict = real_load, real_lsd
     calib = [torch.from_numpy(sf.read(str(f), dtype="float32")[0])[None] for f in files_of(root / "gen")[:8]]
@@ -430,7 +479,9 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
 
     # 3. the reference evaluation, through its own entry point
     with chdir(work):
-        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"), backbone="cnn14")  # default MERT since 2024-09
+        helper = audioldm_eval.EvaluationHelper(
+            16000, torch.device("cpu"), backbone="cnn14"
+        )  # default MERT since 2024-09
     out.setdefault("checks", {})["cnn14_load"] = check_loaded(helper.mel_model, cnn_sd)
     vgg_model = helper.frechet.model
     # FrechetAudioDistance dropped the last ReLU: embeddings.4 is the last Linear, keys unchanged
@@ -478,20 +529,36 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
     if do_cnn14:
         out["cnn14"] = {
             "reference": "audioldm_eval 0.0.3 EvaluationHelper(16000).main(gen, ref); Cnn14 16 kHz, "
-                         "features '2048' (FD, KID) and 'logits' (IS, KL)",
-            "checkpoint": str(ck), "checkpoint_sha256": sha256(ck),
+            "features '2048' (FD, KID) and 'logits' (IS, KL)",
+            "checkpoint": str(ck),
+            "checkpoint_sha256": sha256(ck),
             "weights": f"random seed={seed}; BN running stats calibrated on gen clips 0-7, BN affine perturbed; "
-                       "fc_audioset scaled for logit std 3",
-            "n_gen": len(gen_d["file_path_"]), "n_ref": n_ref,
-            "metrics": {k: res[k] for k in ["frechet_distance", "inception_score_mean", "inception_score_std",
-                                            "kullback_leibler_divergence_softmax",
-                                            "kullback_leibler_divergence_sigmoid",
-                                            "kernel_inception_distance_mean", "kernel_inception_distance_std"]},
-            "raw": {t: {"embedding": f"raw/cnn14_{t}_embedding.npy", "logits": f"raw/cnn14_{t}_logits.npy",
-                        "inputs": f"raw/cnn14_{t}_inputs.npz", "names": f"raw/cnn14_{t}_names.json"}
-                    for t in ("gen", "ref")},
+            "fc_audioset scaled for logit std 3",
+            "n_gen": len(gen_d["file_path_"]),
+            "n_ref": n_ref,
+            "metrics": {
+                k: res[k]
+                for k in [
+                    "frechet_distance",
+                    "inception_score_mean",
+                    "inception_score_std",
+                    "kullback_leibler_divergence_softmax",
+                    "kullback_leibler_divergence_sigmoid",
+                    "kernel_inception_distance_mean",
+                    "kernel_inception_distance_std",
+                ]
+            },
+            "raw": {
+                t: {
+                    "embedding": f"raw/cnn14_{t}_embedding.npy",
+                    "logits": f"raw/cnn14_{t}_logits.npy",
+                    "inputs": f"raw/cnn14_{t}_inputs.npz",
+                    "names": f"raw/cnn14_{t}_names.json",
+                }
+                for t in ("gen", "ref")
+            },
             "loader": "torchaudio.load (stand-in: libsndfile float) -> first channel -> minus mean -> "
-                      "no resampling (16 kHz files) -> zero-pad to >= 32000 samples",
+            "no resampling (16 kHz files) -> zero-pad to >= 32000 samples",
         }
 
     if do_vggish:
@@ -514,15 +581,18 @@ def run_audioldm_eval(root: Path, ckpt_dir: Path, seed: int, out: dict, do_cnn14
         vgg_ck = ckpt_dir / "vggish-10086976.pth"
         out["vggish"] = {
             "reference": "audioldm_eval 0.0.3 FrechetAudioDistance(use_pca=False, use_activation=False)"
-                         ".score(gen, ref) inside EvaluationHelper.main; torchvggish "
-                         + ((TORCHVGGISH / "COMMIT").read_text().strip() if (TORCHVGGISH / "COMMIT").exists() else ""),
-            "checkpoint": str(vgg_ck), "checkpoint_sha256": sha256(vgg_ck),
+            ".score(gen, ref) inside EvaluationHelper.main; torchvggish "
+            + ((TORCHVGGISH / "COMMIT").read_text().strip() if (TORCHVGGISH / "COMMIT").exists() else ""),
+            "checkpoint": str(vgg_ck),
+            "checkpoint_sha256": sha256(vgg_ck),
             "weights": f"random seed={seed} (conv/linear x1.7, biases N(0, 0.02))",
             "metrics": {"frechet_audio_distance": res.get("frechet_audio_distance")},
             "n_frames_gen": int(sum(len(v) for v in fad_embs[0])) if fad_embs else None,
             "per_clip_frames_match_pooled": bool(pooled_ok),
-            "raw": {t: {"frames": f"raw/vggish_{t}_frames.npz", "examples": f"raw/vggish_{t}_examples.npz"}
-                    for t in ("gen", "ref")},
+            "raw": {
+                t: {"frames": f"raw/vggish_{t}_frames.npz", "examples": f"raw/vggish_{t}_examples.npz"}
+                for t in ("gen", "ref")
+            },
             "loader": "soundfile int16 / 32768, no mean removal, no resampling (16 kHz files)",
         }
 
@@ -538,8 +608,16 @@ def run_laion_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, 
     calib = []
     for f in files_of(root / "gen_48k")[:4]:
         x = torch.from_numpy(sf.read(str(f), dtype="float32")[0])
-        calib.append(get_audio_features({}, x, 480000, data_truncating="rand_trunc", data_filling="repeatpad",
-                                        audio_cfg=m.model_cfg["audio_cfg"]))
+        calib.append(
+            get_audio_features(
+                {},
+                x,
+                480000,
+                data_truncating="rand_trunc",
+                data_filling="repeatpad",
+                audio_cfg=m.model_cfg["audio_cfg"],
+            )
+        )
     calibrate_bn(m.model.audio_branch, lambda: m.model.get_audio_embedding(calib))
     perturb_norms(m.model, seed, stats=False)
     sd = {k: v.clone() for k, v in m.model.state_dict().items()}
@@ -568,14 +646,23 @@ def run_laion_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, 
     # the model input, exactly as get_audio_embedding_from_data prepares it (no crop: <= 10 s)
     inputs = []
     for x in waves:
-        d = get_audio_features({}, torch.from_numpy(int16_to_float32(float32_to_int16(x))).float(), 480000,
-                               data_truncating="rand_trunc", data_filling="repeatpad",
-                               audio_cfg=m.model_cfg["audio_cfg"])
+        d = get_audio_features(
+            {},
+            torch.from_numpy(int16_to_float32(float32_to_int16(x))).float(),
+            480000,
+            data_truncating="rand_trunc",
+            data_filling="repeatpad",
+            audio_cfg=m.model_cfg["audio_cfg"],
+        )
         assert not bool(d["longer"])
         inputs.append(d["waveform"].numpy())
     pre = {}
-    m.model.audio_branch.register_forward_hook(lambda mod, i, o: pre.__setitem__("audio", o["embedding"].detach().clone()))
-    m.model.text_branch.register_forward_hook(lambda mod, i, o: pre.__setitem__("text", o["pooler_output"].detach().clone()))
+    m.model.audio_branch.register_forward_hook(
+        lambda mod, i, o: pre.__setitem__("audio", o["embedding"].detach().clone())
+    )
+    m.model.text_branch.register_forward_hook(
+        lambda mod, i, o: pre.__setitem__("text", o["pooler_output"].detach().clone())
+    )
     t0 = time.time()
     with torch.no_grad():
         a = m.get_audio_embedding_from_data(waves, use_tensor=False)
@@ -594,38 +681,58 @@ def run_laion_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, 
     np.save(raw / "laion_inputs.npy", np.stack(inputs))
     out["laion_clap"] = {
         "reference": f"laion_clap 1.1.7 CLAP_Module(enable_fusion=False, amodel={amodel!r}, tmodel='roberta')"
-                     ".get_audio_embedding_from_data + get_text_embedding",
-        "checkpoint": str(ck), "checkpoint_sha256": sha256(ck), "amodel": amodel,
+        ".get_audio_embedding_from_data + get_text_embedding",
+        "checkpoint": str(ck),
+        "checkpoint_sha256": sha256(ck),
+        "amodel": amodel,
         "weights": f"random seed={seed}; audio BN stats calibrated on gen_48k clips 0-3; norm affines "
-                   "perturbed; RoBERTa = roberta-base config, random",
+        "perturbed; RoBERTa = roberta-base config, random",
         "tokenizer": tok["roberta"]["dir"],
-        "names": [f.name for f in files], "texts": texts,
+        "names": [f.name for f in files],
+        "texts": texts,
         "metrics": {"clap_score": float(cos.mean())},
         "per_clip_cosine": cos.tolist(),
-        "raw": {"audio_embedding": "raw/laion_audio_embedding.npy", "text_embedding": "raw/laion_text_embedding.npy",
-                "audio_branch_embedding": "raw/laion_audio_branch_embedding.npy",
-                "text_pooler": "raw/laion_text_pooler.npy", "input_ids": "raw/laion_input_ids.npy",
-                "attention_mask": "raw/laion_attention_mask.npy", "inputs": "raw/laion_inputs.npy"},
+        "raw": {
+            "audio_embedding": "raw/laion_audio_embedding.npy",
+            "text_embedding": "raw/laion_text_embedding.npy",
+            "audio_branch_embedding": "raw/laion_audio_branch_embedding.npy",
+            "text_pooler": "raw/laion_text_pooler.npy",
+            "input_ids": "raw/laion_input_ids.npy",
+            "attention_mask": "raw/laion_attention_mask.npy",
+            "inputs": "raw/laion_inputs.npy",
+        },
         "loader": "48 kHz files read as float32 (soundfile; librosa.load(sr=48000) gives the same samples "
-                  "for 48 kHz files) -> int16 round trip (x*32767 truncated, /32767) -> repeat-pad to 480000",
+        "for 48 kHz files) -> int16 round trip (x*32767 truncated, /32767) -> repeat-pad to 480000",
     }
 
 
 def run_ms_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, version: str):
     patch_hf(tok)
     import msclap  # noqa: F401
+
     W = sys.modules["msclap.CLAPWrapper"]
     from msclap.models.clap import CLAP
 
     msclap_first_crop(W)
-    cfg = W.CLAPWrapper.read_config_as_args(None, (Path(W.__file__).parent / f"configs/config_{version}.yml").read_text(),
-                                            is_config_str=True)
+    cfg = W.CLAPWrapper.read_config_as_args(
+        None, (Path(W.__file__).parent / f"configs/config_{version}.yml").read_text(), is_config_str=True
+    )
     torch.manual_seed(seed)
     t0 = time.time()
-    m = CLAP(audioenc_name=cfg.audioenc_name, sample_rate=cfg.sampling_rate, window_size=cfg.window_size,
-             hop_size=cfg.hop_size, mel_bins=cfg.mel_bins, fmin=cfg.fmin, fmax=cfg.fmax, classes_num=cfg.num_classes,
-             out_emb=cfg.out_emb, text_model=cfg.text_model, transformer_embed_dim=cfg.transformer_embed_dim,
-             d_proj=cfg.d_proj)
+    m = CLAP(
+        audioenc_name=cfg.audioenc_name,
+        sample_rate=cfg.sampling_rate,
+        window_size=cfg.window_size,
+        hop_size=cfg.hop_size,
+        mel_bins=cfg.mel_bins,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        classes_num=cfg.num_classes,
+        out_emb=cfg.out_emb,
+        text_model=cfg.text_model,
+        transformer_embed_dim=cfg.transformer_embed_dim,
+        d_proj=cfg.d_proj,
+    )
     calib = []
     for f in files_of(root / "gen_44k")[:4]:
         x = torch.from_numpy(sf.read(str(f), dtype="float32")[0])
@@ -651,7 +758,9 @@ def run_ms_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, ver
     texts = [caps[f.name] for f in files]
     assert not any("!" in t for t in texts)  # msclap/GPT-2: '!' is the pad id 0
     pre = {}
-    w.clap.audio_encoder.base.register_forward_hook(lambda mod, i, o: pre.__setitem__("audio", o["embedding"].detach().clone()))
+    w.clap.audio_encoder.base.register_forward_hook(
+        lambda mod, i, o: pre.__setitem__("audio", o["embedding"].detach().clone())
+    )
     t0 = time.time()
     with torch.no_grad():
         inputs = w.preprocess_audio([str(f) for f in files], resample=True)
@@ -671,22 +780,29 @@ def run_ms_clap(root: Path, ckpt_dir: Path, seed: int, out: dict, tok: dict, ver
         np.save(raw / f"{p}_{k}.npy", ptxt[k].numpy())
     out[f"ms_clap_{version}"] = {
         "reference": f"msclap 1.3.4 CLAP(version={version!r}).get_audio_embeddings(files) + get_text_embeddings",
-        "checkpoint": str(ck), "checkpoint_sha256": sha256(ck),
+        "checkpoint": str(ck),
+        "checkpoint_sha256": sha256(ck),
         "weights": f"random seed={seed}; audio BN stats calibrated on gen_44k clips 0-3; norm affines "
-                   f"perturbed; text encoder = {cfg.text_model} config, random",
+        f"perturbed; text encoder = {cfg.text_model} config, random",
         "tokenizer": tok["gpt2" if "gpt" in cfg.text_model else "bert"]["dir"],
         "audio": {"sample_rate": cfg.sampling_rate, "duration_s": cfg.duration, "encoder": cfg.audioenc_name},
-        "names": [f.name for f in files], "texts": texts,
+        "names": [f.name for f in files],
+        "texts": texts,
         "metrics": {"clap_score": float(cos.mean())},
         "per_clip_cosine": cos.tolist(),
-        "raw": {"audio_embedding": f"raw/{p}_audio_embedding.npy", "text_embedding": f"raw/{p}_text_embedding.npy",
-                "audio_base_embedding": f"raw/{p}_audio_base_embedding.npy", "inputs": f"raw/{p}_inputs.npy",
-                **{k: f"raw/{p}_{k}.npy" for k in w.token_keys}},
+        "raw": {
+            "audio_embedding": f"raw/{p}_audio_embedding.npy",
+            "text_embedding": f"raw/{p}_text_embedding.npy",
+            "audio_base_embedding": f"raw/{p}_audio_base_embedding.npy",
+            "inputs": f"raw/{p}_inputs.npy",
+            **{k: f"raw/{p}_{k}.npy" for k in w.token_keys},
+        },
         "loader": f"torchaudio.load (stand-in: libsndfile float) of 44.1 kHz files, no resampling; clips shorter "
-                  f"than {cfg.duration} s repeated and cut, longer ones cropped to the FIRST {cfg.duration} s "
-                  "(msclap crops at random.randrange: patched to 0)",
-        "text_preprocess": "gpt2: caption + ' <|endoftext|>', pad '!' (id 0) to 77" if "gpt" in cfg.text_model
-                           else "bert: [CLS] caption [SEP], pad to 100",
+        f"than {cfg.duration} s repeated and cut, longer ones cropped to the FIRST {cfg.duration} s "
+        "(msclap crops at random.randrange: patched to 0)",
+        "text_preprocess": "gpt2: caption + ' <|endoftext|>', pad '!' (id 0) to 77"
+        if "gpt" in cfg.text_model
+        else "bert: [CLS] caption [SEP], pad to 100",
     }
 
 

@@ -81,34 +81,92 @@ class Table:
         ours = np.asarray(ours, dtype=np.float64)
         ref = np.asarray(ref, dtype=np.float64)
         if ours.shape != ref.shape:
-            self.rows.append(dict(backbone=backbone, level=level, what=name, kind="tensor", ours=str(ours.shape),
-                                  ref=str(ref.shape), abs=float("nan"), rel=float("nan"), ok=False,
-                                  note=f"shape differs {note}".strip()))
+            self.rows.append(
+                dict(
+                    backbone=backbone,
+                    level=level,
+                    what=name,
+                    kind="tensor",
+                    ours=str(ours.shape),
+                    ref=str(ref.shape),
+                    abs=float("nan"),
+                    rel=float("nan"),
+                    ok=False,
+                    note=f"shape differs {note}".strip(),
+                )
+            )
             return
         d = float(np.max(np.abs(ours - ref))) if ours.size else 0.0
         scale = float(np.max(np.abs(ref))) if ref.size else 0.0
         rel = d / scale if scale > 0 else d
-        self.rows.append(dict(backbone=backbone, level=level, what=name, kind="tensor", ours=f"{ours.shape}",
-                              ref=f"max abs {scale:.4g}", abs=d, rel=rel, ok=rel <= RTOL, note=note))
+        self.rows.append(
+            dict(
+                backbone=backbone,
+                level=level,
+                what=name,
+                kind="tensor",
+                ours=f"{ours.shape}",
+                ref=f"max abs {scale:.4g}",
+                abs=d,
+                rel=rel,
+                ok=rel <= RTOL,
+                note=note,
+            )
+        )
 
     def equal(self, backbone: str, level: str, name: str, ours, ref, note: str = ""):
         ours, ref = np.asarray(ours), np.asarray(ref)
         same = ours.shape == ref.shape and bool(np.array_equal(ours, ref))
         n_diff = int((ours != ref).sum()) if ours.shape == ref.shape else -1
-        self.rows.append(dict(backbone=backbone, level=level, what=name, kind="exact", ours=str(ours.shape),
-                              ref=str(ref.shape), abs=float(n_diff), rel=0.0 if same else float("nan"), ok=same,
-                              note=note or ("identical" if same else f"{n_diff} entries differ")))
+        self.rows.append(
+            dict(
+                backbone=backbone,
+                level=level,
+                what=name,
+                kind="exact",
+                ours=str(ours.shape),
+                ref=str(ref.shape),
+                abs=float(n_diff),
+                rel=0.0 if same else float("nan"),
+                ok=same,
+                note=note or ("identical" if same else f"{n_diff} entries differ"),
+            )
+        )
 
     def metric(self, backbone: str, level: str, name: str, ours: float, ref: float, note: str = ""):
         d = abs(ours - ref)
         rel = d / abs(ref) if ref != 0 else d
         ok = d <= max(RTOL * abs(ref), ATOL)
-        self.rows.append(dict(backbone=backbone, level=level, what=name, kind="metric", ours=f"{ours:.8g}",
-                              ref=f"{ref:.8g}", abs=d, rel=rel, ok=ok, note=note))
+        self.rows.append(
+            dict(
+                backbone=backbone,
+                level=level,
+                what=name,
+                kind="metric",
+                ours=f"{ours:.8g}",
+                ref=f"{ref:.8g}",
+                abs=d,
+                rel=rel,
+                ok=ok,
+                note=note,
+            )
+        )
 
     def status(self, backbone: str, text: str):
-        self.rows.append(dict(backbone=backbone, level="-", what="status", kind="status", ours="", ref="",
-                              abs=float("nan"), rel=float("nan"), ok=None, note=text))
+        self.rows.append(
+            dict(
+                backbone=backbone,
+                level="-",
+                what="status",
+                kind="status",
+                ours="",
+                ref="",
+                abs=float("nan"),
+                rel=float("nan"),
+                ok=None,
+                note=text,
+            )
+        )
 
 
 def stack_by_names(npz, names):
@@ -136,8 +194,14 @@ def check_cnn14(root: Path, orc: dict, T: Table):
         res = b.embed([inp[n] for n in names])
         emb = np.stack([r["embedding"] for r in res])
         lg = np.stack([r["logits"] for r in res])
-        T.tensor("cnn14", "backbone", f"{tag} embedding (relu fc1, 2048)", emb, np.load(raw / f"cnn14_{tag}_embedding.npy"),
-                 "same input waveforms as the reference")
+        T.tensor(
+            "cnn14",
+            "backbone",
+            f"{tag} embedding (relu fc1, 2048)",
+            emb,
+            np.load(raw / f"cnn14_{tag}_embedding.npy"),
+            "same input waveforms as the reference",
+        )
         T.tensor("cnn14", "backbone", f"{tag} logits (527)", lg, np.load(raw / f"cnn14_{tag}_logits.npy"))
         feats[tag] = (names, emb, lg)
     refm = o["metrics"]
@@ -188,34 +252,62 @@ def check_vggish(root: Path, orc: dict, T: Table):
         files = sorted((root / tag).glob("*.wav"))
         waves = [read_wav(p) for p in files]  # int16/32768 exactly, as the reference's loader
         ex = np.concatenate([vmod.vggish_examples(w) for w in waves])
-        T.tensor("vggish", "backbone", f"{tag} log-mel examples (N,96,64)", ex.reshape(-1, 96, 64),
-                 np.concatenate([ref_ex[p.name] for p in files]).reshape(-1, 96, 64), "torchvggish waveform_to_examples")
+        T.tensor(
+            "vggish",
+            "backbone",
+            f"{tag} log-mel examples (N,96,64)",
+            ex.reshape(-1, 96, 64),
+            np.concatenate([ref_ex[p.name] for p in files]).reshape(-1, 96, 64),
+            "torchvggish waveform_to_examples",
+        )
         res = b.embed(waves)
         ours = np.concatenate([r["frames"] for r in res])
-        T.tensor("vggish", "backbone", f"{tag} frames (128, no last ReLU)", ours,
-                 np.concatenate([ref_frames[p.name] for p in files]))
+        T.tensor(
+            "vggish",
+            "backbone",
+            f"{tag} frames (128, no last ReLU)",
+            ours,
+            np.concatenate([ref_frames[p.name] for p in files]),
+        )
         frames[tag] = (ours, np.concatenate([ref_frames[p.name] for p in files]))
     f = F()
     ref_fad = o["metrics"]["frechet_audio_distance"]
-    T.metric("vggish", "metric", "frechet_audio_distance", f.frechet_distance(frames["gen"][1], frames["ref"][1]), ref_fad,
-             "our function on the reference's frames")
+    T.metric(
+        "vggish",
+        "metric",
+        "frechet_audio_distance",
+        f.frechet_distance(frames["gen"][1], frames["ref"][1]),
+        ref_fad,
+        "our function on the reference's frames",
+    )
     pipe = {}
     for tag in ("gen", "ref"):
         files = sorted((root / tag).glob("*.wav"))
         pipe[tag] = np.concatenate([r["frames"] for r in b.embed([suite_input(b, p, 16000) for p in files])])
     fad = f.frechet_distance(pipe["gen"], pipe["ref"])
-    T.metric("vggish", "pipeline", "frechet_audio_distance", fad, ref_fad, "derive_input(audioldm_eval path) -> VGGishBackbone -> functional")
+    T.metric(
+        "vggish",
+        "pipeline",
+        "frechet_audio_distance",
+        fad,
+        ref_fad,
+        "derive_input(audioldm_eval path) -> VGGishBackbone -> functional",
+    )
     return {"pipeline": {"frechet_audio_distance": fad}}
 
 
-def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, wav_dir: str, rate: int,
-                 pre_hook=None):
+def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, wav_dir: str, rate: int, pre_hook=None):
     o = orc[key]
     raw = root / "raw"
     files = [root / wav_dir / n for n in o["names"]]
     waves = [read_wav(p) for p in files]
-    T.tensor(key, "backbone", "prepared model input (waveforms)", np.stack([b.model_input(w, i) for i, w in enumerate(waves)]),
-             np.load(raw / f"{raw_prefix}_inputs.npy"))
+    T.tensor(
+        key,
+        "backbone",
+        "prepared model input (waveforms)",
+        np.stack([b.model_input(w, i) for i, w in enumerate(waves)]),
+        np.load(raw / f"{raw_prefix}_inputs.npy"),
+    )
     a = np.stack([r["embedding"] for r in b.embed(waves)])
     T.tensor(key, "backbone", "audio embedding", a, np.load(raw / f"{raw_prefix}_audio_embedding.npy"))
     toks = b.tokenize(o["texts"])
@@ -232,7 +324,14 @@ def _clap_common(key: str, root: Path, orc: dict, T: Table, b, raw_prefix: str, 
     T.metric(key, "metric", "clap_score", f.clap_score(rt, ra), ref_score, "our function on the reference's embeddings")
     pa = np.stack([r["embedding"] for r in b.embed([suite_input(b, p, rate) for p in files])])
     score = f.clap_score(t, pa)
-    T.metric(key, "pipeline", "clap_score", score, ref_score, f"derive_input({b.input_path.name}, {rate}) -> backbone -> functional")
+    T.metric(
+        key,
+        "pipeline",
+        "clap_score",
+        score,
+        ref_score,
+        f"derive_input({b.input_path.name}, {rate}) -> backbone -> functional",
+    )
     return {"pipeline": {"clap_score": score}}
 
 
@@ -263,8 +362,13 @@ def check_ms_clap(version: str):
     return run
 
 
-CHECKS = {"cnn14": check_cnn14, "vggish": check_vggish, "laion_clap": check_laion_clap,
-          "ms_clap_2023": check_ms_clap("2023"), "ms_clap_2022": check_ms_clap("2022")}
+CHECKS = {
+    "cnn14": check_cnn14,
+    "vggish": check_vggish,
+    "laion_clap": check_laion_clap,
+    "ms_clap_2023": check_ms_clap("2023"),
+    "ms_clap_2022": check_ms_clap("2022"),
+}
 
 
 # ----------------------------------------------------------------------------- report
@@ -297,11 +401,14 @@ def write_report(T: Table, orc: dict, path: Path, done: dict):
             lines.append(f"| {r['backbone']} | - | {r['note']} | | | | | |")
             continue
         if r["kind"] == "exact":
-            lines.append(f"| {r['backbone']} | {r['level']} | {r['what']} | {r['ours']} | {r['ref']} | "
-                         f"{r['note']} | | {ok} |")
+            lines.append(
+                f"| {r['backbone']} | {r['level']} | {r['what']} | {r['ours']} | {r['ref']} | {r['note']} | | {ok} |"
+            )
             continue
-        lines.append(f"| {r['backbone']} | {r['level']} | {r['what']} | {r['ours']} | {r['ref']} | "
-                     f"{fmt(r['abs'])} | {fmt(r['rel'])} | {ok} |")
+        lines.append(
+            f"| {r['backbone']} | {r['level']} | {r['what']} | {r['ours']} | {r['ref']} | "
+            f"{fmt(r['abs'])} | {fmt(r['rel'])} | {ok} |"
+        )
     lines.append("")
     env = orc.get("env", {})
     lines.append("Reference environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".")
@@ -379,8 +486,10 @@ def main(argv=None) -> None:
     w = max(len(r["what"]) for r in T.rows) if T.rows else 10
     for r in T.rows:
         ok = {True: "ok", False: "FAIL", None: ""}[r["ok"]]
-        print(f"{r['backbone']:13s} {r['level']:9s} {r['what']:{w}s} ours={r['ours']:>16s} ref={r['ref']:>18s} "
-              f"abs={fmt(r['abs']):>9s} rel={fmt(r['rel']):>9s} {ok} {r['note']}")
+        print(
+            f"{r['backbone']:13s} {r['level']:9s} {r['what']:{w}s} ours={r['ours']:>16s} ref={r['ref']:>18s} "
+            f"abs={fmt(r['abs']):>9s} rel={fmt(r['rel']):>9s} {ok} {r['note']}"
+        )
     print(f"wrote {a.report}")
 
 

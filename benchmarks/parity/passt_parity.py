@@ -135,11 +135,13 @@ def oracle() -> None:
     # 4. stable-audio-metrics' own code (src/passt_kld.py at the mirror's HEAD)
     sam_dir = WORK / "sam"
     sam_dir.mkdir(exist_ok=True)
-    src = subprocess.run(["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/passt_kld.py"], check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "show", "HEAD:src/passt_kld.py"], check=True, capture_output=True, text=True
+    ).stdout
     (sam_dir / "passt_kld.py").write_text(src)
-    sam_commit = subprocess.run(["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True,
-                                text=True).stdout.strip()
+    sam_commit = subprocess.run(
+        ["git", "-C", str(SAM_MIRROR), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     sys.path.insert(0, str(sam_dir))
     torch.Tensor.cuda = lambda self, *a, **k: self  # the reference assumes a GPU
     torch.nn.Module.cuda = lambda self, *a, **k: self
@@ -159,8 +161,11 @@ def oracle() -> None:
         kl = {}
         for suffix, ids in (("", sorted(CLIPS)), ("_44k", ["h07"])):
             with quiet:
-                kl[suffix or "32k"] = float(passt_kld.passt_kld(ids, str(WORK / f"gen{suffix}"),
-                                                                ref_path=str(WORK / f"ref{suffix}"), collect="mean"))
+                kl[suffix or "32k"] = float(
+                    passt_kld.passt_kld(
+                        ids, str(WORK / f"gen{suffix}"), ref_path=str(WORK / f"ref{suffix}"), collect="mean"
+                    )
+                )
     finally:
         os.chdir(cwd)
     # 5. av-benchmark's PaSST extraction, transcribed (AudioDataset.read_from_file + extract)
@@ -187,9 +192,17 @@ def oracle() -> None:
     import timm
     import torchaudio
 
-    info = {"checks": checks, "kl": kl, "stable_audio_metrics_commit": sam_commit,
-            "versions": {"hear21passt": getattr(hear21passt, "__version__", "?"), "timm": timm.__version__,
-                         "torchaudio": torchaudio.__version__, "torch": torch.__version__}}
+    info = {
+        "checks": checks,
+        "kl": kl,
+        "stable_audio_metrics_commit": sam_commit,
+        "versions": {
+            "hear21passt": getattr(hear21passt, "__version__", "?"),
+            "timm": timm.__version__,
+            "torchaudio": torchaudio.__version__,
+            "torch": torch.__version__,
+        },
+    }
     (raw / "oracle.json").write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
 
@@ -211,9 +224,13 @@ def ours() -> None:
     raw = WORK / "oracle"
     info = json.loads((raw / "oracle.json").read_text())
     rows = Rows()
-    rows.exact("passt", "weights", "reference loader (timm load_pretrained) vs saved file",
-               len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
-               info["checks"]["n_tensors"])
+    rows.exact(
+        "passt",
+        "weights",
+        "reference loader (timm load_pretrained) vs saved file",
+        len(info["checks"]["not_bit_exact"]) + (0 if info["checks"]["keys_equal"] else 1),
+        info["checks"]["n_tensors"],
+    )
     ckpt = WORK / "ckpt" / CKPT_NAME
     base = PasstBackbone().load(ckpt)
     file_state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -248,14 +265,29 @@ def ours() -> None:
         rows.tensor("passt", level, f"stable-audio-metrics probabilities {key}", p, sam_ref[key.replace("/", "__")])
 
     def kl(ids, suffix):  # F.kl_div((ref_p + 1e-6).log(), eval_p, reduction="sum"), mean over ids
-        vals = [np.sum(probs[f"gen{suffix}/{i}"] * (np.log(probs[f"gen{suffix}/{i}"])
-                                                    - np.log(probs[f"ref{suffix}/{i}"] + 1e-6))) for i in ids]
+        vals = [
+            np.sum(
+                probs[f"gen{suffix}/{i}"]
+                * (np.log(probs[f"gen{suffix}/{i}"]) - np.log(probs[f"ref{suffix}/{i}"] + 1e-6))
+            )
+            for i in ids
+        ]
         return float(np.mean(vals))
 
-    rows.scalar("passt", "pipeline", "stable-audio-metrics passt_kld (6 pairs, 32 kHz)", kl(sorted(CLIPS), ""),
-                info["kl"]["32k"])
-    rows.scalar("passt", "pipeline+resample", "stable-audio-metrics passt_kld (1 pair, 44.1 kHz stereo)",
-                kl(["h07"], "_44k"), info["kl"]["_44k"])
+    rows.scalar(
+        "passt",
+        "pipeline",
+        "stable-audio-metrics passt_kld (6 pairs, 32 kHz)",
+        kl(sorted(CLIPS), ""),
+        info["kl"]["32k"],
+    )
+    rows.scalar(
+        "passt",
+        "pipeline+resample",
+        "stable-audio-metrics passt_kld (1 pair, 44.1 kHz stereo)",
+        kl(["h07"], "_44k"),
+        info["kl"]["_44k"],
+    )
     # av-benchmark
     avb_ref = dict(np.load(raw / "avb.npz"))
     avb = PasstAvBenchmark(batch_size=2, audio_length=AV_AUDIO_LENGTH)
@@ -266,17 +298,25 @@ def ours() -> None:
             x = derive_input(data, sr, SR, avb.input_path)  # mono mean, DC removal (no resampling at 32 kHz)
             out = avb.embed([x])[0]
             key = f"{folder}__{f.stem}"
-            rows.tensor("passt", "pipeline", f"av-benchmark logits {folder}/{f.stem}", out["logits"],
-                        avb_ref[f"{key}__logits"])
-            rows.tensor("passt", "pipeline", f"av-benchmark embedding {folder}/{f.stem}", out["embedding"],
-                        avb_ref[f"{key}__embedding"])
+            rows.tensor(
+                "passt", "pipeline", f"av-benchmark logits {folder}/{f.stem}", out["logits"], avb_ref[f"{key}__logits"]
+            )
+            rows.tensor(
+                "passt",
+                "pipeline",
+                f"av-benchmark embedding {folder}/{f.stem}",
+                out["embedding"],
+                avb_ref[f"{key}__embedding"],
+            )
     rows.print()
     v = info["versions"]
-    intro = (f"PaSST parity (benchmarks/parity/passt_parity.py): hear21passt {v['hear21passt']} (timm {v['timm']}, "
-             f"torchaudio {v['torchaudio']} python code, torch {v['torch']}), stable-audio-metrics "
-             f"{info['stable_audio_metrics_commit'][:7]} `src/passt_kld.py`, av-benchmark's extraction transcribed; "
-             f"shared fixed-seed weights in `{CKPT_NAME}`. rel = max|ours-ref|/max|ref| (tensors), "
-             f"|ours-ref|/|ref| (scalars); pass = rel <= 1e-4.")
+    intro = (
+        f"PaSST parity (benchmarks/parity/passt_parity.py): hear21passt {v['hear21passt']} (timm {v['timm']}, "
+        f"torchaudio {v['torchaudio']} python code, torch {v['torch']}), stable-audio-metrics "
+        f"{info['stable_audio_metrics_commit'][:7]} `src/passt_kld.py`, av-benchmark's extraction transcribed; "
+        f"shared fixed-seed weights in `{CKPT_NAME}`. rel = max|ours-ref|/max|ref| (tensors), "
+        f"|ours-ref|/|ref| (scalars); pass = rel <= 1e-4."
+    )
     (WORK / "RESULTS.passt.md").write_text(rows.markdown(intro))
     rows.save(WORK / "ours.json")
     print(f"wrote {WORK / 'RESULTS.passt.md'}; {sum(r.ok for r in rows)}/{len(rows)} pass")
@@ -287,8 +327,9 @@ def ours() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--side", choices=["all", "oracle", "ours"], default="all")
-    ap.add_argument("--oracle-python", default=os.environ.get("PASST_ORACLE_PYTHON",
-                                                              "/work/oracles/passt-venv/bin/python"))
+    ap.add_argument(
+        "--oracle-python", default=os.environ.get("PASST_ORACLE_PYTHON", "/work/oracles/passt-venv/bin/python")
+    )
     args = ap.parse_args()
     if args.side == "oracle":
         return oracle()

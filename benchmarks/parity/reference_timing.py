@@ -116,7 +116,9 @@ def main(argv=None) -> None:
     audioldm_cwd_placeholder(work)
     audioldm_cwd_link(work, ckpt / "Cnn14_16k_mAP=0.438.pth")
     with stage("audioldm_eval: build Cnn14 + VGGish, load checkpoints"), chdir(work):
-        helper = audioldm_eval.EvaluationHelper(16000, torch.device("cpu"), backbone="cnn14")  # default MERT since 2024-09
+        helper = audioldm_eval.EvaluationHelper(
+            16000, torch.device("cpu"), backbone="cnn14"
+        )  # default MERT since 2024-09
     helper.calculate_lsd = lambda *x, **k: {}  # not in our metric set (ssr_eval does not build)
     helper.calculate_psnr_ssim = lambda *x, **k: {}
     helper.get_featuresdict = timed("audioldm_eval: Cnn14 decode+resample+forward (gen+ref)", helper.get_featuresdict)
@@ -126,9 +128,16 @@ def main(argv=None) -> None:
         res = helper.main(str(gen), str(ref))
     total_main = time.perf_counter() - t0
     STAGES["audioldm_eval: metric math (FD, IS, KL, KID) + bookkeeping"] = total_main - sum(
-        v for k, v in STAGES.items() if k.startswith("audioldm_eval: Cnn14") or k.startswith("audioldm_eval: VGGish"))
-    for k in ("frechet_distance", "inception_score_mean", "kullback_leibler_divergence_softmax",
-              "kullback_leibler_divergence_sigmoid", "frechet_audio_distance", "kernel_inception_distance_mean"):
+        v for k, v in STAGES.items() if k.startswith("audioldm_eval: Cnn14") or k.startswith("audioldm_eval: VGGish")
+    )
+    for k in (
+        "frechet_distance",
+        "inception_score_mean",
+        "kullback_leibler_divergence_softmax",
+        "kullback_leibler_divergence_sigmoid",
+        "frechet_audio_distance",
+        "kernel_inception_distance_mean",
+    ):
         metrics[k] = float(res[k])
     del helper
 
@@ -143,8 +152,10 @@ def main(argv=None) -> None:
     with stage("laion_clap: librosa.load(sr=48000)"):
         waves = [librosa.load(str(f), sr=48000)[0] for f in gen_files]
     with stage("laion_clap: audio forward"), torch.no_grad():
-        emb = [m.get_audio_embedding_from_data(waves[i : i + a.laion_batch], use_tensor=False)
-               for i in range(0, len(waves), a.laion_batch)]
+        emb = [
+            m.get_audio_embedding_from_data(waves[i : i + a.laion_batch], use_tensor=False)
+            for i in range(0, len(waves), a.laion_batch)
+        ]
         audio = np.concatenate(emb)
     with stage("laion_clap: text forward"), torch.no_grad():
         text = m.get_text_embedding(texts, use_tensor=False)

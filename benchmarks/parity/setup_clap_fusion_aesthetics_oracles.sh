@@ -21,7 +21,7 @@ set -euo pipefail
 
 ORACLES="${ORACLES:-/work/oracles}"
 PY="${PYTHON:-python3.11}"
-log() { printf '[setup_clap_fusion_aesthetics_oracles] %s\n' "$*"; }
+log() { printf '[setup_clap_fusion_aesthetics_oracles] %s\n' "$*" >&2; }
 mkdir -p "$ORACLES"
 
 venv() {  # name -> path of its python, created if needed

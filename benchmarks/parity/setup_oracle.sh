@@ -20,7 +20,7 @@ PY="${PYTHON:-python3.11}"
 STANDINS="$ROOT/benchmarks/parity/standins"
 WORK="$ROOT/benchmarks/.work"
 
-log() { printf '[setup_oracle] %s\n' "$*"; }
+log() { printf '[setup_oracle] %s\n' "$*" >&2; }
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv $VENV with $PY"

@@ -20,7 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ORACLES="${ORACLES:-/work/oracles}"
 PY="${PYTHON:-python3.11}"
 COMMON=("torch==2.13.0" numpy scipy librosa soundfile soxr pyloudnorm tqdm)
-log() { printf '[setup_passt_openl3_oracles] %s\n' "$*"; }
+log() { printf '[setup_passt_openl3_oracles] %s\n' "$*" >&2; }
 mkdir -p "$ORACLES"
 
 venv() {  # name -> path of its python, created if needed

@@ -54,14 +54,29 @@ class GriffinLimVocoder(nn.Module):
 
     def _stft(self, wav: torch.Tensor, frames: int) -> torch.Tensor:
         m = self.mel_cfg
-        spec = torch.stft(wav, m.n_fft, hop_length=m.hop_length, win_length=m.win_length, window=self.window,
-                          center=True, pad_mode="reflect", return_complex=True)
+        spec = torch.stft(
+            wav,
+            m.n_fft,
+            hop_length=m.hop_length,
+            win_length=m.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
         return spec[..., :frames]
 
     def _istft(self, spec: torch.Tensor, frames: int) -> torch.Tensor:
         m = self.mel_cfg
-        return torch.istft(spec, m.n_fft, hop_length=m.hop_length, win_length=m.win_length, window=self.window,
-                           center=True, length=frames * m.hop_length)
+        return torch.istft(
+            spec,
+            m.n_fft,
+            hop_length=m.hop_length,
+            win_length=m.win_length,
+            window=self.window,
+            center=True,
+            length=frames * m.hop_length,
+        )
 
     def linear_magnitude(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Non-negative least-squares magnitude spectrogram (B, n_fft // 2 + 1, T) of a log-mel."""

@@ -110,7 +110,8 @@ class HiFiGANGenerator(nn.Module):
             self.upsamplers.append(nn.ConvTranspose1d(c_in, c_out, kernel, rate, padding=(kernel - rate) // 2))
             self.stacks.append(
                 nn.ModuleList(
-                    ResidualStack(c_out, k, tuple(d)) for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
+                    ResidualStack(c_out, k, tuple(d))
+                    for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
                 )
             )
         self.conv_post = nn.Conv1d(ch // 2 ** len(cfg.upsample_rates), 1, 7, 1, padding=3)
@@ -162,7 +163,9 @@ def official_to_ours(state: dict[str, torch.Tensor], cfg: HiFiGANConfig) -> dict
     return out
 
 
-def load_hifigan(ckpt_path: str | Path, config_path: str | Path | None = None, cfg: HiFiGANConfig | None = None) -> HiFiGANGenerator:
+def load_hifigan(
+    ckpt_path: str | Path, config_path: str | Path | None = None, cfg: HiFiGANConfig | None = None
+) -> HiFiGANGenerator:
     """Build the generator from the official json (or `cfg`) and load `ckpt["generator"]`."""
     if cfg is None:
         cfg = HiFiGANConfig.from_json(config_path) if config_path is not None else HiFiGANConfig()

@@ -50,9 +50,9 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) Slaney mel filters (librosa's defaults, as the official code)."""
     import librosa
 
-    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax).astype(
-        np.float32
-    )
+    return librosa.filters.mel(
+        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
+    ).astype(np.float32)
 
 
 class MelSpectrogram(nn.Module):
@@ -95,7 +95,9 @@ def fit_frames(mel: torch.Tensor, frames: int) -> torch.Tensor:
     return mel[..., :frames]
 
 
-def prepare_waveform(wav: np.ndarray, sample_rate: int, cfg: MelConfig = MelConfig(), *, peak: float = 0.5) -> np.ndarray:
+def prepare_waveform(
+    wav: np.ndarray, sample_rate: int, cfg: MelConfig = MelConfig(), *, peak: float = 0.5
+) -> np.ndarray:
     """Mono float32 clip at `cfg.sample_rate`, mean removed, peak-normalised, padded/cut to the clip length."""
     x = np.asarray(wav, dtype=np.float32)
     if x.ndim == 2:

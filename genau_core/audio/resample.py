@@ -16,7 +16,7 @@ Algorithm (torchaudio `functional/functional.py`, `_get_sinc_resample_kernel` an
 filters run as one conv1d of stride o over the input zero-padded by `width` on the left and
 `width + o` on the right; the output is cut to `ceil(n * length / o)` samples, that length
 being computed in float32 as torchaudio does. Tested bit for bit against a transcription of
-those two functions (tests/test_resamplers.py).
+those two functions (tests/genau_core/audio/test_resamplers.py).
 """
 
 from __future__ import annotations
@@ -85,13 +85,29 @@ def sinc_kernel(
 
 
 @lru_cache(maxsize=32)
-def _cached_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: int, rolloff: float, method: str,
-                   beta: float | None, kernel_dtype: torch.dtype | None) -> tuple[torch.Tensor, int]:
-    return sinc_kernel(orig_freq, new_freq, lowpass_filter_width=lowpass_filter_width, rolloff=rolloff,
-                       method=method, beta=beta, kernel_dtype=kernel_dtype)
+def _cached_kernel(
+    orig_freq: int,
+    new_freq: int,
+    lowpass_filter_width: int,
+    rolloff: float,
+    method: str,
+    beta: float | None,
+    kernel_dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, int]:
+    return sinc_kernel(
+        orig_freq,
+        new_freq,
+        lowpass_filter_width=lowpass_filter_width,
+        rolloff=rolloff,
+        method=method,
+        beta=beta,
+        kernel_dtype=kernel_dtype,
+    )
 
 
-def apply_sinc_kernel(waveform: torch.Tensor, orig_freq: int, new_freq: int, kernel: torch.Tensor, width: int) -> torch.Tensor:
+def apply_sinc_kernel(
+    waveform: torch.Tensor, orig_freq: int, new_freq: int, kernel: torch.Tensor, width: int
+) -> torch.Tensor:
     """Resample `waveform` (..., time) with a kernel from `sinc_kernel` (torchaudio's strided conv1d)."""
     if not waveform.is_floating_point():
         raise TypeError(f"sinc resampling needs a floating point waveform, got {waveform.dtype}")
@@ -120,13 +136,22 @@ def sinc_resample(
     """torchaudio's resample of `waveform` (..., time); see `sinc_kernel` for `kernel_dtype`."""
     if orig_freq == new_freq:
         return waveform
-    kernel, width = _cached_kernel(int(orig_freq), int(new_freq), int(lowpass_filter_width), float(rolloff), method,
-                                   None if beta is None else float(beta), kernel_dtype)
+    kernel, width = _cached_kernel(
+        int(orig_freq),
+        int(new_freq),
+        int(lowpass_filter_width),
+        float(rolloff),
+        method,
+        None if beta is None else float(beta),
+        kernel_dtype,
+    )
     with torch.no_grad():
         return apply_sinc_kernel(waveform, orig_freq, new_freq, kernel, width)
 
 
-def sinc_resample_numpy(x: np.ndarray, orig_freq: int, new_freq: int, *, kernel_dtype: torch.dtype | None = torch.float32) -> np.ndarray:
+def sinc_resample_numpy(
+    x: np.ndarray, orig_freq: int, new_freq: int, *, kernel_dtype: torch.dtype | None = torch.float32
+) -> np.ndarray:
     """float32 numpy in, float32 numpy out (torchaudio's default Hann sinc)."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return sinc_resample(t, orig_freq, new_freq, kernel_dtype=kernel_dtype).numpy()

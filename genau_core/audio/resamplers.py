@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def _soxr(quality: str):
     def run(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         import soxr

@@ -1,9 +1,9 @@
 """AutoCap behind the `genau_core.captioning.Captioner` interface, plus file captioning.
 
-    from genau_core.autocap import load_captioner
-    cap = load_captioner("autocap-tiny")
-    cap.caption([waveform_32k], [{"title": "..."}])          # -> ["a steady pure sine tone ..."]
-    cap.caption_files(["a.wav", "b.flac"], on_error="skip")  # -> [FileCaption(...), ...]
+from genau_core.autocap import load_captioner
+cap = load_captioner("autocap-tiny")
+cap.caption([waveform_32k], [{"title": "..."}])          # -> ["a steady pure sine tone ..."]
+cap.caption_files(["a.wav", "b.flac"], on_error="skip")  # -> [FileCaption(...), ...]
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class AutoCapCaptioner(Captioner):
     sample_rate: ClassVar[int] = 32000
     max_duration_s: ClassVar[float] = 10.0
 
-    def __init__(self, model: AutoCapModel, *, model_name: str | None = None, num_beams: int | None = None, progress: bool = True):
+    def __init__(
+        self, model: AutoCapModel, *, model_name: str | None = None, num_beams: int | None = None, progress: bool = True
+    ):
         self.model = model.train(False)
         if model_name is not None:
             self.name = model_name  # instance value: which AutoCap (autocap / autocap-tiny / folder)

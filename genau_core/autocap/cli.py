@@ -78,7 +78,9 @@ def read_metadata_file(path: str | Path) -> dict[str, dict[str, str]]:
     for key, value in entries.items():
         unknown = [k for k in value if k not in META_FIELDS and value[k] not in (None, "")]
         if unknown and path.suffix.lower() != ".csv":
-            raise SystemExit(f"autocap: {path}: entry {key!r} has unknown fields {unknown}; known: {', '.join(META_FIELDS)}")
+            raise SystemExit(
+                f"autocap: {path}: entry {key!r} has unknown fields {unknown}; known: {', '.join(META_FIELDS)}"
+            )
         out[key] = {k: "" if value.get(k) is None else str(value[k]) for k in META_FIELDS if k in value}
     return out
 
@@ -95,7 +97,9 @@ def match_metadata(files: Sequence[Path], table: dict[str, dict[str, str]], sour
             out.append({})
     unused = [k for k in table if k not in used]
     if unused:
-        print(f"autocap: {source}: {len(unused)} metadata entries match no input file, e.g. {unused[:3]}", file=sys.stderr)
+        print(
+            f"autocap: {source}: {len(unused)} metadata entries match no input file, e.g. {unused[:3]}", file=sys.stderr
+        )
     return out
 
 
@@ -105,9 +109,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
     files = collect_audio(args.inputs)
     meta = match_metadata(files, read_metadata_file(args.meta), args.meta) if args.meta else None
-    cap = load_captioner(args.model, checkpoint=args.checkpoint, device=args.device, num_beams=args.beams, allow_pickle=args.allow_pickle)
+    cap = load_captioner(
+        args.model, checkpoint=args.checkpoint, device=args.device, num_beams=args.beams, allow_pickle=args.allow_pickle
+    )
     try:
-        results = cap.caption_files(files, meta, batch_size=args.batch_size, on_error="skip" if args.skip_bad else "raise")
+        results = cap.caption_files(
+            files, meta, batch_size=args.batch_size, on_error="skip" if args.skip_bad else "raise"
+        )
     except AudioError as e:
         raise SystemExit(f"autocap: {e} (use --skip-bad to caption the other files and record the error)") from None
     out = Path(args.output)
@@ -133,7 +141,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bad = [f for f in families if f not in FAMILIES]
     if bad:
         raise SystemExit(f"autocap: unknown metrics {bad}; choose from {', '.join(FAMILIES)}")
-    cap = load_captioner(args.model, checkpoint=args.checkpoint, device=args.device, num_beams=args.beams, allow_pickle=args.allow_pickle)
+    cap = load_captioner(
+        args.model, checkpoint=args.checkpoint, device=args.device, num_beams=args.beams, allow_pickle=args.allow_pickle
+    )
     try:
         res = evaluate(
             cap, args.split, split_csv=args.split_csv, ref_dir=args.ref_dir, batch_size=args.batch_size,
@@ -144,7 +154,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise SystemExit(f"autocap: {e}{kept}") from None
     print(table1([res]))
     if res.missing:
-        print(f"\n{len(res.missing)} clips missing, e.g. " + "; ".join(f"{k}: {v}" for k, v in list(res.missing.items())[:5]))
+        print(
+            f"\n{len(res.missing)} clips missing, e.g. "
+            + "; ".join(f"{k}: {v}" for k, v in list(res.missing.items())[:5])
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(res.as_dict(), indent=2) + "\n")
     return 0
@@ -169,12 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def model_args(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--model", default="autocap-tiny", help="autocap (release files), autocap-tiny (shipped) or a trained folder")
-        q.add_argument("--checkpoint", default=None, help="autocap: folder of release files; autocap-tiny: another trained folder")
+        q.add_argument(
+            "--model",
+            default="autocap-tiny",
+            help="autocap (release files), autocap-tiny (shipped) or a trained folder",
+        )
+        q.add_argument(
+            "--checkpoint", default=None, help="autocap: folder of release files; autocap-tiny: another trained folder"
+        )
         q.add_argument("--beams", type=int, default=None, help="beam size (default: the model's, 2)")
         q.add_argument("--batch-size", type=int, default=8)
         q.add_argument("--device", default="cpu")
-        q.add_argument("--allow-pickle", action="store_true", help="load a trusted .ckpt that pickles non-tensor objects")
+        q.add_argument(
+            "--allow-pickle", action="store_true", help="load a trusted .ckpt that pickles non-tensor objects"
+        )
 
     c = sub.add_parser("caption", help="caption audio files / folders into a CSV")
     c.add_argument("inputs", nargs="+", help="audio files and/or folders")

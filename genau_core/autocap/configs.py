@@ -206,7 +206,8 @@ class AutoCapConfig:
             raise ValueError(f"AutoCap {self.name}: unknown metadata fields {unknown}; known: {sorted(known)}")
         if self.audio_tokens == "qformer" and self.audio_position_rows < self.htsat_tokens:
             raise ValueError(
-                f"AutoCap {self.name}: {self.htsat_tokens} HTSAT tokens but only {self.audio_position_rows} audio positions"
+                f"AutoCap {self.name}: {self.htsat_tokens} HTSAT tokens but only {self.audio_position_rows} audio "
+                "positions"
             )
         needed = self.max_encoder_tokens
         if needed > self.bart.max_position_embeddings:
@@ -304,8 +305,12 @@ def tiny_clap_config(joint_embed_dim: int = 64) -> LaionClapConfig:
     """A LAION-CLAP geometry small enough to ship: 10 s at 48 kHz with a hop of 1920 (251 frames
     into a 64-wide, 16-mel HTSAT) and a 2-layer 32-d RoBERTa text tower (unused by AutoCap)."""
     return LaionClapConfig(
-        htsat=HTSATConfig(spec_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4, num_classes=6, n_mels=16),
-        text=RobertaTextConfig(vocab_size=64, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=18),
+        htsat=HTSATConfig(
+            spec_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4, num_classes=6, n_mels=16
+        ),
+        text=RobertaTextConfig(
+            vocab_size=64, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=18
+        ),
         clip_samples=480000,
         window_size=2048,
         hop_size=1920,
@@ -318,7 +323,9 @@ def tiny_clap_config(joint_embed_dim: int = 64) -> LaionClapConfig:
 AUTOCAP_TINY = AutoCapConfig(
     name="autocap-tiny",
     frontend=FrontEndConfig(n_fft=2048, hop_length=1280, n_mels=16),  # 251 frames per 10 s
-    htsat=HTSATConfig(spec_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4, num_classes=6, n_mels=16),
+    htsat=HTSATConfig(
+        spec_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4, num_classes=6, n_mels=16
+    ),
     clap=tiny_clap_config(),
     qformer=QFormerConfig(num_queries=32, hidden_size=32, num_heads=4, num_layers=2, intermediate_size=64),
     bart=BartSpec(

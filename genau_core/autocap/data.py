@@ -42,7 +42,9 @@ def _manifest_metadata(path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def load_records(source: str, *, split_csv: str | Path | None = None, ref_dir: str | Path | None = None) -> tuple[CaptionSplit, list[CaptionRecord]]:
+def load_records(
+    source: str, *, split_csv: str | Path | None = None, ref_dir: str | Path | None = None
+) -> tuple[CaptionSplit, list[CaptionRecord]]:
     """The split named `source` (demo / audiocaps / bigsoundbank / a manifest path) as records
     with every reference caption and any metadata columns."""
     split = load_dataset(source, csv=split_csv, ref_dir=ref_dir)
@@ -59,7 +61,13 @@ def load_records(source: str, *, split_csv: str | Path | None = None, ref_dir: s
 
 def load_clip(path: Path, cfg: AutoCapConfig, *, resampler: str = "soxr-hq") -> np.ndarray:
     """A file -> mono float32 at the model's rate, first `clip_seconds` (AudioError on bad input)."""
-    return load_audio(path, cfg.frontend.sample_rate, resampler=resampler, min_duration_s=MIN_DURATION_S, max_duration_s=cfg.frontend.clip_seconds)
+    return load_audio(
+        path,
+        cfg.frontend.sample_rate,
+        resampler=resampler,
+        min_duration_s=MIN_DURATION_S,
+        max_duration_s=cfg.frontend.clip_seconds,
+    )
 
 
 class CaptionDataset(torch.utils.data.Dataset):
@@ -68,7 +76,10 @@ class CaptionDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[CaptionRecord], cfg: AutoCapConfig, *, source: str = "dataset"):
         missing = [r.id for r in records if r.audio is None]
         if missing:
-            raise SplitError(f"{source}: {len(missing)} of {len(records)} clips have no audio file (e.g. {missing[:5]}); training needs every clip")
+            raise SplitError(
+                f"{source}: {len(missing)} of {len(records)} clips have no audio file (e.g. {missing[:5]}); training "
+                "needs every clip"
+            )
         self.samples = [(r, c) for r in records for c in r.captions]
         if not self.samples:
             raise SplitError(f"{source}: no captioned clips")

@@ -74,7 +74,9 @@ def prepare_waveform(x: np.ndarray, frontend: FrontEndConfig) -> np.ndarray:
     return out
 
 
-def clap_waveform(prepared: np.ndarray, frontend: FrontEndConfig, clap: LaionClapConfig, *, resampler: str = "soxr-hq") -> np.ndarray:
+def clap_waveform(
+    prepared: np.ndarray, frontend: FrontEndConfig, clap: LaionClapConfig, *, resampler: str = "soxr-hq"
+) -> np.ndarray:
     """The prepared HTSAT-rate clip resampled to CLAP's rate (official: torchaudio `Resample`
     32 -> 48 kHz; here soxr), then laion_clap's int16 round trip and fit to `clip_samples`."""
     return prepare_audio(resample(prepared, frontend.sample_rate, clap.sample_rate, resampler), clap.clip_samples)

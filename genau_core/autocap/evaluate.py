@@ -135,7 +135,9 @@ def table1(results: Sequence[EvalResult], *, paper: bool = True) -> str:
         for split in dict.fromkeys(r.split for r in results):
             if split in PAPER_TABLE1:
                 name, n, vals = PAPER_TABLE1[split]
-                lines.append("| " + " | ".join([name, split, f"{n} / -", *(f"{vals[m]:.1f}" for m in TABLE1_METRICS)]) + " |")
+                lines.append(
+                    "| " + " | ".join([name, split, f"{n} / -", *(f"{vals[m]:.1f}" for m in TABLE1_METRICS)]) + " |"
+                )
     for metric, why in notes.items():
         lines.append(f"\n{metric} missing: {why}")
     return "\n".join(lines)

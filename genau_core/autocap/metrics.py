@@ -46,7 +46,12 @@ class CaptionScores:
     implementation: str = "pycocoevalcap"
 
     def as_dict(self) -> dict:
-        return {"n": self.n, "implementation": self.implementation, "scores": dict(self.scores), "missing": dict(self.missing)}
+        return {
+            "n": self.n,
+            "implementation": self.implementation,
+            "scores": dict(self.scores),
+            "missing": dict(self.missing),
+        }
 
 
 def _package_dir(module: str) -> Path:
@@ -74,7 +79,9 @@ def _check_inputs(predictions: Mapping[str, str], references: Mapping[str, Seque
         raise ValueError("no predictions to score")
     if set(ids) != set(references):
         extra, lacking = sorted(set(ids) - set(references)), sorted(set(references) - set(ids))
-        raise ValueError(f"predictions and references differ: no references for {extra[:5]}, no prediction for {lacking[:5]}")
+        raise ValueError(
+            f"predictions and references differ: no references for {extra[:5]}, no prediction for {lacking[:5]}"
+        )
     for i in ids:
         refs = references[i]
         if isinstance(refs, str) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
@@ -98,7 +105,9 @@ def caption_metrics(
     ids = _check_inputs(predictions, references)
     _package_dir("pycocoevalcap")
     if shutil.which("java") is None:
-        raise CaptionMetricsError("java not found on PATH: the PTB tokenizer, METEOR and SPICE of pycocoevalcap run on Java (17 works)")
+        raise CaptionMetricsError(
+            "java not found on PATH: the PTB tokenizer, METEOR and SPICE of pycocoevalcap run on Java (17 works)"
+        )
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     tok = PTBTokenizer()

@@ -72,7 +72,12 @@ class AutoCapBatch:
     def to(self, device) -> "AutoCapBatch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return AutoCapBatch(
-            move(self.waveform), move(self.clap_waveform), move(self.meta_ids), move(self.meta_mask), move(self.labels), move(self.features)
+            move(self.waveform),
+            move(self.clap_waveform),
+            move(self.meta_ids),
+            move(self.meta_mask),
+            move(self.labels),
+            move(self.features),
         )
 
 
@@ -111,7 +116,16 @@ class AutoCapModel(nn.Module):
 
     def bridge_modules(self) -> dict[str, nn.Module]:
         """What stage 1 trains: the Q-Former, the projections / norms and the delimiter table."""
-        names = ["htsat_proj", "audio_positions", "audio_norm", "qformer", "qformer_proj", "clap_proj", "clap_norm", "delimiters"]
+        names = [
+            "htsat_proj",
+            "audio_positions",
+            "audio_norm",
+            "qformer",
+            "qformer_proj",
+            "clap_proj",
+            "clap_norm",
+            "delimiters",
+        ]
         return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
     def train(self, mode: bool = True) -> "AutoCapModel":
@@ -241,7 +255,12 @@ class AutoCapModel(nn.Module):
         e.g. ['x_clap', '<AUDIO>', 'x_audio*256', '</AUDIO>', '<TITLE>', 'ĠA', ..., '</TITLE>']
         (`generation`: the captioning path's order, see `encoder_input`)."""
         ids = metadata_ids(self.tokenizer, self.cfg, metadata)
-        names = [self.cfg.delimiter_tokens[i - self.vocab_size] if i >= self.vocab_size else self.tokenizer.convert_ids_to_tokens(i) for i in ids]
+        names = [
+            self.cfg.delimiter_tokens[i - self.vocab_size]
+            if i >= self.vocab_size
+            else self.tokenizer.convert_ids_to_tokens(i)
+            for i in ids
+        ]
         audio = f"x_audio*{self.cfg.audio_token_count}"
         if self.cfg.layout == "paper":
             return (["x_clap"] if self.cfg.use_clap else []) + [AUDIO_DELIMITERS[0], audio, AUDIO_DELIMITERS[1]] + names
@@ -260,7 +279,10 @@ class AutoCapModel(nn.Module):
         decoder_input_ids = shift_tokens_right(batch.labels, b.pad_token_id, b.decoder_start_token_id)
         logits = self.bart(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
         return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), batch.labels.reshape(-1), ignore_index=-100, label_smoothing=label_smoothing
+            logits.reshape(-1, logits.shape[-1]).float(),
+            batch.labels.reshape(-1),
+            ignore_index=-100,
+            label_smoothing=label_smoothing,
         )
 
     # -- inference --------------------------------------------------------------------------
@@ -289,7 +311,9 @@ class AutoCapModel(nn.Module):
         return GenerationConfig(**kw)
 
     @torch.no_grad()
-    def generate_ids(self, batch: AutoCapBatch, settings: GenerationSettings | None = None, **overrides) -> torch.Tensor:
+    def generate_ids(
+        self, batch: AutoCapBatch, settings: GenerationSettings | None = None, **overrides
+    ) -> torch.Tensor:
         """Beam search over BART's encoder run on the captioning-path input (`encoder_input(...,
         generation=True)`: for the official layout x_clap enters the encoder first, as in the
         official `generate()`), through `bart.generate(encoder_outputs=...)` as the official code."""
@@ -300,7 +324,9 @@ class AutoCapModel(nn.Module):
         try:
             gc = self.generation_config(settings, **overrides)
             hidden, mask = self.encode(batch, generation=True)
-            return self.bart.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask, generation_config=gc)
+            return self.bart.generate(
+                encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask, generation_config=gc
+            )
         finally:
             self.train(was_training)
 
@@ -401,7 +427,11 @@ def load_pretrained(folder: str | Path, *, device: str | torch.device = "cpu") -
     problems = []
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     for what, items in (("missing", missing), ("unexpected", extra), ("mis-shaped", shapes)):
         if items:
             problems.append(f"{len(items)} {what} tensors, e.g. {items[:4]}")

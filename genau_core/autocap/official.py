@@ -32,7 +32,7 @@ Key mapping (official -> ours), applied by `convert_official_state_dict` and inv
 Input order, as the released code has it (`pl_htsat_q_bart_captioning.py`): captioning
 (`AutoCap.generate`, every official inference script) prepends the CLAP token to the BART
 *encoder input*; training (`AutoCap.forward_decoder`) prepends it to the encoder *output*.
-`AutoCapModel.generate` / `forward` follow each (tests/test_autocap_official_paths.py).
+`AutoCapModel.generate` / `forward` follow each (tests/genau_core/autocap/test_autocap_official_paths.py).
 
 Differences from the released code that remain, by design (documented, not hidden):
 - the audio is cut to its first 10 s (official: a random 10 s window) and resampled with soxr
@@ -53,7 +53,13 @@ import torch
 
 from genau_core.checkpoints import find_checkpoint, sha256_file
 from genau_core.checkpoint_io import check_complete, read_state_dict, strip_prefix
-from genau_core.networks.htsat import FRONTEND_KEYS, HTSATConfig, join_htsat_state_dict, relative_position_index, split_htsat_state_dict
+from genau_core.networks.htsat import (
+    FRONTEND_KEYS,
+    HTSATConfig,
+    join_htsat_state_dict,
+    relative_position_index,
+    split_htsat_state_dict,
+)
 from genau_core.networks.stft import dft_kernels, slaney_mel_matrix
 from genau_core.networks.laion_clap import (
     HTSAT_BASE,
@@ -237,7 +243,9 @@ def convert_htsat_state_dict(
     renamed = {HTSAT_FRONTEND_NAMES.get(k, k): v for k, v in state.items()}
     parts = split_htsat_state_dict(renamed, cfg.htsat)
     if parts.problems:
-        raise OfficialCheckpointError(f"{source}: HTSAT weights do not fit this geometry: " + "; ".join(parts.problems[:4]))
+        raise OfficialCheckpointError(
+            f"{source}: HTSAT weights do not fit this geometry: " + "; ".join(parts.problems[:4])
+        )
     out = {"htsat.model.audio_encoder." + k: v for k, v in parts.encoder.items()}
     out.update({"htsat.head." + k: v for k, v in parts.head.items()})
     derived = _htsat_derived(cfg.frontend, cfg.htsat)
@@ -304,7 +312,9 @@ def convert_official_state_dict(
     for key, value in dup.items():  # SpecialTokensEmbeddings holds BART's model a second time
         twin = out.get("bart.model." + key)
         if twin is None or twin.shape != value.shape or not torch.equal(twin, value):
-            raise OfficialCheckpointError(f"{source}: special_tokens_embed.model.{key} differs from decoder.model.{key}")
+            raise OfficialCheckpointError(
+                f"{source}: special_tokens_embed.model.{key} differs from decoder.model.{key}"
+            )
     if htsat:
         converted, extra = convert_htsat_state_dict(htsat, cfg, source=source)
         out.update(converted)
@@ -392,7 +402,8 @@ def find_official_files(folder: str | Path | None = None) -> OfficialFiles:
         raise CheckpointNotFound(
             f"autocap: missing {', '.join(missing)} in {where}. The model needs {CKPT_NAME} and {YAML_NAME} "
             f"(from {SOURCE}), a {BART_DIR_NAME}/ folder with the facebook/bart-base tokenizer files and config.json, "
-            f"and {CLAP_NAME} if the .ckpt holds no CLAP weights. Pass --checkpoint FOLDER or set $GENAU_BENCH_CHECKPOINTS. "
+            f"and {CLAP_NAME} if the .ckpt holds no CLAP weights. Pass --checkpoint FOLDER or set "
+            "$GENAU_BENCH_CHECKPOINTS. "
             "For an offline model use --model autocap-tiny."
         )
     return OfficialFiles(found[CKPT_NAME], found[YAML_NAME], found[BART_DIR_NAME], found.get(CLAP_NAME))
@@ -415,11 +426,22 @@ def load_official_autocap(
     state = read_state_dict(files.ckpt, ("state_dict", "model"), what=WHAT, allow_pickle=allow_pickle)
     clap_state, clap_source = None, ""
     if cfg.use_clap and not any(k.startswith(("clap_model.model.", "module.clap_model.model.")) for k in state):
-        clap_path = find_checkpoint(CLAP_NAME, files.clap, what="LAION-CLAP (AutoCap's CLAP encoder)", source="https://huggingface.co/lukewys/laion_clap")
-        clap_state = strip_prefix(read_state_dict(clap_path, ("state_dict",), what="LAION-CLAP", allow_pickle=allow_pickle), "module.", source=str(clap_path))
+        clap_path = find_checkpoint(
+            CLAP_NAME,
+            files.clap,
+            what="LAION-CLAP (AutoCap's CLAP encoder)",
+            source="https://huggingface.co/lukewys/laion_clap",
+        )
+        clap_state = strip_prefix(
+            read_state_dict(clap_path, ("state_dict",), what="LAION-CLAP", allow_pickle=allow_pickle),
+            "module.",
+            source=str(clap_path),
+        )
         clap_source = str(clap_path)
     expected = {k: v.shape for k, v in model.state_dict().items()}
-    converted = convert_official_state_dict(state, cfg, expected, source=str(files.ckpt), clap_state=clap_state, clap_source=clap_source)
+    converted = convert_official_state_dict(
+        state, cfg, expected, source=str(files.ckpt), clap_state=clap_state, clap_source=clap_source
+    )
     model.load_state_dict(converted, strict=True)
     model.identity = f"sha256:{sha256_file(files.ckpt)}"
     return model.to(device).train(False)
@@ -443,7 +465,9 @@ def load_pretrained_parts(
     try:
         hf = BartForConditionalGeneration.from_pretrained(str(bart_dir), local_files_only=True)
     except Exception as e:  # missing / malformed snapshot
-        raise OfficialCheckpointError(f"{bart_dir}: cannot load facebook/bart-base weights ({type(e).__name__}: {e})") from None
+        raise OfficialCheckpointError(
+            f"{bart_dir}: cannot load facebook/bart-base weights ({type(e).__name__}: {e})"
+        ) from None
     bart_state = hf.state_dict()
     for table in ("model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"):
         rows = model.bart.state_dict()[table].shape[0]
@@ -461,7 +485,9 @@ def load_pretrained_parts(
     model.load_state_dict(converted, strict=False)
 
     if model.clap is not None:
-        clap_path = find_checkpoint(CLAP_NAME, clap_ckpt, what="LAION-CLAP", source="https://huggingface.co/lukewys/laion_clap")
+        clap_path = find_checkpoint(
+            CLAP_NAME, clap_ckpt, what="LAION-CLAP", source="https://huggingface.co/lukewys/laion_clap"
+        )
         raw = read_state_dict(clap_path, ("state_dict",), what="LAION-CLAP", allow_pickle=allow_pickle)
         model.clap.load_state_dict(convert_laion_clap_state_dict(raw, cfg.clap, source=str(clap_path)), strict=True)
     model.init_from_bart()

@@ -45,7 +45,10 @@ def load_autocap(
     if name == "autocap-tiny":
         folder = Path(checkpoint) if checkpoint is not None else TINY_DIR
         if not is_pretrained_folder(folder):
-            raise FileNotFoundError(f"autocap-tiny: {folder} holds no trained model (autocap_config.json); see genau_core/autocap/pretrained.py to rebuild it")
+            raise FileNotFoundError(
+                f"autocap-tiny: {folder} holds no trained model (autocap_config.json); see "
+                "genau_core/autocap/pretrained.py to rebuild it"
+            )
         return load_pretrained(folder, device=device)
     if name == "autocap":
         from genau_core.autocap.official import find_official_files, load_official_autocap
@@ -53,4 +56,6 @@ def load_autocap(
         return load_official_autocap(find_official_files(checkpoint), device=device, allow_pickle=allow_pickle)
     if is_pretrained_folder(name):
         return load_pretrained(name, device=device)
-    raise ValueError(f"unknown AutoCap model {name!r}: use {' or '.join(MODEL_NAMES)}, or a folder written by save_pretrained")
+    raise ValueError(
+        f"unknown AutoCap model {name!r}: use {' or '.join(MODEL_NAMES)}, or a folder written by save_pretrained"
+    )

@@ -30,12 +30,18 @@ def _base_tokenizer(source: str, cfg: AutoCapConfig):
         from genau_core.tokenizers import roberta_style_tokenizer
 
         # the builder is cached: copy before adding tokens to it
-        return copy.deepcopy(roberta_style_tokenizer(int(source.split(":", 1)[1]), model_max_length=cfg.max_prompt_tokens))
+        return copy.deepcopy(
+            roberta_style_tokenizer(int(source.split(":", 1)[1]), model_max_length=cfg.max_prompt_tokens)
+        )
     path = Path(source).expanduser()
     if not path.is_dir():
         from genau_core.checkpoints import find_checkpoint
 
-        path = find_checkpoint(source, what="BART tokenizer directory (vocab.json + merges.txt)", source="https://huggingface.co/facebook/bart-base")
+        path = find_checkpoint(
+            source,
+            what="BART tokenizer directory (vocab.json + merges.txt)",
+            source="https://huggingface.co/facebook/bart-base",
+        )
     from transformers import AutoTokenizer
 
     try:
@@ -59,7 +65,9 @@ def build_tokenizer(cfg: AutoCapConfig, source: str | None = None):
     missing = [t for t in delimiters if t not in tok.get_vocab()]
     if missing:
         if len(tok) != b.vocab_size:
-            raise TokenizerError(f"{source}: {len(tok)} tokens before the delimiters, BART has a vocabulary of {b.vocab_size}")
+            raise TokenizerError(
+                f"{source}: {len(tok)} tokens before the delimiters, BART has a vocabulary of {b.vocab_size}"
+            )
         tok.add_special_tokens({"additional_special_tokens": delimiters})
     ids = tok.convert_tokens_to_ids(delimiters)
     want = list(range(b.vocab_size, b.vocab_size + len(delimiters)))
@@ -93,7 +101,9 @@ def metadata_ids(tok, cfg: AutoCapConfig, item: Mapping[str, str] | None) -> lis
         ids = tok(text, add_special_tokens=False, truncation=True, max_length=cfg.max_prompt_tokens)["input_ids"]
         return list(ids) + [tok.eos_token_id]
     pieces = [
-        tok(clean_text(item.get(f)), add_special_tokens=False, truncation=True, max_length=cfg.max_prompt_tokens)["input_ids"]
+        tok(clean_text(item.get(f)), add_special_tokens=False, truncation=True, max_length=cfg.max_prompt_tokens)[
+            "input_ids"
+        ]
         if clean_text(item.get(f))
         else []
         for f in cfg.meta_fields
@@ -136,5 +146,11 @@ def pad_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, t
 
 def caption_labels(tok, cfg: AutoCapConfig, captions: Sequence[str]) -> torch.Tensor:
     """(B, T) target ids `<s> caption </s>` (at most `max_caption_tokens`), padding = -100."""
-    enc = tok([clean_text(c) for c in captions], truncation=True, max_length=cfg.max_caption_tokens, padding="longest", return_tensors="pt")
+    enc = tok(
+        [clean_text(c) for c in captions],
+        truncation=True,
+        max_length=cfg.max_caption_tokens,
+        padding="longest",
+        return_tensors="pt",
+    )
     return enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)

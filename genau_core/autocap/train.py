@@ -36,10 +36,34 @@ import torch
 
 from genau_core.autocap.configs import AutoCapConfig, get_config
 from genau_core.autocap.data import CaptionDataset, collate, load_records
-from genau_core.autocap.model import AutoCapBatch, AutoCapModel, FrozenFeatures, build_autocap, is_pretrained_folder, load_pretrained, save_pretrained
+from genau_core.autocap.model import (
+    AutoCapBatch,
+    AutoCapModel,
+    FrozenFeatures,
+    build_autocap,
+    is_pretrained_folder,
+    load_pretrained,
+    save_pretrained,
+)
 from genau_core.autocap.text import caption_labels, metadata_ids, pad_ids
-from genau_core.training_utils import Dist, ShardedLoader, append_log, config_from_namespace, finish_distributed, print_metrics_on_main, read_trainer_state
-from genau_core.training_utils import restore_optimisation, save_checkpoint, setup_device, step_seed, trainer_state, warmup_cosine_scheduler, write_train_config
+from genau_core.training_utils import (
+    Dist,
+    ShardedLoader,
+    append_log,
+    config_from_namespace,
+    finish_distributed,
+    print_metrics_on_main,
+    read_trainer_state,
+)
+from genau_core.training_utils import (
+    restore_optimisation,
+    save_checkpoint,
+    setup_device,
+    step_seed,
+    trainer_state,
+    warmup_cosine_scheduler,
+    write_train_config,
+)
 from genau_core.training_utils import latest_checkpoint  # noqa: F401  (re-exported: callers import it from here)
 
 DEFAULT_LR = {1: 1e-4, 2: 1e-5}
@@ -110,29 +134,41 @@ def initial_model(tc: TrainConfig) -> AutoCapModel:
     if is_pretrained_folder(src):
         return load_pretrained(src)
     path = Path(src)
-    cfg = AutoCapConfig.from_dict(json.loads(path.read_text())) if path.suffix == ".json" and path.is_file() else get_config(src)
+    cfg = (
+        AutoCapConfig.from_dict(json.loads(path.read_text()))
+        if path.suffix == ".json" and path.is_file()
+        else get_config(src)
+    )
     if cfg.tokenizer.startswith("tiny:"):
         return build_autocap(cfg, seed=tc.seed)
     from genau_core.checkpoints import find_checkpoint
     from genau_core.autocap.official import BART_DIR_NAME, load_pretrained_parts
     from genau_core.autocap.text import build_tokenizer
 
-    bart_dir = find_checkpoint(BART_DIR_NAME, tc.bart_dir, what="facebook/bart-base snapshot (weights, config, tokenizer)")
+    bart_dir = find_checkpoint(
+        BART_DIR_NAME, tc.bart_dir, what="facebook/bart-base snapshot (weights, config, tokenizer)"
+    )
     cfg = cfg.replace(tokenizer=str(bart_dir))
     model = build_autocap(cfg, seed=tc.seed, tokenizer=build_tokenizer(cfg))
     load_pretrained_parts(model, bart_dir=bart_dir, htsat_ckpt=tc.htsat_ckpt, clap_ckpt=tc.clap_ckpt)
     return model
 
 
-def make_batch(model: AutoCapModel, wave, clap, captions, metas, *, drop_p: float, generator: torch.Generator) -> AutoCapBatch:
+def make_batch(
+    model: AutoCapModel, wave, clap, captions, metas, *, drop_p: float, generator: torch.Generator
+) -> AutoCapBatch:
     cfg, tok = model.cfg, model.tokenizer
     if drop_p > 0:
-        metas = [{k: ("" if float(torch.rand((), generator=generator)) < drop_p else v) for k, v in m.items()} for m in metas]
+        metas = [
+            {k: ("" if float(torch.rand((), generator=generator)) < drop_p else v) for k, v in m.items()} for m in metas
+        ]
     meta_ids, meta_mask = pad_ids([metadata_ids(tok, cfg, m) for m in metas], cfg.bart.pad_token_id)
     return AutoCapBatch(wave, clap, meta_ids, meta_mask, caption_labels(tok, cfg, captions))
 
 
-def cached_features(model: AutoCapModel, cache: dict, ids, wave: torch.Tensor, clap: torch.Tensor | None) -> FrozenFeatures:
+def cached_features(
+    model: AutoCapModel, cache: dict, ids, wave: torch.Tensor, clap: torch.Tensor | None
+) -> FrozenFeatures:
     """Frozen-encoder outputs of a batch, computed once per clip id (the encoders are frozen and
     run in inference mode, so a cached value is exactly what they would compute again)."""
     todo = [i for i, cid in enumerate(ids) if cid not in cache]
@@ -163,10 +199,16 @@ def train(tc: TrainConfig) -> dict:
     dataset = CaptionDataset(records, model.cfg, source=split.source)
     if len(dataset) < tc.batch_size:
         raise ValueError(f"{split.source}: {len(dataset)} captioned clips for a global batch of {tc.batch_size}")
-    data = ShardedLoader.build(dataset, global_batch=tc.batch_size, dist=dist, seed=tc.seed, collate_fn=collate, num_workers=tc.num_workers)
+    data = ShardedLoader.build(
+        dataset, global_batch=tc.batch_size, dist=dist, seed=tc.seed, collate_fn=collate, num_workers=tc.num_workers
+    )
 
-    opt = torch.optim.Adam(trainable, lr=tc.resolved_lr(), betas=tuple(tc.betas), eps=tc.eps, weight_decay=tc.weight_decay)
-    sched = warmup_cosine_scheduler(opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.final_lr)
+    opt = torch.optim.Adam(
+        trainable, lr=tc.resolved_lr(), betas=tuple(tc.betas), eps=tc.eps, weight_decay=tc.weight_decay
+    )
+    sched = warmup_cosine_scheduler(
+        opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.final_lr
+    )
     step = 0
     if resume_from is not None:
         state = read_trainer_state(resume_from, device)
@@ -188,7 +230,11 @@ def train(tc: TrainConfig) -> dict:
         torch.manual_seed(step_seed(tc.seed + 1, dist.rank, step))  # dropout masks
         batch = make_batch(model, wave, clap, captions, metas, drop_p=tc.meta_drop_p, generator=gen)
         if cache is not None:
-            batch.features, batch.waveform, batch.clap_waveform = cached_features(model, cache, ids, wave, clap), None, None
+            batch.features, batch.waveform, batch.clap_waveform = (
+                cached_features(model, cache, ids, wave, clap),
+                None,
+                None,
+            )
         batch = batch.to(device)
         loss = model(batch, label_smoothing=tc.label_smoothing)
         opt.zero_grad(set_to_none=True)

@@ -99,7 +99,9 @@ def split_latent_diffusion_state_dict(
     if unknown:
         raise CheckpointMappingError(f"{source}: {len(unknown)} keys outside the {layout} layout (e.g. {unknown[:5]})")
     if "scale_factor" not in kept:
-        raise CheckpointMappingError(f"{source}: no `scale_factor` (the config uses scale_by_std, so the file must hold it)")
+        raise CheckpointMappingError(
+            f"{source}: no `scale_factor` (the config uses scale_by_std, so the file must hold it)"
+        )
     for name, group in split.items():
         if not group and name not in optional:
             raise CheckpointMappingError(f"{source}: no {name} weights (prefix missing)")

@@ -13,13 +13,19 @@ from torch import nn
 from genau_core.checkpoint_io import ALLOW_PICKLE_ENV, read_state_dict
 from genau_core.errors import CheckpointMappingError
 
+
 def read_checkpoint(path: str | Path, *, what: str, container: str | None = "state_dict") -> dict[str, torch.Tensor]:
     """The state dict of a released baseline file (a Lightning `.ckpt` keeps it under "state_dict"): the one
     checkpoint reader (`genau_core.checkpoint_io.read_state_dict`), with training objects read as inert
     stand-ins and GENAU_BENCH_ALLOW_PICKLE=1 allowing plain pickle for a trusted file."""
-    return read_state_dict(path, (container,) if container else (), what=what,
-                           allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1", inert_objects=True,
-                           pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.")
+    return read_state_dict(
+        path,
+        (container,) if container else (),
+        what=what,
+        allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1",
+        inert_objects=True,
+        pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.",
+    )
 
 
 _WEIGHT_NORM_SUFFIXES = (
@@ -50,7 +56,9 @@ def fold_weight_norm(sd: Mapping[str, torch.Tensor], *, what: str) -> dict[str, 
     return out
 
 
-def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str, *, allow_missing: Iterable[str] = ()) -> None:
+def load_strict(
+    module: nn.Module, sd: Mapping[str, torch.Tensor], what: str, *, allow_missing: Iterable[str] = ()
+) -> None:
     """`load_state_dict(strict=True)` with a report that names missing, unexpected and mis-shaped keys.
 
     `allow_missing` lists keys the module may keep as built (tied copies, derived buffers)."""
@@ -69,7 +77,9 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str, *,
     module.load_state_dict(full, strict=True)
 
 
-def split_prefixes(sd: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
+def split_prefixes(
+    sd: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]
+) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
     """Group keys by the first matching prefix (prefix stripped); keys matching none are returned apart."""
     groups: dict[str, dict[str, torch.Tensor]] = {name: {} for name in prefixes.values()}
     rest: list[str] = []

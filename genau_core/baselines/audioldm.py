@@ -22,7 +22,7 @@ What the official code does (haoheliu/AudioLDM `audioldm/pipeline.py` `text_to_a
 The loop is written to be the pipeline's computation operation for operation (same tokenisation,
 same normalisation, same noise draws from one generator per prompt, same `1 / scaling_factor`
 product), so at the pipeline's settings (eta 0, its length) it reproduces `AudioLDMPipeline` bit
-for bit (`tests/test_plugin_audioldm.py`). Deliberate differences from the official scripts are in
+for bit (`tests/bench/plugins/test_plugin_audioldm.py`). Deliberate differences from the official scripts are in
 docs/baselines.md (per-clip generators, float output, no CLAP re-ranking, no random unconditional
 drop, no latent clipping).
 """

@@ -267,7 +267,12 @@ class BigVGAN(nn.Module):
         return torch.tanh(x).squeeze(1)
 
 
-_ACT_PARTS = {"act.alpha": "snake.alpha", "act.beta": "snake.beta", "upsample.filter": "up_filter", "downsample.lowpass.filter": "down_filter"}
+_ACT_PARTS = {
+    "act.alpha": "snake.alpha",
+    "act.beta": "snake.beta",
+    "upsample.filter": "up_filter",
+    "downsample.lowpass.filter": "down_filter",
+}
 
 
 def _map_activation(rest: str) -> str | None:
@@ -326,7 +331,9 @@ def load_bigvgan_folder(folder: str | Path, *, expected_mels: int | None = None)
         raise FileNotFoundError(f"{folder}: BigVGAN vocoder folder lacks {', '.join(missing)}")
     cfg = BigVGANConfig.from_yaml(folder / "args.yml")
     if expected_mels is not None and cfg.num_mels != expected_mels:
-        raise ValueError(f"{folder / 'args.yml'}: vocoder takes {cfg.num_mels} mel bins, the model decodes {expected_mels}")
+        raise ValueError(
+            f"{folder / 'args.yml'}: vocoder takes {cfg.num_mels} mel bins, the model decodes {expected_mels}"
+        )
     sd = read_checkpoint(folder / "best_netG.pt", what="BigVGAN generator", container="generator")
     model = BigVGAN(cfg)
     load_strict(model, map_bigvgan_state_dict(sd, cfg), f"BigVGAN ({folder / 'best_netG.pt'})")

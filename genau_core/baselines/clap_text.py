@@ -47,11 +47,15 @@ class ClapTextEncoder(nn.Module):
         return self.projection(self.bert(input_ids=input_ids).last_hidden_state)
 
     def tokenize(self, tokenizer, texts: list[str], device) -> torch.Tensor:
-        enc = tokenizer(texts, truncation=True, max_length=self.config.max_length, padding="max_length", return_tensors="pt")
+        enc = tokenizer(
+            texts, truncation=True, max_length=self.config.max_length, padding="max_length", return_tensors="pt"
+        )
         return enc["input_ids"].to(device)
 
 
-def map_clap_text_state_dict(sd: Mapping[str, torch.Tensor], encoder: ClapTextEncoder, *, what: str) -> dict[str, torch.Tensor]:
+def map_clap_text_state_dict(
+    sd: Mapping[str, torch.Tensor], encoder: ClapTextEncoder, *, what: str
+) -> dict[str, torch.Tensor]:
     """`caption_encoder.{base,projection}.*` (the embedder prefix stripped) -> `ClapTextEncoder`.
 
     Older transformers saved `embeddings.position_ids` (0..n-1) and, in some versions,

@@ -106,7 +106,14 @@ def build_ldm_unet(cfg: LdmUNetConfig):
     return UNet2DConditionModel(**cfg.diffusers_kwargs())
 
 
-_RESBLOCK = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj", "out_layers.0": "norm2", "out_layers.3": "conv2", "skip_connection": "conv_shortcut"}
+_RESBLOCK = {
+    "in_layers.0": "norm1",
+    "in_layers.2": "conv1",
+    "emb_layers.1": "time_emb_proj",
+    "out_layers.0": "norm2",
+    "out_layers.3": "conv2",
+    "skip_connection": "conv_shortcut",
+}
 
 
 def _unet_prefix_table(cfg: LdmUNetConfig) -> tuple[dict[str, str], dict[str, str]]:
@@ -146,7 +153,9 @@ def _unet_prefix_table(cfg: LdmUNetConfig) -> tuple[dict[str, str], dict[str, st
     return plain, transformers
 
 
-def map_ldm_unet_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmUNetConfig, *, what: str = "UNet") -> dict[str, torch.Tensor]:
+def map_ldm_unet_state_dict(
+    sd: Mapping[str, torch.Tensor], cfg: LdmUNetConfig, *, what: str = "UNet"
+) -> dict[str, torch.Tensor]:
     """`model.diffusion_model.*` (prefix stripped) -> diffusers `UNet2DConditionModel` state dict."""
     plain, transformers = _unet_prefix_table(cfg)
     out: dict[str, torch.Tensor] = {}
@@ -162,7 +171,9 @@ def map_ldm_unet_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmUNetConfig, 
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointMappingError(f"{what}: {len(unknown)} keys outside the LDM UNetModel layout (e.g. {unknown[:5]})")
+        raise CheckpointMappingError(
+            f"{what}: {len(unknown)} keys outside the LDM UNetModel layout (e.g. {unknown[:5]})"
+        )
     return out
 
 
@@ -254,7 +265,9 @@ def _vae_tables(cfg: LdmVaeConfig2D) -> tuple[dict[str, str], dict[str, str]]:
 _ATTN_1X1 = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
 
 
-def map_ldm_vae_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig2D, *, what: str = "VAE") -> dict[str, torch.Tensor]:
+def map_ldm_vae_state_dict(
+    sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig2D, *, what: str = "VAE"
+) -> dict[str, torch.Tensor]:
     """`first_stage_model.*` (prefix stripped) -> diffusers `AutoencoderKL` state dict."""
     table, attn = _vae_tables(cfg)
     out: dict[str, torch.Tensor] = {}
@@ -270,5 +283,7 @@ def map_ldm_vae_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig2D, 
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointMappingError(f"{what}: {len(unknown)} keys outside the LDM AutoencoderKL layout (e.g. {unknown[:5]})")
+        raise CheckpointMappingError(
+            f"{what}: {len(unknown)} keys outside the LDM AutoencoderKL layout (e.g. {unknown[:5]})"
+        )
     return out

@@ -101,7 +101,9 @@ def ddim_sample(
 ) -> torch.Tensor:
     """Deterministic DDIM (eta 0) from `latents` (x_T); `eps_model(x, t, context)` with t (B,) long."""
     if schedule.timesteps % steps:
-        raise ValueError(f"DDIM steps {steps} must divide {schedule.timesteps} (the LDM sampler's uniform discretisation)")
+        raise ValueError(
+            f"DDIM steps {steps} must divide {schedule.timesteps} (the LDM sampler's uniform discretisation)"
+        )
     scheduler = build_ddim_scheduler(schedule)
     scheduler.set_timesteps(steps, device=latents.device)
     use_cfg = guidance != 1.0

@@ -69,11 +69,15 @@ class MakeAnAudioConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.unet.in_channels != self.vae.embed_dim or self.unet.out_channels != self.vae.embed_dim:
-            problems.append(f"UNet channels {self.unet.in_channels}/{self.unet.out_channels} != VAE embed_dim {self.vae.embed_dim}")
+            problems.append(
+                f"UNet channels {self.unet.in_channels}/{self.unet.out_channels} != VAE embed_dim {self.vae.embed_dim}"
+            )
         if self.unet.context_dim != self.text.d_proj:
             problems.append(f"UNet context_dim {self.unet.context_dim} != CLAP projection {self.text.d_proj}")
         if self.vocoder.num_mels != self.num_mels or self.num_mels % self.vae.downsample:
-            problems.append(f"{self.num_mels} mel bins vs vocoder {self.vocoder.num_mels} / VAE downsampling {self.vae.downsample}")
+            problems.append(
+                f"{self.num_mels} mel bins vs vocoder {self.vocoder.num_mels} / VAE downsampling {self.vae.downsample}"
+            )
         if self.latent_multiple % 2 ** (len(self.unet.channel_mult) - 1):
             problems.append(f"latent width multiple {self.latent_multiple} not divisible by the UNet's downsampling")
         if problems:
@@ -133,8 +137,14 @@ class MakeAnAudioModel(nn.Module):
             optional=("text",),
         )
         groups = parts.groups
-        load_strict(self.unet, map_ldm_unet_state_dict(groups["unet"], self.config.unet, what=f"{source} UNet"), f"{source} UNet")
-        load_strict(self.vae, map_ldm_vae_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
+        load_strict(
+            self.unet,
+            map_ldm_unet_state_dict(groups["unet"], self.config.unet, what=f"{source} UNet"),
+            f"{source} UNet",
+        )
+        load_strict(
+            self.vae, map_ldm_vae_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE"
+        )
         text, text_from = groups["text"], "checkpoint"
         if not text:
             text, text_from = text_weights_elsewhere("clap", "cond_stage_model.", text_sources, source=source)
@@ -150,7 +160,13 @@ class MakeAnAudioModel(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, prompts: Sequence[str], generators: Sequence[torch.Generator], *, steps: int, guidance: float, duration_s: float
+        self,
+        prompts: Sequence[str],
+        generators: Sequence[torch.Generator],
+        *,
+        steps: int,
+        guidance: float,
+        duration_s: float,
     ) -> torch.Tensor:
         """Waveforms (B, samples) at the vocoder rate; one (CPU) generator per prompt for its x_T."""
         if len(generators) != len(prompts):

@@ -128,7 +128,9 @@ class MakeAnAudio2Config:
         if self.dit.in_channels != self.vae.embed_dim:
             problems.append(f"DiT channels {self.dit.in_channels} != VAE embed_dim {self.vae.embed_dim}")
         if not self.text.d_proj == self.t5["d_model"] == self.dit.context_dim:
-            problems.append(f"context dims differ: CLAP {self.text.d_proj}, T5 {self.t5['d_model']}, DiT {self.dit.context_dim}")
+            problems.append(
+                f"context dims differ: CLAP {self.text.d_proj}, T5 {self.t5['d_model']}, DiT {self.dit.context_dim}"
+            )
         if self.text.max_length != self.t5_max_length:
             problems.append("CLAP and T5 token counts differ (the DiT splits the context in equal halves)")
         if self.vocoder.num_mels != self.vae.out_ch:
@@ -205,7 +207,9 @@ class MidBlock1d(nn.Module):
 class Stage1d(nn.Module):
     """Res blocks (each followed by attention when the level has it), then an optional resampler."""
 
-    def __init__(self, channels: list[tuple[int, int]], kernel: int, groups: int, attention: bool, resample: nn.Module | None):
+    def __init__(
+        self, channels: list[tuple[int, int]], kernel: int, groups: int, attention: bool, resample: nn.Module | None
+    ):
         super().__init__()
         self.resnets = nn.ModuleList(ResBlock1d(a, b, kernel, groups) for a, b in channels)
         self.attns = nn.ModuleList(Attention1d(b, groups) for _, b in channels) if attention else nn.ModuleList()
@@ -246,7 +250,9 @@ class Encoder1d(nn.Module):
         for level, mult in enumerate(c.ch_mult):
             c_out = c.ch * mult
             pairs = [(c_in if j == 0 else c_out, c_out) for j in range(c.num_res_blocks)]
-            stages.append(Stage1d(pairs, k, g, level in c.attn_layers, Downsample1d(c_out) if level in c.down_layers else None))
+            stages.append(
+                Stage1d(pairs, k, g, level in c.attn_layers, Downsample1d(c_out) if level in c.down_layers else None)
+            )
             c_in = c_out
         self.stages = nn.ModuleList(stages)
         self.mid = MidBlock1d(c_in, k, g)
@@ -276,7 +282,9 @@ class Decoder1d(nn.Module):
         for level in reversed(range(len(c.ch_mult))):
             c_out = c.ch * c.ch_mult[level]
             pairs = [(c_in if j == 0 else c_out, c_out) for j in range(c.num_res_blocks + 1)]
-            stages.append(Stage1d(pairs, rk, g, level in c.attn_layers, Upsample1d(c_out) if level in up_levels else None))
+            stages.append(
+                Stage1d(pairs, rk, g, level in c.attn_layers, Upsample1d(c_out) if level in up_levels else None)
+            )
             c_in = c_out
         self.stages = nn.ModuleList(stages)
         self.norm_out = _gn(c_in, g)
@@ -306,12 +314,21 @@ class Vae1d(nn.Module):
 
 
 def _map_vae_resnet(rest: str) -> str | None:
-    names = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "shortcut", "conv_shortcut": "shortcut"}
+    names = {
+        "norm1": "norm1",
+        "conv1": "conv1",
+        "norm2": "norm2",
+        "conv2": "conv2",
+        "nin_shortcut": "shortcut",
+        "conv_shortcut": "shortcut",
+    }
     layer, _, param = rest.partition(".")
     return f"{names[layer]}.{param}" if layer in names and param in ("weight", "bias") else None
 
 
-def map_vae1d_state_dict(sd: Mapping[str, torch.Tensor], c: Vae1dConfig, *, what: str = "1D VAE") -> dict[str, torch.Tensor]:
+def map_vae1d_state_dict(
+    sd: Mapping[str, torch.Tensor], c: Vae1dConfig, *, what: str = "1D VAE"
+) -> dict[str, torch.Tensor]:
     """Official 1D VAE keys -> `Vae1d`:
 
     {encoder,decoder}.conv_in/norm_out/conv_out, quant_conv, post_quant_conv: same names
@@ -328,7 +345,9 @@ def map_vae1d_state_dict(sd: Mapping[str, torch.Tensor], c: Vae1dConfig, *, what
     unknown: list[str] = []
     for key, value in sd.items():
         target = None
-        if re.fullmatch(r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)|(post_)?quant_conv\.(weight|bias)", key):
+        if re.fullmatch(
+            r"(encoder|decoder)\.(conv_in|norm_out|conv_out)\.(weight|bias)|(post_)?quant_conv\.(weight|bias)", key
+        ):
             target = key
         elif m := re.fullmatch(r"(encoder|decoder)\.mid\.(block_1|block_2)\.(.+)", key):
             sub = _map_vae_resnet(m.group(3))
@@ -355,7 +374,9 @@ def map_vae1d_state_dict(sd: Mapping[str, torch.Tensor], c: Vae1dConfig, *, what
         else:
             out[target] = value
     if unknown:
-        raise CheckpointMappingError(f"{what}: {len(unknown)} keys outside the 1D AutoencoderKL layout (e.g. {unknown[:5]})")
+        raise CheckpointMappingError(
+            f"{what}: {len(unknown)} keys outside the 1D AutoencoderKL layout (e.g. {unknown[:5]})"
+        )
     return out
 
 
@@ -488,7 +509,9 @@ class ConcatDiT(nn.Module):
 _DIT_ATTN = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out.0": "to_out"}
 
 
-def map_dit_state_dict(sd: Mapping[str, torch.Tensor], cfg: DiTConfig, *, what: str = "ConcatDiT2MLP") -> dict[str, torch.Tensor]:
+def map_dit_state_dict(
+    sd: Mapping[str, torch.Tensor], cfg: DiTConfig, *, what: str = "ConcatDiT2MLP"
+) -> dict[str, torch.Tensor]:
     """Official `ConcatDiT2MLP` keys -> `ConcatDiT`:
 
     t_embedder.mlp.{0,2}                         -> time_embed.linear_{1,2}
@@ -532,7 +555,9 @@ def map_dit_state_dict(sd: Mapping[str, torch.Tensor], cfg: DiTConfig, *, what: 
         else:
             out[target] = value
     if unknown:
-        raise CheckpointMappingError(f"{what}: {len(unknown)} keys outside the ConcatDiT2MLP layout (e.g. {unknown[:5]})")
+        raise CheckpointMappingError(
+            f"{what}: {len(unknown)} keys outside the ConcatDiT2MLP layout (e.g. {unknown[:5]})"
+        )
     return out
 
 
@@ -606,7 +631,9 @@ class MakeAnAudio2Model(nn.Module):
         )
         groups = parts.groups
         load_strict(self.dit, map_dit_state_dict(groups["dit"], self.config.dit, what=f"{source} DiT"), f"{source} DiT")
-        load_strict(self.vae, map_vae1d_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE")
+        load_strict(
+            self.vae, map_vae1d_state_dict(groups["vae"], self.config.vae, what=f"{source} VAE"), f"{source} VAE"
+        )
         clap, clap_from = groups["clap"], "checkpoint"
         if not clap:
             prefix = "cond_stage_model.caption_encoder."
@@ -626,7 +653,11 @@ class MakeAnAudio2Model(nn.Module):
         """(B, 2 * 77, 1024): CLAP tokens of the captions, then T5 tokens of the structured captions."""
         clap = self.clap_text(self.clap_text.tokenize(self.clap_tokenizer, list(captions), self.device))
         enc = self.t5_tokenizer(
-            list(struct_captions), truncation=True, max_length=self.config.t5_max_length, padding="max_length", return_tensors="pt"
+            list(struct_captions),
+            truncation=True,
+            max_length=self.config.t5_max_length,
+            padding="max_length",
+            return_tensors="pt",
         )
         t5 = self.t5(input_ids=enc["input_ids"].to(self.device)).last_hidden_state
         return torch.cat([clap, t5], dim=1)
@@ -644,7 +675,9 @@ class MakeAnAudio2Model(nn.Module):
     ) -> torch.Tensor:
         """Waveforms (B, samples) at the vocoder rate; one (CPU) generator per prompt for its x_T."""
         if not len(captions) == len(struct_captions) == len(generators):
-            raise ValueError(f"{len(captions)} captions, {len(struct_captions)} structured captions, {len(generators)} generators")
+            raise ValueError(
+                f"{len(captions)} captions, {len(struct_captions)} structured captions, {len(generators)} generators"
+            )
         cond = self.encode_text(captions, struct_captions)
         uncond = self.encode_text([""] * len(captions), [""] * len(captions)) if guidance != 1.0 else None
         shape = self.config.latent_shape(duration_s)

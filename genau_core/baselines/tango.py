@@ -299,7 +299,8 @@ def map_tango_main_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dic
 
 
 def map_ldm_vae_state_dict(sd: Mapping[str, torch.Tensor], cfg: LdmVaeConfig) -> tuple[dict, dict]:
-    """`pytorch_model_vae.bin` -> (diffusers AutoencoderKL state dict, official HiFi-GAN state dict under `vocoder.`)."""
+    """`pytorch_model_vae.bin` -> (diffusers AutoencoderKL state dict,
+    official HiFi-GAN state dict under `vocoder.`)."""
     vae = {k: v for k, v in sd.items() if not k.startswith("vocoder.")}
     vocoder = {k[len("vocoder.") :]: v for k, v in sd.items() if k.startswith("vocoder.")}
     return ldm_keys.map_ldm_vae_state_dict(vae, cfg.ldm_layout(), what="pytorch_model_vae.bin"), vocoder
@@ -309,7 +310,9 @@ def map_hifigan_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     """AudioLDM HiFi-GAN (`conv_pre`, `ups.i`, `resblocks.k.convs{1,2}.j`, `conv_post`) -> SpeechT5HifiGan."""
     out, unknown = {}, []
     for key, value in fold_weight_norm(sd, what="vocoder").items():
-        if re.fullmatch(r"conv_(pre|post)\.(weight|bias)", key) or re.fullmatch(r"resblocks\.\d+\.convs[12]\.\d+\.(weight|bias)", key):
+        if re.fullmatch(r"conv_(pre|post)\.(weight|bias)", key) or re.fullmatch(
+            r"resblocks\.\d+\.convs[12]\.\d+\.(weight|bias)", key
+        ):
             out[key] = value
         elif re.fullmatch(r"ups\.\d+\.(weight|bias)", key):
             out["upsampler." + key[len("ups.") :]] = value
@@ -356,16 +359,28 @@ class TangoModel:
     def parameter_count(self) -> int:
         return sum(p.numel() for m in self.modules().values() for p in m.parameters())
 
-    def load_official_state_dicts(self, main_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor]) -> None:
+    def load_official_state_dicts(
+        self, main_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor]
+    ) -> None:
         """Load `pytorch_model_main.bin` and `pytorch_model_vae.bin` contents; strict, with a clear report."""
         t5_sd, unet_sd = map_tango_main_state_dict(main_sd)
         vae_mapped, vocoder_sd = map_ldm_vae_state_dict(vae_sd, self.config.vae)
         # transformers ties encoder.embed_tokens to shared; older checkpoints store both copies
-        load_strict(self.text_encoder, t5_sd, "text_encoder (pytorch_model_main.bin)", allow_missing=("encoder.embed_tokens.weight",))
+        load_strict(
+            self.text_encoder,
+            t5_sd,
+            "text_encoder (pytorch_model_main.bin)",
+            allow_missing=("encoder.embed_tokens.weight",),
+        )
         load_strict(self.unet, unet_sd, "unet (pytorch_model_main.bin)")
         load_strict(self.vae, vae_mapped, "vae (pytorch_model_vae.bin)")
         # mean/scale are SpeechT5HifiGan's input normalisation buffers, unused (normalize_before=False)
-        load_strict(self.vocoder, map_hifigan_state_dict(vocoder_sd), "vocoder (pytorch_model_vae.bin)", allow_missing=("mean", "scale"))
+        load_strict(
+            self.vocoder,
+            map_hifigan_state_dict(vocoder_sd),
+            "vocoder (pytorch_model_vae.bin)",
+            allow_missing=("mean", "scale"),
+        )
 
     # -- inference -----------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -381,7 +396,13 @@ class TangoModel:
 
     @torch.no_grad()
     def sample(
-        self, prompts: Sequence[str], generators: Sequence[torch.Generator], *, steps: int, guidance: float, duration_s: float
+        self,
+        prompts: Sequence[str],
+        generators: Sequence[torch.Generator],
+        *,
+        steps: int,
+        guidance: float,
+        duration_s: float,
     ) -> torch.Tensor:
         """Waveforms (B, samples) at the vocoder rate; one generator per prompt."""
         from diffusers.utils.torch_utils import randn_tensor

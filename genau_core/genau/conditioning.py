@@ -89,7 +89,12 @@ class TextConditioner(nn.Module):
         return torch.full((n,), int(self.cfg.unconditional_dataset_id), dtype=torch.long, device=self.device)
 
     def drop_conditions(
-        self, summary: torch.Tensor, dataset_ids: torch.Tensor, *, generator: torch.Generator | None = None, p: float | None = None
+        self,
+        summary: torch.Tensor,
+        dataset_ids: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        p: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Classifier-free-guidance training: replace each sample's conditions by the unconditional ones with prob. p.
 

@@ -94,7 +94,9 @@ class FITConfig:
         if self.patches % self.group_size:
             raise ValueError(f"{self.patches} patches not divisible by group_size {self.group_size}")
         if self.latent_count % self.groups:
-            raise ValueError(f"latent_count {self.latent_count} must be a multiple of the number of groups {self.groups}")
+            raise ValueError(
+                f"latent_count {self.latent_count} must be a multiple of the number of groups {self.groups}"
+            )
 
     @property
     def patches(self) -> int:
@@ -230,7 +232,8 @@ class GenAuConfig:
             )
         if self.conditioning.summary_channels != self.fit.summary_channels:
             raise ValueError(
-                f"summary channels: conditioning gives {self.conditioning.summary_channels}, FIT expects {self.fit.summary_channels}"
+                f"summary channels: conditioning gives {self.conditioning.summary_channels}, FIT expects "
+                f"{self.fit.summary_channels}"
             )
 
     @property
@@ -357,7 +360,9 @@ def _fit_l_attention() -> dict:
 GENAU_S = GenAuConfig(
     name="genau-s",
     fit=FITConfig(),  # 1024-d patches and latents, 4 x (2 local + 4 global) + 1 local-only block
-    conditioning=ConditioningConfig(t5=FLAN_T5_LARGE, clap_text=LAION_CLAP_TEXT, t5_tokenizer="flan-t5-large", clap_tokenizer="roberta-base"),
+    conditioning=ConditioningConfig(
+        t5=FLAN_T5_LARGE, clap_text=LAION_CLAP_TEXT, t5_tokenizer="flan-t5-large", clap_tokenizer="roberta-base"
+    ),
     diffusion=DiffusionConfig(scale_factor=1.0),
 )
 

@@ -70,7 +70,9 @@ def ldm_loss(
     `model` is a GenAuModel (its conditioner provides the unconditional encodings).
     """
     scheduler = scheduler or make_ddpm_scheduler(model.cfg.diffusion)
-    summary, dataset_ids, dropped = model.conditioner.drop_conditions(summary, dataset_ids, generator=generator, p=cfg_dropout)
+    summary, dataset_ids, dropped = model.conditioner.drop_conditions(
+        summary, dataset_ids, generator=generator, p=cfg_dropout
+    )
     b = latents.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
     noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype).to(latents.device)

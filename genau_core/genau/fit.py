@@ -120,12 +120,16 @@ class FITBlock(nn.Module):
             self.context_read = AttentionLayer(Attention(dl, cfg.context_attention, cfg.context_channels), xff(dl))
             self.read = AttentionLayer(Attention(dl, cfg.read_attention, dp), xff(dl))
             self.global_layers = nn.ModuleList(
-                AttentionLayer(Attention(dl, cfg.global_attention), FeedForward(dl, cfg.ff_mult, cfg.dropout), cfg.drop_path)
+                AttentionLayer(
+                    Attention(dl, cfg.global_attention), FeedForward(dl, cfg.ff_mult, cfg.dropout), cfg.drop_path
+                )
                 for _ in range(cfg.global_layers_per_block)
             )
             self.write = AttentionLayer(Attention(dp, cfg.write_attention, dl), xff(dp))
 
-    def forward(self, patches: torch.Tensor, latents: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, patches: torch.Tensor, latents: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         b = patches.shape[0]
         g = cfg.groups
@@ -195,7 +199,12 @@ class FITBackbone(nn.Module):
         # The official RIN initialiser rescales the patch, attention and feed-forward linear
         # layers by a constant (not the time / dataset / summary embeddings).
         s = self.cfg.weight_init_scale
-        skip = {id(m) for part in (self.time_embed, self.dataset_embed, self.summary_proj) if part is not None for m in part.modules()}
+        skip = {
+            id(m)
+            for part in (self.time_embed, self.dataset_embed, self.summary_proj)
+            if part is not None
+            for m in part.modules()
+        }
         for m in self.modules():
             if isinstance(m, nn.Linear) and id(m) not in skip and m.weight.device.type != "meta":
                 m.weight.mul_(s)
@@ -204,7 +213,9 @@ class FITBackbone(nn.Module):
         # Self-conditioning enters through a zero-initialised norm gain (a no-op until trained).
         nn.init.zeros_(self.self_cond_norm.weight)
 
-    def build_context(self, timesteps: torch.Tensor, summary: torch.Tensor, dataset_ids: torch.Tensor | None) -> torch.Tensor:
+    def build_context(
+        self, timesteps: torch.Tensor, summary: torch.Tensor, dataset_ids: torch.Tensor | None
+    ) -> torch.Tensor:
         """Context tokens in the official order: [summary, time, dataset id]."""
         dtype = self.summary_proj.weight.dtype
         tokens = [self.summary_proj(summary.to(dtype))[:, None]]
@@ -240,7 +251,9 @@ class FITBackbone(nn.Module):
             x = x[..., 0]
         b, c, t = x.shape
         if c != self.cfg.input_channels or t != self.cfg.input_length:
-            raise ValueError(f"expected latents (B, {self.cfg.input_channels}, {self.cfg.input_length}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected latents (B, {self.cfg.input_channels}, {self.cfg.input_length}), got {tuple(x.shape)}"
+            )
         if timesteps.dim() == 0:
             timesteps = timesteps.expand(b)
         context = self.build_context(timesteps, summary, dataset_ids)

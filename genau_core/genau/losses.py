@@ -77,7 +77,12 @@ class VAELoss(nn.Module):
         return torch.clamp(w, 0.0, 1e4).detach() * self.cfg.disc_weight
 
     def generator_loss(
-        self, mel: torch.Tensor, rec: torch.Tensor, posterior: DiagonalGaussian, step: int, last_layer: torch.Tensor | None
+        self,
+        mel: torch.Tensor,
+        rec: torch.Tensor,
+        posterior: DiagonalGaussian,
+        step: int,
+        last_layer: torch.Tensor | None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Autoencoder objective (optimizer 0). `last_layer`: decoder output weight (for the adaptive weight)."""
         b = mel.shape[0]
@@ -85,7 +90,12 @@ class VAELoss(nn.Module):
         nll = (rec_loss / torch.exp(self.logvar) + self.logvar).sum() / b
         kl = posterior.kl().sum() / b
         loss = nll + self.cfg.kl_weight * kl
-        log = {"rec_loss": float(rec_loss.mean().detach()), "nll_loss": float(nll.detach()), "kl_loss": float(kl.detach()), "logvar": float(self.logvar.detach())}
+        log = {
+            "rec_loss": float(rec_loss.mean().detach()),
+            "nll_loss": float(nll.detach()),
+            "kl_loss": float(kl.detach()),
+            "logvar": float(self.logvar.detach()),
+        }
         if self.disc_active(step) and self.cfg.disc_factor > 0:
             g_loss = -self.discriminator(_as_image(rec)).mean()
             if last_layer is not None and torch.is_grad_enabled():
@@ -97,10 +107,16 @@ class VAELoss(nn.Module):
         log["total_loss"] = float(loss.detach())
         return loss, log
 
-    def discriminator_loss(self, mel: torch.Tensor, rec: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def discriminator_loss(
+        self, mel: torch.Tensor, rec: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Discriminator objective (optimizer 1); zero before `disc_start`."""
         logits_real = self.discriminator(_as_image(mel.detach()))
         logits_fake = self.discriminator(_as_image(rec.detach()))
         factor = self.cfg.disc_factor if self.disc_active(step) else 0.0
         d_loss = factor * hinge_d_loss(logits_real, logits_fake)
-        return d_loss, {"disc_loss": float(d_loss.detach()), "logits_real": float(logits_real.mean().detach()), "logits_fake": float(logits_fake.mean().detach())}
+        return d_loss, {
+            "disc_loss": float(d_loss.detach()),
+            "logits_real": float(logits_real.mean().detach()),
+            "logits_fake": float(logits_fake.mean().detach()),
+        }

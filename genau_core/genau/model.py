@@ -51,7 +51,9 @@ class GenAuModel(nn.Module):
     def parameter_count(self) -> int:
         return sum(self.component_parameters().values())
 
-    def encode_mel(self, mel: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode_mel(
+        self, mel: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """log-mel (B, n_mels, T) -> scaled diffusion latents (B, embed_dim, T / 4)."""
         posterior = self.vae.encode(mel)
         z = posterior.sample(generator) if sample else posterior.mode()
@@ -81,12 +83,17 @@ def build_genau(
     cfg = get_config(config) if isinstance(config, str) else config
     c = cfg.conditioning
     if load_tokenizers and t5_tokenizer is None:
-        t5_tokenizer = load_tokenizer(c.t5_tokenizer, "t5", vocab_size=int(c.t5.get("vocab_size", 32128)), max_length=c.t5_max_length)
+        t5_tokenizer = load_tokenizer(
+            c.t5_tokenizer, "t5", vocab_size=int(c.t5.get("vocab_size", 32128)), max_length=c.t5_max_length
+        )
     if load_tokenizers and clap_tokenizer is None:
         clap_tokenizer = load_tokenizer(
             c.clap_tokenizer, "clap", vocab_size=int(c.clap_text.get("vocab_size", 50265)), max_length=c.clap_max_length
         )
-    for tok, limit, name in ((t5_tokenizer, c.t5.get("vocab_size"), "T5"), (clap_tokenizer, c.clap_text.get("vocab_size"), "CLAP")):
+    for tok, limit, name in (
+        (t5_tokenizer, c.t5.get("vocab_size"), "T5"),
+        (clap_tokenizer, c.clap_text.get("vocab_size"), "CLAP"),
+    ):
         if tok is not None and limit is not None and len(tok) > int(limit):
             raise ValueError(f"{name} tokenizer has {len(tok)} tokens, the encoder's embedding only {limit}")
     device = torch.device(device)
@@ -126,7 +133,9 @@ def save_pretrained(model: GenAuModel, folder) -> None:
     save_file(unique, str(folder / WEIGHTS_NAME))
 
 
-def load_pretrained(folder, *, device: str | torch.device = "cpu", t5_tokenizer=None, clap_tokenizer=None) -> GenAuModel:
+def load_pretrained(
+    folder, *, device: str | torch.device = "cpu", t5_tokenizer=None, clap_tokenizer=None
+) -> GenAuModel:
     """Inverse of `save_pretrained` (tokenizers from the config's sources unless given)."""
     import json
     from pathlib import Path

@@ -161,11 +161,19 @@ def _check_ff(section: str, key: str, cfg, *, extra: frozenset = frozenset()) ->
         if k not in FF_KEYS | extra:
             _refuse(where, k, v, "is not a FeedForward argument genau_core implements")
     if cfg.get("conditioning_channels") is not None:
-        _refuse(where, "conditioning_channels", cfg["conditioning_channels"],
-                "(FiLM-conditioned feed-forward) is not implemented")
+        _refuse(
+            where,
+            "conditioning_channels",
+            cfg["conditioning_channels"],
+            "(FiLM-conditioned feed-forward) is not implemented",
+        )
     if not cfg.get("use_layer_normalization", True):
-        _refuse(where, "use_layer_normalization", cfg["use_layer_normalization"],
-                "(feed-forward without its LayerNorm) is not implemented")
+        _refuse(
+            where,
+            "use_layer_normalization",
+            cfg["use_layer_normalization"],
+            "(feed-forward without its LayerNorm) is not implemented",
+        )
     return cfg.get("mult", OFFICIAL_FF_MULT)
 
 
@@ -203,8 +211,12 @@ def _check_modules(unet: dict) -> None:
         target = init.get("target") if isinstance(init, dict) else init
         known = {"RINWeightScalerInitializer", "IdentityInitializer"}
         if _is_class(target, "initializers.initializers", known) is None:
-            _refuse(UNET_SECTION, "weight_initializer.target", target,
-                    "is not implemented (RINWeightScalerInitializer or IdentityInitializer)")
+            _refuse(
+                UNET_SECTION,
+                "weight_initializer.target",
+                target,
+                "is not implemented (RINWeightScalerInitializer or IdentityInitializer)",
+            )
 
 
 def _check_attention(fb: dict) -> None:
@@ -213,12 +225,20 @@ def _check_attention(fb: dict) -> None:
     cls = _is_class(attention, "fit.layers.rin_layers", ATTENTION_CLASSES)
     if cls is None:
         implemented = ", ".join("rin_layers." + c for c in ATTENTION_CLASSES)
-        _refuse(BLOCK_SECTION, "attention_class", attention,
-                f"is not implemented: genau_core computes {implemented} "
-                "(CosineAttention and LinearAttention compute other functions)")
+        _refuse(
+            BLOCK_SECTION,
+            "attention_class",
+            attention,
+            f"is not implemented: genau_core computes {implemented} "
+            "(CosineAttention and LinearAttention compute other functions)",
+        )
     if "ff_class" in fb and _is_class(fb["ff_class"], "fit.layers.rin_layers", {"FeedForward"}) is None:
-        _refuse(BLOCK_SECTION, "ff_class", fb["ff_class"],
-                "is not implemented (only rin_layers.FeedForward; XFormersFeedForward has other weights)")
+        _refuse(
+            BLOCK_SECTION,
+            "ff_class",
+            fb["ff_class"],
+            "is not implemented (only rin_layers.FeedForward; XFormersFeedForward has other weights)",
+        )
     for key in ("default_attention_config", *BLOCK_ATTENTION_KEYS):
         a = fb.get(key, fb["default_attention_config"])
         where = f"{BLOCK_SECTION}.{key}"
@@ -231,8 +251,12 @@ def _check_attention(fb: dict) -> None:
             if k == "xformers_attention_class" and sdp is None:
                 _refuse(where, k, v, "is not implemented (only ScaledDotProduct)")
         if a.get("conditioning_channels") is not None:
-            _refuse(where, "conditioning_channels", a["conditioning_channels"],
-                    "(FiLM-conditioned attention) is not implemented")
+            _refuse(
+                where,
+                "conditioning_channels",
+                a["conditioning_channels"],
+                "(FiLM-conditioned attention) is not implemented",
+            )
 
 
 def _check_feedforwards(unet: dict, fb: dict) -> int:
@@ -244,14 +268,22 @@ def _check_feedforwards(unet: dict, fb: dict) -> int:
     sc_key = "self_conditioning_ff_config"
     mults[sc_key] = _check_ff(UNET_SECTION, sc_key, sc, extra=frozenset({"drop_units"}))
     if sc.get("drop_units", 0.0):
-        _refuse(f"{UNET_SECTION}.{sc_key}", "drop_units", sc["drop_units"],
-                "(dropout in the self-conditioning feed-forward) is not implemented")
+        _refuse(
+            f"{UNET_SECTION}.{sc_key}",
+            "drop_units",
+            sc["drop_units"],
+            "(dropout in the self-conditioning feed-forward) is not implemented",
+        )
     mult = mults["default_ff_config"]
     for key, m in mults.items():
         if m != mult:
             where = f"{UNET_SECTION}.{key}" if key == sc_key else f"{BLOCK_SECTION}.{key}"
-            _refuse(where, "mult", m, f"differs from default_ff_config's mult {mult}; "
-                    "genau_core implements one mult for every feed-forward")
+            _refuse(
+                where,
+                "mult",
+                m,
+                f"differs from default_ff_config's mult {mult}; genau_core implements one mult for every feed-forward",
+            )
     if float(mult) != int(mult) or int(mult) < 1:
         _refuse(f"{BLOCK_SECTION}.default_ff_config", "mult", mult, "is not implemented (a positive integer)")
     return int(mult)
@@ -274,8 +306,12 @@ def check_fit_options(unet: dict) -> int:
     _check_attention(fb)
     mult = _check_feedforwards(unet, fb)
     if not isinstance(fb.get("use_cross_attention_feedforward"), bool):
-        _refuse(BLOCK_SECTION, "use_cross_attention_feedforward", fb.get("use_cross_attention_feedforward"),
-                "must be true or false")
+        _refuse(
+            BLOCK_SECTION,
+            "use_cross_attention_feedforward",
+            fb.get("use_cross_attention_feedforward"),
+            "must be true or false",
+        )
     return mult
 
 
@@ -285,7 +321,9 @@ def cond_stage_layout(params: dict) -> dict[str, int]:
     for i, (name, spec) in enumerate(params["cond_stage_config"].items()):
         target = str(spec["target"]).rsplit(".", 1)[-1]
         kind = {CLAP_TARGET: "clap", T5_TARGET: "t5", DATASET_IDS_TARGET: "dataset_ids"}.get(target)
-        _require(kind is not None, f"model.params.cond_stage_config.{name}.target: {spec['target']!r} is not implemented")
+        _require(
+            kind is not None, f"model.params.cond_stage_config.{name}.target: {spec['target']!r} is not implemented"
+        )
         layout[kind] = i
     _require("clap" in layout and "t5" in layout, "GenAu needs both a CLAP and a FLAN-T5 conditioner")
     return layout
@@ -301,8 +339,10 @@ def fit_config_from_official_yaml(y: dict) -> FITConfig:
         _refuse("model.params", "backbone_type", backbone, "is not implemented (only the FIT backbone)")
     ff_mult = check_fit_options(unet)
     size, patch, group = unet["input_size"], unet["patch_size"], unet["group_size"]
-    _require(size[0] == 1 and size[2] == 1 and patch[0] == 1 and patch[2] == 1 and group[0] == 1 and group[2] == 1,
-             f"expected a 1-D latent layout, got input {size} patch {patch} group {group}")
+    _require(
+        size[0] == 1 and size[2] == 1 and patch[0] == 1 and patch[2] == 1 and group[0] == 1 and group[2] == 1,
+        f"expected a 1-D latent layout, got input {size} patch {patch} group {group}",
+    )
     fb = unet["fit_block_config"]
     default = fb["default_attention_config"]
     fit = FITConfig(
@@ -359,9 +399,11 @@ def config_from_official_yaml(
             _refuse(vae_section, key, dd[key], why)
     if not dd.get("double_z", True):
         _refuse(vae_section, "double_z", dd["double_z"], "is not implemented (the VAE predicts mean and log-variance)")
-    _require(int(dd["in_channels"]) == int(dd["out_ch"]) == int(dd["mel_bins"]),
-             f"{vae_section}: in_channels {dd['in_channels']}, out_ch {dd['out_ch']} and mel_bins "
-             f"{dd['mel_bins']} must be equal")
+    _require(
+        int(dd["in_channels"]) == int(dd["out_ch"]) == int(dd["mel_bins"]),
+        f"{vae_section}: in_channels {dd['in_channels']}, out_ch {dd['out_ch']} and mel_bins "
+        f"{dd['mel_bins']} must be equal",
+    )
     vae = VAEConfig(
         mel_bins=int(dd["mel_bins"]),
         ch=int(dd["ch"]),
@@ -409,12 +451,20 @@ def config_from_official_yaml(
     t5_spec = csc[layout["t5"]]["params"]
     for key in ("pool_tokens", "return_embeds"):
         if not t5_spec.get(key, False):
-            _refuse("model.params.cond_stage_config.<FlanT5HiddenState>.params", key, t5_spec.get(key),
-                    "is not implemented (pooled embeddings only)")
+            _refuse(
+                "model.params.cond_stage_config.<FlanT5HiddenState>.params",
+                key,
+                t5_spec.get(key),
+                "is not implemented (pooled embeddings only)",
+            )
     clap_spec = csc[layout["clap"]]["params"]
     if clap_spec.get("embed_mode", "text") != "text":
-        _refuse("model.params.cond_stage_config.<CLAP>.params", "embed_mode", clap_spec["embed_mode"],
-                "is not implemented (text only)")
+        _refuse(
+            "model.params.cond_stage_config.<CLAP>.params",
+            "embed_mode",
+            clap_spec["embed_mode"],
+            "is not implemented (text only)",
+        )
     dataset_ids = dict(AUDIOCAPS_IDS_DEFAULT)
     if "dataset_ids" in layout:
         dataset_ids = {k: int(v) for k, v in csc[layout["dataset_ids"]]["params"].get("dataset2id", {}).items()}
@@ -454,7 +504,8 @@ _NORM = {"gamma": "weight"}
 
 
 def _map_attention(rest: list[str]) -> str | None:
-    """official Attention params: norm.gamma, norm_context.gamma, to_q/to_kv/to_out.weight (norm *.beta: zero buffers)."""
+    """official Attention params: norm.gamma, norm_context.gamma, to_q/to_kv/to_out.weight (norm *.beta:
+    zero buffers)."""
     if rest[-1] == "beta":
         return None
     if rest[0] in ("norm", "norm_context") and rest[1] == "gamma":
@@ -573,7 +624,8 @@ def map_vae_key(key: str, cfg: VAEConfig) -> str:
 
 
 def map_clap_text_key(key: str) -> str | None:
-    """LAION-CLAP key (no `module.` prefix) -> transformers ClapTextModelWithProjection key; None = not the text tower."""
+    """LAION-CLAP key (no `module.` prefix) -> transformers ClapTextModelWithProjection key;
+    None = not the text tower."""
     p = key.split(".")
     if p[0] == "text_branch":
         if p[-1] == "position_ids":
@@ -581,7 +633,14 @@ def map_clap_text_key(key: str) -> str | None:
         return "text_model." + ".".join(p[1:])
     if p[0] == "text_projection":
         return {"0": "text_projection.linear1", "2": "text_projection.linear2"}[p[1]] + f".{p[2]}"
-    if p[0] in ("audio_branch", "audio_projection", "text_transform", "audio_transform", "logit_scale_a", "logit_scale_t"):
+    if p[0] in (
+        "audio_branch",
+        "audio_projection",
+        "text_transform",
+        "audio_transform",
+        "logit_scale_a",
+        "logit_scale_t",
+    ):
         return None
     raise KeyError(key)
 
@@ -647,7 +706,7 @@ class WeightSelection:
 def _is_fit_parameter(key: str) -> bool:
     """An official `model.diffusion_model.*` key that is a parameter (LayerNorm `beta`s are buffers)."""
     try:
-        return map_fit_key(key[len("model.diffusion_model."):]) is not None
+        return map_fit_key(key[len("model.diffusion_model.") :]) is not None
     except KeyError:
         return False  # an unknown key: the conversion names it
 
@@ -673,7 +732,7 @@ def select_weights(
     check_weights_choice(weights)
     if weights == "raw":
         return dict(sd), WeightSelection("raw")
-    ema = {k[len(EMA_PREFIX):]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
+    ema = {k[len(EMA_PREFIX) :]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
     shadows = {k: v for k, v in ema.items() if k not in EMA_BOOKKEEPING}
     if not shadows:
         raise OfficialCheckpointError(
@@ -684,7 +743,7 @@ def select_weights(
     owners: dict[str, str] = {}
     for key in out:
         if key.startswith("model.") and _is_fit_parameter(key):
-            dotless = key[len("model."):].replace(".", "")
+            dotless = key[len("model.") :].replace(".", "")
             if dotless in owners:
                 raise OfficialCheckpointError(
                     f"{source}: {owners[dotless]} and {key} share the EMA name {EMA_PREFIX}{dotless}"
@@ -715,10 +774,12 @@ def select_weights(
 
 
 def _strip(key: str, prefix: str) -> str:
-    return key[len(prefix):]
+    return key[len(prefix) :]
 
 
-def convert_official_genau_state_dict(sd: dict[str, torch.Tensor], cfg: GenAuConfig, layout: dict[str, int]) -> ConvertedState:
+def convert_official_genau_state_dict(
+    sd: dict[str, torch.Tensor], cfg: GenAuConfig, layout: dict[str, int]
+) -> ConvertedState:
     """Full official `GenAu` Lightning state dict -> GenAuModel state dict (keys our model owns only)."""
     out: dict[str, torch.Tensor] = {}
     ignored: list[str] = []
@@ -786,7 +847,7 @@ def convert_clap_checkpoint(sd: dict[str, torch.Tensor]) -> ConvertedState:
     """`clap_htsat_tiny.pt` state dict (optionally `module.`-prefixed) -> `conditioner.clap.*`."""
     out, ignored = {}, []
     for key, v in sd.items():
-        k = key[len("module."):] if key.startswith("module.") else key
+        k = key[len("module.") :] if key.startswith("module.") else key
         try:
             m = map_clap_text_key(k)
         except KeyError:
@@ -831,15 +892,23 @@ def torch_load(path: str | Path) -> dict:
 
     from genau_core.checkpoint_io import ALLOW_PICKLE_ENV, load_checkpoint
 
-    return load_checkpoint(path, what="GenAu release file", inert_objects=True,
-                           allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1",
-                           pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.")
+    return load_checkpoint(
+        path,
+        what="GenAu release file",
+        inert_objects=True,
+        allow_pickle=os.environ.get(ALLOW_PICKLE_ENV, "") == "1",
+        pickle_hint=f"If you trust the file, {ALLOW_PICKLE_ENV}=1 also tries plain pickle.",
+    )
 
 
 def _state_dict_of(obj: dict) -> dict[str, torch.Tensor]:
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
     # torch.compile wraps modules as `_orig_mod`; those names are not part of the layout
-    return {k.replace("._orig_mod.", ".").removeprefix("_orig_mod."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    return {
+        k.replace("._orig_mod.", ".").removeprefix("_orig_mod."): v
+        for k, v in sd.items()
+        if isinstance(v, torch.Tensor)
+    }
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -869,7 +938,9 @@ def _hf_config(folder: Path, keys) -> dict:
     return {k: raw[k] for k in keys if k in raw}
 
 
-def official_config(files: OfficialFiles, *, name: str, main_state: dict[str, torch.Tensor], clap_state: dict[str, torch.Tensor]) -> GenAuConfig:
+def official_config(
+    files: OfficialFiles, *, name: str, main_state: dict[str, torch.Tensor], clap_state: dict[str, torch.Tensor]
+) -> GenAuConfig:
     """GenAuConfig of a release: yaml + HiFi-GAN json + the text encoders' own configs.
 
     FLAN-T5's config comes from its snapshot; the CLAP text tower is RoBERTa (its snapshot's
@@ -877,7 +948,10 @@ def official_config(files: OfficialFiles, *, name: str, main_state: dict[str, to
     """
     y = read_release_yaml(files.yaml)
     t5_config = {**FLAN_T5_LARGE, **_hf_config(files.t5_dir, FLAN_T5_LARGE)}
-    clap_text = {**LAION_CLAP_TEXT, **_hf_config(files.roberta_dir, [k for k in LAION_CLAP_TEXT if k != "projection_dim"])}
+    clap_text = {
+        **LAION_CLAP_TEXT,
+        **_hf_config(files.roberta_dir, [k for k in LAION_CLAP_TEXT if k != "projection_dim"]),
+    }
     proj = clap_state.get("text_projection.0.weight", clap_state.get("module.text_projection.0.weight"))
     if proj is not None:
         clap_text["projection_dim"] = int(proj.shape[0])
@@ -941,7 +1015,9 @@ def load_official_genau(
     cfg = official_config(files, name=name, main_state=main, clap_state=clap_sd)
     c = cfg.conditioning
     t5_tok = load_tokenizer(c.t5_tokenizer, "t5", vocab_size=c.t5["vocab_size"], max_length=c.t5_max_length)
-    clap_tok = load_tokenizer(c.clap_tokenizer, "clap", vocab_size=c.clap_text["vocab_size"], max_length=c.clap_max_length)
+    clap_tok = load_tokenizer(
+        c.clap_tokenizer, "clap", vocab_size=c.clap_text["vocab_size"], max_length=c.clap_max_length
+    )
 
     state: dict[str, torch.Tensor] = {}
     # 1. component files (the official constructors load these first)
@@ -974,7 +1050,9 @@ def load_official_genau(
             f"official weights do not cover the model: missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
             f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}"
         )
-    model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, strict=True, assign=True)
+    model.load_state_dict(
+        {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, strict=True, assign=True
+    )
     if any(p.is_meta for p in model.parameters()):
         raise OfficialCheckpointError("some parameters were not loaded")
     model.weight_selection = selection

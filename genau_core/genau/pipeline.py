@@ -69,7 +69,9 @@ class GenAuPipeline:
         for t in scheduler.timesteps:
             inp = torch.cat([x, x]) if use_cfg else x
             tt = torch.full((inp.shape[0],), int(t), device=dev, dtype=torch.long)
-            prev = None if prev_latents is None else (torch.cat([prev_latents, prev_latents]) if use_cfg else prev_latents)
+            prev = (
+                None if prev_latents is None else (torch.cat([prev_latents, prev_latents]) if use_cfg else prev_latents)
+            )
             pred, lat = model.backbone(inp, tt, summary, ds, prev)  # epsilon (or v, per cfg.diffusion.prediction_type)
             if use_cfg:
                 pred_u, pred_c = pred.chunk(2)

@@ -40,10 +40,9 @@ grad clip 0.5, condition dropout 0.1, scale_by_std).
 
 What the weights can do: reproduce the demo sounds from their exact captions (a memorised,
 10-clip training set; nothing else, and not all 10 equally well: see training.json and
-tests/test_genau_tiny_weights.py for what is measured). Retraining is deterministic for one
+tests/genau_core/genau/test_genau_tiny_weights.py for what is measured). Retraining is deterministic for one
 torch build and thread count; elsewhere it is the same recipe with float-level differences.
 """
-
 
 from __future__ import annotations
 
@@ -91,8 +90,12 @@ def tiny_trained_config(recipe: TinyRecipe = TinyRecipe(), *, mel_std: float = 4
 
     return GENAU_TINY.replace(
         vocoder_type="griffin-lim",
-        vae=dataclasses.replace(GENAU_TINY.vae, norm_groups=recipe.vae_norm_groups,
-                                mel_mean=round(math.log(GENAU_TINY.mel.clip_value), 4), mel_std=round(mel_std, 4)),
+        vae=dataclasses.replace(
+            GENAU_TINY.vae,
+            norm_groups=recipe.vae_norm_groups,
+            mel_mean=round(math.log(GENAU_TINY.mel.clip_value), 4),
+            mel_std=round(mel_std, 4),
+        ),
         vae_loss=dataclasses.replace(GENAU_TINY.vae_loss, disc_start=recipe.disc_start, kl_weight=recipe.vae_kl_weight),
         diffusion=dataclasses.replace(GENAU_TINY.diffusion, prediction_type=recipe.prediction_type),
     )

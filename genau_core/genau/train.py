@@ -40,8 +40,24 @@ from genau_core.genau.configs import GenAuConfig, get_config
 from genau_core.genau.diffusion import ldm_loss, make_ddpm_scheduler
 from genau_core.genau.losses import VAELoss
 from genau_core.genau.model import GenAuModel, build_genau, load_pretrained, save_pretrained
-from genau_core.training_utils import ShardedLoader, append_log, config_from_namespace, finish_distributed, latest_checkpoint, print_metrics_on_main, read_trainer_state
-from genau_core.training_utils import restore_optimisation, save_checkpoint, setup_device, step_seed, trainer_state, warmup_cosine_scheduler, write_train_config
+from genau_core.training_utils import (
+    ShardedLoader,
+    append_log,
+    config_from_namespace,
+    finish_distributed,
+    latest_checkpoint,
+    print_metrics_on_main,
+    read_trainer_state,
+)
+from genau_core.training_utils import (
+    restore_optimisation,
+    save_checkpoint,
+    setup_device,
+    step_seed,
+    trainer_state,
+    warmup_cosine_scheduler,
+    write_train_config,
+)
 from genau_core.training_utils import Dist, checkpoint_dir, init_distributed, warmup_cosine  # noqa: F401  (re-exported: callers import them from here)
 
 
@@ -211,9 +227,13 @@ def train(tc: TrainConfig) -> dict:
         trainable = [p for p in model.backbone.parameters() if p.requires_grad]
         net: nn.Module = model.backbone
         if dist.world > 1:
-            net = nn.parallel.DistributedDataParallel(model.backbone, device_ids=[device.index] if device.type == "cuda" else None)
+            net = nn.parallel.DistributedDataParallel(
+                model.backbone, device_ids=[device.index] if device.type == "cuda" else None
+            )
         opt = make_optimizer(trainable, tc)
-        sched = warmup_cosine_scheduler(opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.resolved_final_lr())
+        sched = warmup_cosine_scheduler(
+            opt, total=tc.steps, warmup=tc.warmup_steps, lr=tc.resolved_lr(), final_lr=tc.resolved_final_lr()
+        )
         ddpm = make_ddpm_scheduler(cfg.diffusion)
         loss_mod = disc_opt = None
     else:
@@ -245,7 +265,9 @@ def train(tc: TrainConfig) -> dict:
     end = tc.steps if tc.stop_at is None else min(tc.steps, tc.stop_at)
     for epoch, (wav, captions, ids) in data.batches(step, end):
         gen = _step_generator(tc.seed, dist.rank, step)
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=_step_generator(tc.seed + 1, dist.rank, step))))  # dropout masks
+        torch.manual_seed(
+            int(torch.randint(0, 2**62, (1,), generator=_step_generator(tc.seed + 1, dist.rank, step)))
+        )  # dropout masks
         wav, ids = wav.to(device), ids.to(device)
         autocast = lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
         if tc.stage == "ldm":
@@ -335,7 +357,9 @@ def _save(out: Path, step: int, model, opt, sched, loss_mod, disc_opt, tc, dist)
             state.update(vae_loss=loss_mod.state_dict(), disc_optimizer=disc_opt.state_dict())
         return state
 
-    save_checkpoint(out, step, save_model=lambda folder: save_pretrained(model, folder), make_trainer_state=make_state, dist=dist)
+    save_checkpoint(
+        out, step, save_model=lambda folder: save_pretrained(model, folder), make_trainer_state=make_state, dist=dist
+    )
 
 
 # ------------------------------------------------------------------------------------- CLI ---

@@ -75,7 +75,9 @@ class Upsample1D(nn.Module):
 class MidBlock1D(nn.Module):
     def __init__(self, channels: int, groups: int, dropout: float, attention: bool):
         super().__init__()
-        self.resnets = nn.ModuleList([ResBlock1D(channels, channels, groups, dropout), ResBlock1D(channels, channels, groups, dropout)])
+        self.resnets = nn.ModuleList(
+            [ResBlock1D(channels, channels, groups, dropout), ResBlock1D(channels, channels, groups, dropout)]
+        )
         self.attention = SelfAttention1D(channels, groups) if attention else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,16 +47,29 @@ import torch.nn.functional as F
 from torch import nn
 
 AXES = ("CE", "CU", "PC", "PQ")  # aes.py AXES_NAME order (dict order of every output)
-AXIS_NAMES = {"CE": "content enjoyment", "CU": "content usefulness", "PC": "production complexity",
-              "PQ": "production quality"}
+AXIS_NAMES = {
+    "CE": "content enjoyment",
+    "CU": "content usefulness",
+    "PC": "production complexity",
+    "PQ": "production quality",
+}
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 10 * SAMPLE_RATE  # infer.py: make_inference_batch(wavs, 10, 10, sample_rate=16000)
 HOP_SAMPLES = 10 * SAMPLE_RATE
 CHECKPOINT_FILENAME = "checkpoint.pt"
 CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/audiobox-aesthetics/checkpoint.pt"
 # AesPredictor.setup_model passes exactly these model_cfg keys (plus target_transform) to AesMultiOutput
-MODEL_CFG_KEYS = ("proj_num_layer", "proj_ln", "proj_act_fn", "proj_dropout", "nth_layer", "use_weighted_layer_sum",
-                  "precision", "normalize_embed", "output_dim")
+MODEL_CFG_KEYS = (
+    "proj_num_layer",
+    "proj_ln",
+    "proj_act_fn",
+    "proj_dropout",
+    "nth_layer",
+    "use_weighted_layer_sum",
+    "precision",
+    "normalize_embed",
+    "output_dim",
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,10 @@ class AestheticsConfig:
             # aes.py's other branch indexes the stacked (T, B, C, L) tensor as [-1][0]: not a per-clip embedding
             problems.append("use_weighted_layer_sum=False (the reference's branch for it does not run)")
         if self.nth_layer != self.wavlm.layers + 1:
-            problems.append(f"nth_layer={self.nth_layer} (the weighted sum needs all {self.wavlm.layers + 1} hidden "
-                            "states; the reference fails on fewer)")
+            problems.append(
+                f"nth_layer={self.nth_layer} (the weighted sum needs all {self.wavlm.layers + 1} hidden "
+                "states; the reference fails on fewer)"
+            )
         if self.proj_num_layer < 1:
             problems.append(f"proj_num_layer={self.proj_num_layer}")
         if self.proj_num_layer > 1 and self.proj_act_fn != "gelu":
@@ -403,13 +418,15 @@ def aesthetics_state_to_official(state: Mapping[str, torch.Tensor]) -> dict[str,
     return {f"model.{k}": v for k, v in state.items()}
 
 
-def config_from_checkpoint(model_cfg: Mapping, target_transform: Mapping,
-                           wavlm: WavLMConfig | None = None) -> AestheticsConfig:
+def config_from_checkpoint(
+    model_cfg: Mapping, target_transform: Mapping, wavlm: WavLMConfig | None = None
+) -> AestheticsConfig:
     """`AestheticsConfig` from a checkpoint's "model_cfg" and "target_transform" (the keys
     `AesPredictor.setup_model` reads; others are ignored there and here). Raises ValueError."""
     missing = [k for k in MODEL_CFG_KEYS if k not in model_cfg]
     if missing:
         raise ValueError(f"model_cfg lacks {missing}")
     tt = {str(a): {"mean": float(v["mean"]), "std": float(v["std"])} for a, v in dict(target_transform).items()}
-    return AestheticsConfig(wavlm=wavlm or WavLMConfig(), target_transform=tt,
-                            **{k: model_cfg[k] for k in MODEL_CFG_KEYS})
+    return AestheticsConfig(
+        wavlm=wavlm or WavLMConfig(), target_transform=tt, **{k: model_cfg[k] for k in MODEL_CFG_KEYS}
+    )

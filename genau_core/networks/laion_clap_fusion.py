@@ -74,6 +74,7 @@ _FUSION_ORIGINAL = ("audio_branch.patch_embed.mel_conv2d.", "audio_branch.patch_
 _ENCODER = "clap.audio_model.audio_encoder."
 _FUSION_OURS = tuple(_ENCODER + p[len("audio_branch.") :] for p in _FUSION_ORIGINAL)
 
+
 @dataclass(frozen=True)
 class LaionClapFusionConfig(LaionClapConfig):
     """A LAION-CLAP configuration with the fusion branch (`CLAP_Module(enable_fusion=True)` always
@@ -132,13 +133,24 @@ class FusionMel(nn.Module):
         super().__init__()
         self.n_fft, self.hop = config.window_size, config.hop_size
         self.register_buffer("window", torch.hann_window(config.window_size), persistent=False)
-        fb = htsat_mel_filterbank(config.window_size // 2 + 1, config.fmin, config.fmax, config.n_mels,
-                                  config.sample_rate)
+        fb = htsat_mel_filterbank(
+            config.window_size // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate
+        )
         self.register_buffer("fb", fb, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.n_fft, window=self.window, center=True,
-                          pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop,
+            win_length=self.n_fft,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
         power = spec.abs().pow(2.0)  # torchaudio.functional.spectrogram(power=2.0)
         mel = torch.matmul(power.transpose(-1, -2), self.fb)  # MelScale, already (frames, n_mels)
         return 10.0 * torch.log10(torch.clamp(mel, min=1e-10))  # AmplitudeToDB(top_db=None), ref 1.0
@@ -188,8 +200,13 @@ def fusion_features(
         seed = fusion_chunk_seed(waveform) if seed is None else seed
         starts = fusion_chunk_starts(total, chunk, np.random.RandomState(seed))
         # torchvision Resize(size=[chunk, n_mels]) on the (1, T, n_mels) tensor: bilinear, align_corners=False
-        shrink = F.interpolate(m[None, None], size=[chunk, config.n_mels], mode="bilinear", align_corners=False,
-                               antialias=config.resize_antialias)[0, 0]
+        shrink = F.interpolate(
+            m[None, None],
+            size=[chunk, config.n_mels],
+            mode="bilinear",
+            align_corners=False,
+            antialias=config.resize_antialias,
+        )[0, 0]
         chunks = [m[s : s + chunk] for s in starts]
         return FusionInput(torch.stack([shrink, *chunks]), True, starts, seed)
     if n < max_len:  # repeatpad
@@ -238,8 +255,12 @@ def to_laion_clap_fusion_state_dict(net: LaionClapFusionNet) -> dict[str, torch.
     `audio_branch.patch_embed.norm.bias` as upstream orders them; CPU copies."""
     base = to_laion_clap_state_dict(net)
     sd = net.state_dict()
-    fusion = {"audio_branch." + k[len(_ENCODER) :]: v.detach().cpu().clone()
-              for prefix in _FUSION_OURS for k, v in sd.items() if k.startswith(prefix)}  # mel_conv2d first
+    fusion = {
+        "audio_branch." + k[len(_ENCODER) :]: v.detach().cpu().clone()
+        for prefix in _FUSION_OURS
+        for k, v in sd.items()
+        if k.startswith(prefix)
+    }  # mel_conv2d first
     out: dict[str, torch.Tensor] = {}
     for key, value in base.items():
         out[key] = value

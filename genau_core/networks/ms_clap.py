@@ -212,7 +212,11 @@ def tiny_ms_clap_config(version: str, vocab_size: int, *, text_len: int = 16) ->
         return MsClapConfig(
             audio=MsCnn14Config(channels=(4, 4, 8, 8, 16, 16), out_emb=32, num_classes=6),
             text=BertTextConfig(
-                vocab_size=vocab_size, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                vocab_size=vocab_size,
+                hidden_size=32,
+                num_layers=2,
+                num_heads=2,
+                intermediate_size=64,
                 max_position_embeddings=64,
             ),
             duration_s=1,

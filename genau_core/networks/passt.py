@@ -116,9 +116,7 @@ class PasstMelFrontEnd(nn.Module):
         super().__init__()
         c = self.config = config
         self.register_buffer("window", torch.hann_window(c.win_length, periodic=False), persistent=False)
-        self.register_buffer(
-            "preemphasis_coefficient", torch.as_tensor([[[-c.preemphasis, 1.0]]]), persistent=False
-        )
+        self.register_buffer("preemphasis_coefficient", torch.as_tensor([[[-c.preemphasis, 1.0]]]), persistent=False)
         banks = kaldi_mel_banks(c.n_mels, c.n_fft, c.sample_rate, c.fmin, c.fmax)
         self.register_buffer("mel_basis", F.pad(banks, (0, 1)), persistent=False)  # + Nyquist bin
 
@@ -126,8 +124,15 @@ class PasstMelFrontEnd(nn.Module):
         c = self.config
         x = F.conv1d(x.unsqueeze(1), self.preemphasis_coefficient).squeeze(1)
         spec = torch.stft(
-            x, c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=self.window,
-            center=True, pad_mode="reflect", normalized=False, return_complex=True,
+            x,
+            c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            return_complex=True,
         )
         power = spec.real.square() + spec.imag.square()
         mel = torch.matmul(self.mel_basis, power)
@@ -209,8 +214,13 @@ class PasstNet(nn.Module):
     def _init_weights(self) -> None:
         """`PaSST.init_weights('')`: truncated normal (std 0.02) for tokens, position embeddings and
         every Linear weight (zero bias), unit LayerNorms; Conv2d keeps PyTorch's default init."""
-        for p in (self.new_pos_embed, self.freq_new_pos_embed, self.time_new_pos_embed, self.dist_token,
-                  self.cls_token):
+        for p in (
+            self.new_pos_embed,
+            self.freq_new_pos_embed,
+            self.time_new_pos_embed,
+            self.dist_token,
+            self.cls_token,
+        ):
             nn.init.trunc_normal_(p, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -278,4 +288,4 @@ def passt_state_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torc
     bad = [k for k in state if not k.startswith("net.")]
     if bad:
         raise ValueError(f"not a PasstAudio state dict: keys outside 'net.', e.g. {bad[:3]}")
-    return {k[len("net."):]: v for k, v in state.items()}
+    return {k[len("net.") :]: v for k, v in state.items()}

@@ -51,7 +51,7 @@ def group_by_length(clips: Sequence[np.ndarray], batch_size: int) -> list[list[i
 
 # librosa's outputs for the protocol's front ends, stored with the package (keys: `table_key`):
 # `librosa.filters` imports scipy.signal and numba, 0.8 s of every cold scoring run, for a
-# window and four mel matrices. Other configurations call librosa. tests/test_librosa_tables.py
+# window and four mel matrices. Other configurations call librosa. tests/genau_core/networks/test_librosa_tables.py
 # checks every stored array equals what the installed librosa returns, bit for bit;
 # `python -m genau_core.networks.stft` rewrites the file.
 LIBROSA_TABLES = Path(__file__).with_name("librosa_tables.npz")

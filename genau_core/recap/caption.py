@@ -32,10 +32,14 @@ def _autocap(name: str, device: str, checkpoint: str | None) -> Captioner:
     try:
         mod = importlib.import_module("genau_core.autocap")
     except ImportError as e:
-        raise CaptionerError(f"captioner {name!r} needs genau_core.autocap, which cannot be imported here ({e})") from None
+        raise CaptionerError(
+            f"captioner {name!r} needs genau_core.autocap, which cannot be imported here ({e})"
+        ) from None
     loader = getattr(mod, "load_captioner", None)
     if loader is None:
-        raise CaptionerError(f"genau_core.autocap has no load_captioner(name, device=..., checkpoint=...) to build {name!r}")
+        raise CaptionerError(
+            f"genau_core.autocap has no load_captioner(name, device=..., checkpoint=...) to build {name!r}"
+        )
     return _call(loader, name, device=device, checkpoint=checkpoint)
 
 
@@ -50,7 +54,9 @@ def _call(fn, *args, device: str, checkpoint: str | None):
         kwargs["device"] = device
     if checkpoint is not None:
         if not ("checkpoint" in params or takes_any):
-            raise CaptionerError(f"{getattr(fn, '__qualname__', fn)} takes no checkpoint, but one was given ({checkpoint})")
+            raise CaptionerError(
+                f"{getattr(fn, '__qualname__', fn)} takes no checkpoint, but one was given ({checkpoint})"
+            )
         kwargs["checkpoint"] = checkpoint
     return fn(*args, **kwargs)
 

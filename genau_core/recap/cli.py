@@ -25,12 +25,18 @@ from typing import Sequence
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--videos", required=True, help="CSV or JSONL: id, media, transcript[, title, description, video_caption, duration, url]")
+    p.add_argument(
+        "--videos",
+        required=True,
+        help="CSV or JSONL: id, media, transcript[, title, description, video_caption, duration, url]",
+    )
     p.add_argument("--out", required=True, help="output folder (resumable)")
     p.add_argument("--engine", choices=("local", "ray"), default="local")
     p.add_argument("--captioner", default="autocap-tiny", help="autocap-tiny, autocap, or package.module:Class")
     p.add_argument("--checkpoint", default=None, help="captioner checkpoint (file or folder), e.g. for autocap")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (Ray: auto = one GPU per caption actor)")
+    p.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (Ray: auto = one GPU per caption actor)"
+    )
     p.add_argument("--batch-size", type=int, default=8, help="captioner batch size")
     p.add_argument("--shard-size", type=int, default=100, help="videos per shard (the unit of resume)")
     p.add_argument("--dataset-id", default="autocap", help="dataset_id column (a GenAu dataset-id name)")
@@ -56,13 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", action="store_true")
     m = p.add_argument_group("media")
     m.add_argument("--fetcher", default="local", help="local (paths in the list), command, or package.module:Factory")
-    m.add_argument("--fetch-command", default=None, help="for --fetcher command, e.g. \"yt-dlp -q -f bestaudio -o {out}.%%(ext)s {url}\"")
+    m.add_argument(
+        "--fetch-command",
+        default=None,
+        help='for --fetcher command, e.g. "yt-dlp -q -f bestaudio -o {out}.%%(ext)s {url}"',
+    )
     m.add_argument("--fetch-cache", default=None, help="for --fetcher command: folder for fetched media")
     m.add_argument("--keep-fetched", action="store_true", help="keep fetched media after their shard is done")
     r = p.add_argument_group("ray")
     r.add_argument("--ray-address", default=None, help="an existing cluster (default: start a local one)")
     r.add_argument("--ray-cpus", type=int, default=None, help="CPUs for a local Ray instance")
-    r.add_argument("--caption-actors", type=int, default=None, help="CPU caption actors when the cluster has no GPU (default 1)")
+    r.add_argument(
+        "--caption-actors", type=int, default=None, help="CPU caption actors when the cluster has no GPU (default 1)"
+    )
 
 
 def config_from_args(args: argparse.Namespace):
@@ -91,9 +103,13 @@ def config_from_args(args: argparse.Namespace):
         dataset_id=args.dataset_id,
         write_clips=not args.no_clips,
         clip_sample_rate=args.clip_rate or None,
-        segments=SegmentRules(min_segment_s=args.min_segment, max_segment_s=args.max_segment, cue_margin_s=args.cue_margin),
+        segments=SegmentRules(
+            min_segment_s=args.min_segment, max_segment_s=args.max_segment, cue_margin_s=args.cue_margin
+        ),
         filters=FilterRules(merge=not args.no_merge, max_clip_s=args.max_clip, keywords=keywords),
-        fetcher=make_fetcher(args.fetcher, command=args.fetch_command, cache_dir=args.fetch_cache, keep=args.keep_fetched),
+        fetcher=make_fetcher(
+            args.fetcher, command=args.fetch_command, cache_dir=args.fetch_cache, keep=args.keep_fetched
+        ),
         ray_address=args.ray_address,
         ray_num_cpus=args.ray_cpus,
         caption_actors=args.caption_actors,
@@ -116,9 +132,15 @@ def cmd_recap(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     st = res.stats
-    print(f"shards: {res.shards} ({res.shards_skipped} already done, {res.shards_run} run) in {res.wall_s:.1f} s", file=sys.stderr)
+    print(
+        f"shards: {res.shards} ({res.shards_skipped} already done, {res.shards_run} run) in {res.wall_s:.1f} s",
+        file=sys.stderr,
+    )
     if res.shards_run:
-        print(f"this run: {res.videos_run} videos, {res.segments_run} segments, {res.segments_per_s:.2f} segments/s", file=sys.stderr)
+        print(
+            f"this run: {res.videos_run} videos, {res.segments_run} segments, {res.segments_per_s:.2f} segments/s",
+            file=sys.stderr,
+        )
     v, c = st["videos"], st["counts"]
     rej = st["rejected_time_fraction"]
     print(
@@ -147,14 +169,21 @@ def cmd_recap(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `recap` on a parent command's subparsers (used by `genau`)."""
-    p = subparsers.add_parser("recap", help="AutoReCap: videos with transcripts -> captioned ambient clips", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "recap",
+        help="AutoReCap: videos with transcripts -> captioned ambient clips",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(func=cmd_recap)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genau recap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="genau recap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(p)
     p.set_defaults(func=cmd_recap)
     return p

@@ -47,7 +47,9 @@ def _av():
     try:
         import av
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError("decoding video containers needs PyAV: pip install 'genau-bench[recap]' (or pip install av)") from None
+        raise ImportError(
+            "decoding video containers needs PyAV: pip install 'genau-bench[recap]' (or pip install av)"
+        ) from None
     return av
 
 

@@ -76,7 +76,9 @@ class LocalEngine(Engine):
     @property
     def captioner(self) -> Captioner:
         if self._cap is None:
-            self._cap = load_captioner(self.s.captioner, device=resolve_device(self.s.device), checkpoint=self.s.checkpoint)
+            self._cap = load_captioner(
+                self.s.captioner, device=resolve_device(self.s.device), checkpoint=self.s.checkpoint
+            )
             self._label = captioner_label(self._cap)
         return self._cap
 
@@ -93,7 +95,9 @@ class LocalEngine(Engine):
             for d, c in zip(batch, caption_segments(cap, self._label, batch, meta, bs, self.s.clip_sample_rate)):
                 captioned.setdefault(d.vidx, []).append(c)
 
-        for vidx, item in enumerate(tqdm(items, desc=desc or "videos", unit="video", disable=not self.s.progress, leave=False)):
+        for vidx, item in enumerate(
+            tqdm(items, desc=desc or "videos", unit="video", disable=not self.s.progress, leave=False)
+        ):
             plan = plan_video(vidx, item, self.s.segments, self.s.fetcher)
             plans.append(plan)
             pending.extend(decode_segments(plan, self.s.fetcher, self.s.segments))

@@ -54,7 +54,9 @@ class LocalFetcher(Fetcher):
 
     def fetch(self, item: VideoItem) -> Path:
         if not item.media:
-            raise FetchError(f"video {item.video_id}", "no media path in the list (the local fetcher downloads nothing)")
+            raise FetchError(
+                f"video {item.video_id}", "no media path in the list (the local fetcher downloads nothing)"
+            )
         p = Path(item.media)
         if not p.is_file():
             raise FetchError(str(p), "media file not found")
@@ -84,7 +86,11 @@ class CommandFetcher(Fetcher):
 
     def _cached(self, item: VideoItem) -> list[Path]:
         stem = safe_id(item.video_id)
-        return sorted(p for p in Path(self.cache_dir).glob(f"{stem}.*") if p.is_file() and not p.name.endswith((".part", ".tmp", ".ytdl")))
+        return sorted(
+            p
+            for p in Path(self.cache_dir).glob(f"{stem}.*")
+            if p.is_file() and not p.name.endswith((".part", ".tmp", ".ytdl"))
+        )
 
     def fetch(self, item: VideoItem) -> Path:
         found = self._cached(item)
@@ -93,19 +99,30 @@ class CommandFetcher(Fetcher):
         Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
         out = str(Path(self.cache_dir) / safe_id(item.video_id))
         values = {"id": item.video_id, "url": item.url or item.video_id, "out": out, "media": item.media}
-        argv = [part.replace("{id}", values["id"]).replace("{url}", values["url"]).replace("{out}", out).replace("{media}", values["media"]) for part in shlex.split(self.command)]
+        argv = [
+            part.replace("{id}", values["id"])
+            .replace("{url}", values["url"])
+            .replace("{out}", out)
+            .replace("{media}", values["media"])
+            for part in shlex.split(self.command)
+        ]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s)
         except FileNotFoundError:
             raise FetchError(f"video {item.video_id}", f"fetch command not found: {argv[0]!r}") from None
         except subprocess.TimeoutExpired:
-            raise FetchError(f"video {item.video_id}", f"fetch command timed out after {self.timeout_s:.0f} s") from None
+            raise FetchError(
+                f"video {item.video_id}", f"fetch command timed out after {self.timeout_s:.0f} s"
+            ) from None
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
             raise FetchError(f"video {item.video_id}", f"fetch command exited with {proc.returncode}: {tail[0][:200]}")
         found = self._cached(item)
         if len(found) != 1:
-            raise FetchError(f"video {item.video_id}", f"fetch command left {len(found)} files named {Path(out).name}.* in {self.cache_dir} (expected 1)")
+            raise FetchError(
+                f"video {item.video_id}",
+                f"fetch command left {len(found)} files named {Path(out).name}.* in {self.cache_dir} (expected 1)",
+            )
         return found[0]
 
     def release(self, items: Sequence[VideoItem]) -> None:
@@ -119,7 +136,9 @@ class CommandFetcher(Fetcher):
         return {"name": self.name, "command": self.command, "cache_dir": self.cache_dir, "keep": self.keep}
 
 
-def make_fetcher(spec: str = "local", *, command: str | None = None, cache_dir: str | Path | None = None, keep: bool = False) -> Fetcher:
+def make_fetcher(
+    spec: str = "local", *, command: str | None = None, cache_dir: str | Path | None = None, keep: bool = False
+) -> Fetcher:
     """'local', 'command' (needs `command` and `cache_dir`) or 'package.module:Factory' (called with no arguments)."""
     if spec == "local":
         return LocalFetcher()

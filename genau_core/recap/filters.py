@@ -107,7 +107,11 @@ class FilterRules:
     def apply(self, pieces: Sequence[Piece]) -> tuple[list[Clip], list[tuple[Clip, Hit]]]:
         """(kept clips, [(dropped clip, why: keyword, rule, actor)])."""
         cap = None if self.max_clip_s is None else int(round(self.max_clip_s * 1000))
-        clips = merge_identical(pieces, max_clip_ms=cap) if self.merge else [Clip(p.start_ms, p.end_ms, p.caption, 1) for p in sorted(pieces, key=lambda q: q.start_ms)]
+        clips = (
+            merge_identical(pieces, max_clip_ms=cap)
+            if self.merge
+            else [Clip(p.start_ms, p.end_ms, p.caption, 1) for p in sorted(pieces, key=lambda q: q.start_ms)]
+        )
         kept, dropped = [], []
         for c in clips:
             hit = self.keyword_filter.explain(c.caption)

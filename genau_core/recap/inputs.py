@@ -100,7 +100,7 @@ def _not_utf8(path: Path) -> str:
     except UnicodeDecodeError as e:
         off = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
         line = data.count(b"\n", 0, off) + 1
-        return f"{path}:{line}: not UTF-8 text (byte {off}: {data[off:off + 1]!r}); save the list as UTF-8"
+        return f"{path}:{line}: not UTF-8 text (byte {off}: {data[off : off + 1]!r}); save the list as UTF-8"
     return f"{path}: not UTF-8 text; save the list as UTF-8"
 
 
@@ -134,7 +134,9 @@ def read_video_list(path: str | Path) -> list[VideoItem]:
         seen[vid] = line
         sid = safe_id(vid)
         if sid in safe_seen and safe_seen[sid] != vid:
-            raise VideoListError(f"{path}:{line}: video id {vid!r} and {safe_seen[sid]!r} map to the same file name {sid!r}")
+            raise VideoListError(
+                f"{path}:{line}: video id {vid!r} and {safe_seen[sid]!r} map to the same file name {sid!r}"
+            )
         safe_seen[sid] = vid
         dur = _pick(row, "duration_s")
         duration = None

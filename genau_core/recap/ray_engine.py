@@ -85,8 +85,30 @@ def _plan_decode(batch: pa.Table, segments, fetcher) -> pa.Table:
         plan = plan_video(vidx, item, segments, fetcher)
         meta = json.dumps(item.metadata, ensure_ascii=False)
         for d in decode_segments(plan, fetcher, segments):
-            rows.append({"vidx": vidx, "seg_idx": d.seg_idx, "start_ms": d.start_ms, "end_ms": d.end_ms, "sample_rate": d.sample_rate, "wave": np.ascontiguousarray(d.wave, dtype="<f4").tobytes(), "meta": meta, "plan": ""})
-        rows.append({"vidx": vidx, "seg_idx": -1, "start_ms": 0, "end_ms": 0, "sample_rate": 0, "wave": b"", "meta": "", "plan": plan.to_json()})
+            rows.append(
+                {
+                    "vidx": vidx,
+                    "seg_idx": d.seg_idx,
+                    "start_ms": d.start_ms,
+                    "end_ms": d.end_ms,
+                    "sample_rate": d.sample_rate,
+                    "wave": np.ascontiguousarray(d.wave, dtype="<f4").tobytes(),
+                    "meta": meta,
+                    "plan": "",
+                }
+            )
+        rows.append(
+            {
+                "vidx": vidx,
+                "seg_idx": -1,
+                "start_ms": 0,
+                "end_ms": 0,
+                "sample_rate": 0,
+                "wave": b"",
+                "meta": "",
+                "plan": plan.to_json(),
+            }
+        )
     return pa.Table.from_pylist(rows, schema=DECODED)
 
 
@@ -108,25 +130,68 @@ class _CaptionActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         segs = [r for r in rows if r["seg_idx"] >= 0]
-        decoded = [DecodedSegment(r["vidx"], r["seg_idx"], r["start_ms"], r["end_ms"], np.frombuffer(r["wave"], dtype="<f4"), r["sample_rate"]) for r in segs]
+        decoded = [
+            DecodedSegment(
+                r["vidx"],
+                r["seg_idx"],
+                r["start_ms"],
+                r["end_ms"],
+                np.frombuffer(r["wave"], dtype="<f4"),
+                r["sample_rate"],
+            )
+            for r in segs
+        ]
         meta = [json.loads(r["meta"]) for r in segs]
         caps = []
         if segs:
             caps = caption_segments(self.cap, self.label, decoded, meta, self.batch_size, self.clip_sample_rate)
-        out = [{"vidx": d.vidx, "seg_idx": c.seg_idx, "start_ms": c.start_ms, "end_ms": c.end_ms, "caption": c.caption, "captioner": c.captioner, "plan": ""} for d, c in zip(decoded, caps)]
-        out += [{"vidx": r["vidx"], "seg_idx": -1, "start_ms": 0, "end_ms": 0, "caption": "", "captioner": "", "plan": r["plan"]} for r in rows if r["seg_idx"] < 0]
+        out = [
+            {
+                "vidx": d.vidx,
+                "seg_idx": c.seg_idx,
+                "start_ms": c.start_ms,
+                "end_ms": c.end_ms,
+                "caption": c.caption,
+                "captioner": c.captioner,
+                "plan": "",
+            }
+            for d, c in zip(decoded, caps)
+        ]
+        out += [
+            {
+                "vidx": r["vidx"],
+                "seg_idx": -1,
+                "start_ms": 0,
+                "end_ms": 0,
+                "caption": "",
+                "captioner": "",
+                "plan": r["plan"],
+            }
+            for r in rows
+            if r["seg_idx"] < 0
+        ]
         return pa.Table.from_pylist(out, schema=CAPTIONED)
 
 
 def _write(batch: pa.Table, out_root: str, clip_sample_rate, fetcher) -> pa.Table:
-    results = [write_clips(WriteJob.from_json(t), out_root, clip_sample_rate, fetcher).to_json() for t in batch.column("job").to_pylist()]
+    results = [
+        write_clips(WriteJob.from_json(t), out_root, clip_sample_rate, fetcher).to_json()
+        for t in batch.column("job").to_pylist()
+    ]
     return pa.Table.from_pylist([{"result": r} for r in results], schema=WRITTEN)
 
 
 class RayEngine(Engine):
     name = "ray"
 
-    def __init__(self, settings: EngineSettings, *, address: str | None = None, num_cpus: int | None = None, caption_actors: int | None = None):
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        caption_actors: int | None = None,
+    ):
         super().__init__(settings)
         import ray
 
@@ -163,7 +228,10 @@ class RayEngine(Engine):
     def caption_shard(self, items: Sequence[VideoItem], desc: str = "") -> CaptionedShard:
         rd = self._ray.data
         s = self.s
-        ds = rd.from_items([{"vidx": i, "item": it.to_json()} for i, it in enumerate(items)], override_num_blocks=self._blocks(len(items)))
+        ds = rd.from_items(
+            [{"vidx": i, "item": it.to_json()} for i, it in enumerate(items)],
+            override_num_blocks=self._blocks(len(items)),
+        )
         ds = ds.map_batches(
             _plan_decode,
             batch_size=1,
@@ -178,7 +246,10 @@ class RayEngine(Engine):
             batch_size=s.batch_size,
             batch_format="pyarrow",
             fn_constructor_kwargs={
-                "captioner": s.captioner, "checkpoint": s.checkpoint, "device": s.device, "batch_size": s.batch_size,
+                "captioner": s.captioner,
+                "checkpoint": s.checkpoint,
+                "device": s.device,
+                "batch_size": s.batch_size,
                 "clip_sample_rate": s.clip_sample_rate,
             },  # fmt: skip
             compute=rd.ActorPoolStrategy(size=self.caption_actors),
@@ -190,12 +261,16 @@ class RayEngine(Engine):
             if r["seg_idx"] < 0:
                 plans[r["vidx"]] = VideoPlan.from_json(r["plan"])
             else:
-                captioned.setdefault(r["vidx"], []).append(CaptionedSegment(r["seg_idx"], r["start_ms"], r["end_ms"], r["caption"], r["captioner"]))
+                captioned.setdefault(r["vidx"], []).append(
+                    CaptionedSegment(r["seg_idx"], r["start_ms"], r["end_ms"], r["caption"], r["captioner"])
+                )
         self._record()
         missing = [i for i in range(len(items)) if i not in plans]
         if missing:
             raise RuntimeError(f"ray engine lost the plans of videos {missing[:10]} ({len(missing)} in all)")
-        return [plans[i] for i in range(len(items))], {k: sorted(v, key=lambda c: c.seg_idx) for k, v in captioned.items()}
+        return [plans[i] for i in range(len(items))], {
+            k: sorted(v, key=lambda c: c.seg_idx) for k, v in captioned.items()
+        }
 
     def write_shard(self, jobs: Sequence[WriteJob], desc: str = "") -> list[WriteResult]:
         if not jobs:
@@ -206,7 +281,11 @@ class RayEngine(Engine):
             _write,
             batch_size=1,
             batch_format="pyarrow",
-            fn_kwargs={"out_root": str(self.s.out_root), "clip_sample_rate": self.s.clip_sample_rate, "fetcher": self.s.fetcher},
+            fn_kwargs={
+                "out_root": str(self.s.out_root),
+                "clip_sample_rate": self.s.clip_sample_rate,
+                "fetcher": self.s.fetcher,
+            },
             compute=rd.TaskPoolStrategy(),
             num_cpus=1,
         )

@@ -70,7 +70,11 @@ class RecapConfig:
             "write_clips": self.write_clips,
             "clip_sample_rate": self.clip_sample_rate,
             "segments": asdict(self.segments),
-            "filters": {"merge": self.filters.merge, "max_clip_s": self.filters.max_clip_s, "keywords": list(self.filters.keywords)},
+            "filters": {
+                "merge": self.filters.merge,
+                "max_clip_s": self.filters.max_clip_s,
+                "keywords": list(self.filters.keywords),
+            },
         }
 
 
@@ -101,7 +105,14 @@ def _s(ms: int) -> float:
 
 
 def _error_entry(plan: VideoPlan) -> dict:
-    return {"video_id": plan.item.video_id, "line": plan.item.line, "status": plan.status, "stage": plan.stage, "file": plan.error_file, "reason": plan.error}
+    return {
+        "video_id": plan.item.video_id,
+        "line": plan.item.line,
+        "status": plan.status,
+        "stage": plan.stage,
+        "file": plan.error_file,
+        "reason": plan.error,
+    }
 
 
 def _short_entry(plan: VideoPlan) -> dict:
@@ -150,7 +161,17 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
             kept = []
         label = segs[0].captioner if segs else ""
         for c in segs:
-            rows["segments"].append({"video_id": vid, "seg_idx": c.seg_idx, "start": _s(c.start_ms), "end": _s(c.end_ms), "duration": _s(c.end_ms - c.start_ms), "caption": c.caption, "captioner": c.captioner})
+            rows["segments"].append(
+                {
+                    "video_id": vid,
+                    "seg_idx": c.seg_idx,
+                    "start": _s(c.start_ms),
+                    "end": _s(c.end_ms),
+                    "duration": _s(c.end_ms - c.start_ms),
+                    "caption": c.caption,
+                    "captioner": c.captioner,
+                }
+            )
         for c, hit in dropped:
             rows["dropped"].append(
                 {
@@ -212,7 +233,11 @@ def run_shard(shard: Shard, engine: Engine, cfg: RecapConfig, store: Store, sett
         T.write_parquet(T.to_table(rows[name], schema), d / f"{name}.parquet")
     atomic_write_json(d / "report.json", {"shard": shard.name, "errors": errors, "warnings": warnings})
     n_segments = len(rows["segments"])
-    store.mark_done(shard, settings_h, {"videos": len(plans), "segments": n_segments, "clips": len(rows["clips"]), "errors": len(errors)})
+    store.mark_done(
+        shard,
+        settings_h,
+        {"videos": len(plans), "segments": n_segments, "clips": len(rows["clips"]), "errors": len(errors)},
+    )
     cfg.fetcher.release(shard.items)
     return len(plans), n_segments
 
@@ -280,7 +305,11 @@ def run_recap(cfg: RecapConfig) -> RecapResult:
                 clip_sample_rate=cfg.clip_sample_rate,
                 progress=cfg.progress,
             )
-            ray_opts = {"address": cfg.ray_address, "num_cpus": cfg.ray_num_cpus, "caption_actors": cfg.caption_actors} if cfg.engine == "ray" else {}
+            ray_opts = (
+                {"address": cfg.ray_address, "num_cpus": cfg.ray_num_cpus, "caption_actors": cfg.caption_actors}
+                if cfg.engine == "ray"
+                else {}
+            )
             engine = make_engine(cfg.engine, es, **ray_opts)
             for shard in tqdm(todo, desc="shards", unit="shard", disable=not cfg.progress or len(todo) < 2):
                 v, s = run_shard(shard, engine, cfg, store, settings_h)

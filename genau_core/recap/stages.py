@@ -116,7 +116,9 @@ class CaptionedSegment:
 def plan_video(vidx: int, item: VideoItem, rules: SegmentRules, fetcher: Fetcher) -> VideoPlan:
     plan = VideoPlan(vidx=vidx, item=item)
     if not item.transcript:
-        return plan.fail(NO_TRANSCRIPT, "transcript", f"video {item.video_id}", "no transcript (discarded, as in the paper)")
+        return plan.fail(
+            NO_TRANSCRIPT, "transcript", f"video {item.video_id}", "no transcript (discarded, as in the paper)"
+        )
     try:
         tr = read_transcript(item.transcript)
     except TranscriptError as e:
@@ -131,7 +133,12 @@ def plan_video(vidx: int, item: VideoItem, rules: SegmentRules, fetcher: Fetcher
             return plan.fail(MEDIA_ERROR, "probe", e.path, e.reason)
     sp = plan_segments(tr.cues, duration_ms, rules)
     plan.duration_ms, plan.covered_ms, plan.gap_ms = sp.duration_ms, sp.covered_ms, sp.gap_ms
-    plan.n_cues, plan.n_cues_past_end, plan.n_gaps, plan.n_gaps_kept = sp.n_cues, sp.n_cues_past_end, sp.n_gaps, sp.n_gaps_kept
+    plan.n_cues, plan.n_cues_past_end, plan.n_gaps, plan.n_gaps_kept = (
+        sp.n_cues,
+        sp.n_cues_past_end,
+        sp.n_gaps,
+        sp.n_gaps_kept,
+    )
     plan.segments = list(sp.segments)
     plan.segment_gaps = list(sp.gaps_of)
     return plan
@@ -234,7 +241,12 @@ class WriteJob:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"vidx": self.vidx, "item": json.loads(self.item.to_json()), "clips": [asdict(c) for c in self.clips], "folder": self.folder},
+            {
+                "vidx": self.vidx,
+                "item": json.loads(self.item.to_json()),
+                "clips": [asdict(c) for c in self.clips],
+                "folder": self.folder,
+            },
             sort_keys=True,
             ensure_ascii=False,
         )
@@ -273,7 +285,13 @@ def write_clips(job: WriteJob, out_root: str | Path, clip_sample_rate: int | Non
     for c, w in zip(job.clips, waves):
         want = ms_to_index(c.end_ms, sr) - ms_to_index(c.start_ms, sr)
         if len(w) < want:
-            return WriteResult(job.vidx, [""] * len(job.clips), 0, job.item.media or job.item.video_id, f"clip {c.start_ms}-{c.end_ms} ms decodes {len(w)} of {want} samples")
+            return WriteResult(
+                job.vidx,
+                [""] * len(job.clips),
+                0,
+                job.item.media or job.item.video_id,
+                f"clip {c.start_ms}-{c.end_ms} ms decodes {len(w)} of {want} samples",
+            )
         rel = f"{job.folder}/{clip_id(job.item.video_id, c.start_ms, c.end_ms)}.wav"
         write_wav(out_root / rel, resample(w[:want], sr, rate), rate)
         paths.append(rel)

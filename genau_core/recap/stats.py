@@ -42,7 +42,13 @@ def _summary(values) -> dict:
     v = np.asarray(values, dtype=float)
     if v.size == 0:
         return {"n": 0}
-    return {"n": int(v.size), "mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4), "min": round(float(v.min()), 4), "max": round(float(v.max()), 4)}
+    return {
+        "n": int(v.size),
+        "mean": round(float(v.mean()), 4),
+        "median": round(float(np.median(v)), 4),
+        "min": round(float(v.min()), 4),
+        "max": round(float(v.max()), 4),
+    }
 
 
 def compute_stats(videos: pa.Table, segments: pa.Table, clips: pa.Table, dropped: pa.Table) -> dict:
@@ -90,8 +96,16 @@ def compute_stats(videos: pa.Table, segments: pa.Table, clips: pa.Table, dropped
         },
         "dropped_keywords": dict(sorted(keywords.items(), key=lambda kv: (-kv[1], kv[0]))),
         "summary": {
-            "raw": {"segments_per_video": _summary(seg_per_video), "caption_words": _summary(_words(seg_caps)), "duration_s": _summary(seg_dur)},
-            "final": {"clips_per_video": _summary(clips_per_video), "caption_words": _summary(_words(clip_caps)), "duration_s": _summary(clip_dur)},
+            "raw": {
+                "segments_per_video": _summary(seg_per_video),
+                "caption_words": _summary(_words(seg_caps)),
+                "duration_s": _summary(seg_dur),
+            },
+            "final": {
+                "clips_per_video": _summary(clips_per_video),
+                "caption_words": _summary(_words(clip_caps)),
+                "duration_s": _summary(clip_dur),
+            },
         },
         "histograms": {
             "raw": {
@@ -109,7 +123,11 @@ def compute_stats(videos: pa.Table, segments: pa.Table, clips: pa.Table, dropped
 
 
 FIGURES = {
-    "segments_per_video.png": (("segments_per_video", "clips_per_video"), "segments per video", "paper figures 4 and 5"),
+    "segments_per_video.png": (
+        ("segments_per_video", "clips_per_video"),
+        "segments per video",
+        "paper figures 4 and 5",
+    ),
     "caption_length.png": (("caption_words", "caption_words"), "caption length (words)", "paper figures 6 and 7"),
     "duration.png": (("duration_s", "duration_s"), "duration (s)", "paper figures 8 and 9"),
 }
@@ -126,10 +144,20 @@ def write_figures(stats: dict, folder: str | Path) -> list[Path]:
     written = []
     for fname, ((raw_key, final_key), xlabel, ref) in FIGURES.items():
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for ax, (part, key, title) in zip(axes, (("raw", raw_key, "raw captioned segments"), ("final", final_key, "final clips"))):
+        for ax, (part, key, title) in zip(
+            axes, (("raw", raw_key, "raw captioned segments"), ("final", final_key, "final clips"))
+        ):
             h = stats["histograms"][part][key]
             edges, counts = np.asarray(h["edges"]), np.asarray(h["counts"])
-            ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4472c4" if part == "raw" else "#70ad47", edgecolor="white", linewidth=0.3)
+            ax.bar(
+                edges[:-1],
+                counts,
+                width=np.diff(edges),
+                align="edge",
+                color="#4472c4" if part == "raw" else "#70ad47",
+                edgecolor="white",
+                linewidth=0.3,
+            )
             ax.set_title(f"{title} (n={int(counts.sum())})", fontsize=10)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("count")

@@ -95,7 +95,11 @@ class Store:
         if self.settings_path.exists() and not restart:
             old = json.loads(self.settings_path.read_text())
             if old.get("settings_hash") != h:
-                diff = sorted(k for k in set(old.get("settings", {})) | set(settings) if old.get("settings", {}).get(k) != settings.get(k))
+                diff = sorted(
+                    k
+                    for k in set(old.get("settings", {})) | set(settings)
+                    if old.get("settings", {}).get(k) != settings.get(k)
+                )
                 raise RecapStoreError(
                     f"{self.root} was made with other settings (differ: {', '.join(diff)}); "
                     "use another --out, or --restart to discard its shards"
@@ -130,7 +134,9 @@ class Store:
         shutil.rmtree(self.root / self.clip_folder(shard), ignore_errors=True)
 
     def mark_done(self, shard: Shard, settings_h: str, counts: dict) -> None:
-        atomic_write_json(self.shard_dir(shard) / "done.json", {"input_hash": shard.input_hash, "settings_hash": settings_h, **counts})
+        atomic_write_json(
+            self.shard_dir(shard) / "done.json", {"input_hash": shard.input_hash, "settings_hash": settings_h, **counts}
+        )
 
     def remove_stale(self, n_shards: int) -> list[str]:
         """Shard folders beyond the current list (it got shorter, or the shard size changed)."""

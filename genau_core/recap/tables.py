@@ -1,15 +1,15 @@
 """The pipeline's tables, their fixed schemas, and atomic Parquet / JSONL writing.
 
-    clips     the manifest: one row per final clip; `bench run --split manifest.jsonl` and
-              `genau train ldm --manifest manifest.jsonl` read it as is (`audio` is relative
-              to the manifest's folder; "" when clips are not written, then `source`, `start`,
-              `end` locate the clip in its source media)
-    segments  every captioned raw segment (before merging and filtering: "AutoReCap-Raw")
-    dropped   clips dropped by the speech/music filter, with the keyword and the reason (the
-              rule and, for rules that read context, the actor it found), to audit the rules
-    videos    one row per listed video: status, the failing file and reason, times and counts;
-              declared_duration (what the media file declares) and decoded_duration (where its
-              audio decodes to), null when the media was not decoded
+clips     the manifest: one row per final clip; `bench run --split manifest.jsonl` and
+          `genau train ldm --manifest manifest.jsonl` read it as is (`audio` is relative
+          to the manifest's folder; "" when clips are not written, then `source`, `start`,
+          `end` locate the clip in its source media)
+segments  every captioned raw segment (before merging and filtering: "AutoReCap-Raw")
+dropped   clips dropped by the speech/music filter, with the keyword and the reason (the
+          rule and, for rules that read context, the actor it found), to audit the rules
+videos    one row per listed video: status, the failing file and reason, times and counts;
+          declared_duration (what the media file declares) and decoded_duration (where its
+          audio decodes to), null when the media was not decoded
 """
 
 from __future__ import annotations

@@ -105,7 +105,9 @@ def parse_vtt(text: str, path: str | Path = "<vtt>") -> Transcript:
         if first == 1:  # the header block: 'WEBVTT' plus header lines such as 'Kind: captions'
             bad = next((i for i, line in enumerate(block) if "-->" in line), None)
             if bad is not None:
-                raise TranscriptError(path, f"line {1 + bad}: cue inside the header block (a blank line must follow the header)")
+                raise TranscriptError(
+                    path, f"line {1 + bad}: cue inside the header block (a blank line must follow the header)"
+                )
             continue
         head = block[0].lstrip()
         if head.startswith(("NOTE", "STYLE", "REGION")) and "-->" not in head:
@@ -132,7 +134,11 @@ def parse_srt(text: str, path: str | Path = "<srt>") -> Transcript:
         timing_at = 1 if len(block) > 1 and block[0].strip().isdigit() else 0
         m = _SRT_TIMING.match(block[timing_at])
         if not m:
-            raise TranscriptError(path, f"line {first + timing_at}: expected a timing line 'HH:MM:SS,mmm --> HH:MM:SS,mmm', got {block[timing_at][:80]!r}")
+            raise TranscriptError(
+                path,
+                f"line {first + timing_at}: expected a timing line 'HH:MM:SS,mmm --> HH:MM:SS,mmm', got "
+                f"{block[timing_at][:80]!r}",
+            )
         g = m.groups()
         start, end = _ms(*g[:4]), _ms(*g[4:])
         n_empty += _add(path, cues, f"line {first + timing_at}", start, end, _clean(" ".join(block[timing_at + 1 :])))

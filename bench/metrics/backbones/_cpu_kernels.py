@@ -63,11 +63,13 @@ def onednn_linear_available() -> bool:
 
 
 def requested_mode() -> str:
-    """"fast" (unset) or "default" from $GENAU_BENCH_CPU_KERNELS; another value is a UsageError (a ValueError)."""
+    """ "fast" (unset) or "default" from $GENAU_BENCH_CPU_KERNELS; another value is a UsageError (a ValueError)."""
     mode = os.environ.get(ENV_VAR, "fast").strip().lower() or "fast"
     if mode not in ("fast", "default"):
-        raise UsageError(f"environment variable {ENV_VAR}={mode!r}: expected 'fast' (the default: faster CPU "
-                         f"kernels) or 'default' (PyTorch's own kernels); unset it or set one of those")
+        raise UsageError(
+            f"environment variable {ENV_VAR}={mode!r}: expected 'fast' (the default: faster CPU "
+            f"kernels) or 'default' (PyTorch's own kernels); unset it or set one of those"
+        )
     return mode
 
 
@@ -225,7 +227,7 @@ def _is_plain_2x2(pool: nn.MaxPool2d) -> bool:
 
 
 def choose_conv_algorithm(conv: nn.Conv2d) -> str:
-    """"winograd" for plain 3x3 convolutions with at least 256 x 512 channel pairs (their maps
+    """ "winograd" for plain 3x3 convolutions with at least 256 x 512 channel pairs (their maps
     are small, where oneDNN's direct convolution is slowest: Cnn14's 2048->2048 layer takes
     0.13 s per batch of 8 clips, 0.05 s by Winograd); "channels-last" up to 512 input channels
     (a single-channel input is already channels-last in memory, so the first layer costs no

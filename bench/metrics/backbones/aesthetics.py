@@ -56,7 +56,10 @@ from genau_core.networks.stft import as_mono_float32
 # audiobox-aesthetics infer.py read_wav (channel mean) + AesPredictor.audio_resample_mono
 # (torchaudio.functional.resample(wav, orig_freq=sr, new_freq=16000), defaults).
 AESTHETICS_INPUT = InputPath(
-    "audiobox-aesthetics", "audiobox-aesthetics infer.py read_wav + AesPredictor.audio_resample_mono", "mean", False,
+    "audiobox-aesthetics",
+    "audiobox-aesthetics infer.py read_wav + AesPredictor.audio_resample_mono",
+    "mean",
+    False,
     "torchaudio-functional",
 )
 
@@ -73,8 +76,12 @@ def read_aesthetics_checkpoint(path: Path, *, what: str, allow_pickle: bool = Fa
             cfg = json.loads((path.parent / "config.json").read_text())
             return state, cfg, cfg.get("target_transform") or {}
         # numpy floats in target_transform are allowed by load_checkpoint's weights-only reader
-        obj = load_checkpoint(path, what=what, allow_pickle=allow_pickle,
-                              pickle_hint="" if allow_pickle else "(a trusted file that pickles other objects needs allow_pickle=True)")
+        obj = load_checkpoint(
+            path,
+            what=what,
+            allow_pickle=allow_pickle,
+            pickle_hint="" if allow_pickle else "(a trusted file that pickles other objects needs allow_pickle=True)",
+        )
     except CheckpointFormatError:
         raise
     except Exception as e:  # noqa: BLE001  (safetensors / json raise many types for foreign or corrupt files)
@@ -105,8 +112,13 @@ class AestheticsBackbone(AudioBackbone):
     default_cpu_batch_size = 2
     what: ClassVar[str] = "audiobox-aesthetics (WavLM + CE/CU/PC/PQ heads)"
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None,
-                 config: AestheticsConfig | None = None, allow_pickle: bool = False):
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+        config: AestheticsConfig | None = None,
+        allow_pickle: bool = False,
+    ):
         super().__init__(device, batch_size)
         self.config = config or AestheticsConfig()  # init_random's architecture; load() takes the file's
         self.allow_pickle = allow_pickle
@@ -114,8 +126,9 @@ class AestheticsBackbone(AudioBackbone):
     # -- weights ---------------------------------------------------------------------
     def load(self, checkpoint: str | Path | None = None) -> AestheticsBackbone:
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=self.what, source=self.checkpoint_source)
-        state, model_cfg, target_transform = read_aesthetics_checkpoint(path, what=self.what,
-                                                                        allow_pickle=self.allow_pickle)
+        state, model_cfg, target_transform = read_aesthetics_checkpoint(
+            path, what=self.what, allow_pickle=self.allow_pickle
+        )
         try:
             config = config_from_checkpoint(model_cfg, target_transform, self.config.wavlm)
         except (ValueError, TypeError, KeyError) as e:
@@ -141,15 +154,18 @@ class AestheticsBackbone(AudioBackbone):
         path.parent.mkdir(parents=True, exist_ok=True)
         c = self.config
         tt = {a: dict(v) for a, v in c.target_transform.items()}
-        torch.save({"state_dict": self.state_dict_official(), "model_cfg": c.model_cfg(), "target_transform": tt},
-                   path)
+        torch.save({"state_dict": self.state_dict_official(), "model_cfg": c.model_cfg(), "target_transform": tt}, path)
         return path
 
     def settings(self) -> dict:
         """What, besides the weights, decides the numbers (for result records)."""
-        return {"window_s": WINDOW_SAMPLES / SAMPLE_RATE, "hop_s": WINDOW_SAMPLES / SAMPLE_RATE,
-                "aggregation": "mean of window scores weighted by real samples / window",
-                "target_transform": bool(self.config.target_transform), "precision": "float32"}
+        return {
+            "window_s": WINDOW_SAMPLES / SAMPLE_RATE,
+            "hop_s": WINDOW_SAMPLES / SAMPLE_RATE,
+            "aggregation": "mean of window scores weighted by real samples / window",
+            "target_transform": bool(self.config.target_transform),
+            "precision": "float32",
+        }
 
     # -- inference -------------------------------------------------------------------
     def window_scores(self, windows: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
@@ -191,13 +207,21 @@ class AestheticsBackbone(AudioBackbone):
                 rows = owner_arr == j
                 w = torch.from_numpy(weights[rows])
                 # infer.py: (preds[bids == b] * weights_b).sum() / weights_b.sum(), in float32 torch
-                results.append({a: ((torch.from_numpy(scores[a][rows]) * w).sum() / w.sum()).numpy()
-                                for a in AXES})
+                results.append({a: ((torch.from_numpy(scores[a][rows]) * w).sum() / w.sum()).numpy() for a in AXES})
         return results
 
 
 def tiny_aesthetics_config(**kw) -> AestheticsConfig:
     """A few-thousand-parameter architecture for tests (full windowing, tiny widths)."""
-    wavlm = WavLMConfig(conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2, embed_dim=24, ffn_dim=32,
-                        layers=2, heads=2, conv_pos=8, conv_pos_groups=4, num_buckets=32, max_distance=64)
+    wavlm = WavLMConfig(
+        conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2,
+        embed_dim=24,
+        ffn_dim=32,
+        layers=2,
+        heads=2,
+        conv_pos=8,
+        conv_pos_groups=4,
+        num_buckets=32,
+        max_distance=64,
+    )
     return AestheticsConfig(wavlm=wavlm, nth_layer=wavlm.layers + 1, **kw)

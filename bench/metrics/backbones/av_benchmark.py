@@ -31,7 +31,10 @@ AUDIO_LENGTH_S = 10.0
 # av_bench/data/audio_dataset.py AudioDataset.read_from_file: waveform.mean(dim=0), minus its mean,
 # torchaudio.transforms.Resample(sample_rate, self.sr) (float64-built kernel, Hann sinc, width 6, rolloff 0.99).
 AV_BENCHMARK_INPUT = InputPath(
-    "av-benchmark", "av-benchmark av_bench/data/audio_dataset.py AudioDataset.read_from_file", "mean", True,
+    "av-benchmark",
+    "av-benchmark av_bench/data/audio_dataset.py AudioDataset.read_from_file",
+    "mean",
+    True,
     "torchaudio-transforms",
 )
 

@@ -63,8 +63,9 @@ class AudioBackbone(ABC):
         try:
             self.device = torch.device(device)
         except RuntimeError as e:  # torch's message for a misspelt device ("Expected one of cpu, cuda, ...")
-            raise UsageError(f"{self.name}: device {device!r} is not a device name ({e}); "
-                             "use cpu, cuda, cuda:N or mps") from None
+            raise UsageError(
+                f"{self.name}: device {device!r} is not a device name ({e}); use cpu, cuda, cuda:N or mps"
+            ) from None
         if batch_size is None:
             on_cpu = self.device.type == "cpu" and self.default_cpu_batch_size is not None
             batch_size = self.default_cpu_batch_size if on_cpu else self.default_batch_size
@@ -130,13 +131,20 @@ class AudioBackbone(ABC):
 # No crop: a file longer than 10 s is embedded whole. The FAD path of GitHub main / GenAU reads files
 # through the same WaveDataset (PyPI 0.0.3's FAD read int16 + resampy instead: docs/metrics.md).
 AUDIOLDM_EVAL_INPUT = InputPath(
-    "audioldm_eval", "audioldm_eval datasets/load_mel.py WaveDataset.read_from_file", "first", True, "torchaudio-functional"
+    "audioldm_eval",
+    "audioldm_eval datasets/load_mel.py WaveDataset.read_from_file",
+    "first",
+    True,
+    "torchaudio-functional",
 )
 # laion_clap `hook.py` `get_audio_embedding_from_filelist`: librosa.load(path, sr=48000) (librosa's
 # to_mono average, res_type soxr_hq since librosa 0.10; laion_clap pins no librosa), then the int16
 # round trip and the 10 s window inside the backbone.
 LIBROSA_LOAD_INPUT = InputPath(
-    "librosa-load", "laion_clap hook.py get_audio_embedding_from_filelist: librosa.load(path, sr=48000)", "mean", False,
+    "librosa-load",
+    "laion_clap hook.py get_audio_embedding_from_filelist: librosa.load(path, sr=48000)",
+    "mean",
+    False,
     "librosa-soxr-hq",
 )
 # msclap `CLAPWrapper.py` `read_audio` + `load_audio_into_tensor`: torchaudio.load, transforms.Resample

@@ -35,10 +35,12 @@ from genau_core.networks.stft import as_mono_float32
 # stable-audio-metrics src/clap_score.py: librosa.load(file_path, sr=48000, mono=True) (channel mean,
 # then librosa's soxr HQ); the -1 dBFS peak gain and the int16 round trip follow in `prepare` / the backbone.
 STABLE_AUDIO_CLAP_INPUT = InputPath(
-    "librosa-load", "stable-audio-metrics src/clap_score.py clap_score: librosa.load(path, sr=48000, mono=True)",
-    "mean", False, "librosa-soxr-hq",
+    "librosa-load",
+    "stable-audio-metrics src/clap_score.py clap_score: librosa.load(path, sr=48000, mono=True)",
+    "mean",
+    False,
+    "librosa-soxr-hq",
 )
-
 
 
 def stable_audio_metrics_clap_peak(audio: np.ndarray) -> np.ndarray:
@@ -89,13 +91,15 @@ class LaionClapFusion(LaionClapBackbone):
     def settings(self) -> dict:
         c = self.config
         out = super().settings()
-        out.update({
-            "long_clips": "fusion: whole clip resized + 3 chunks (starts drawn per third, seeded by the "
-                          "sha256 of the clip's samples; upstream: unseeded np.random)",
-            "resize_antialias": c.resize_antialias,
-            "fusion_type": c.fusion_type,
-            "mel": "torchaudio MelSpectrogram (HTK, no norm) + AmplitudeToDB(top_db=None)",
-        })
+        out.update(
+            {
+                "long_clips": "fusion: whole clip resized + 3 chunks (starts drawn per third, seeded by the "
+                "sha256 of the clip's samples; upstream: unseeded np.random)",
+                "resize_antialias": c.resize_antialias,
+                "fusion_type": c.fusion_type,
+                "mel": "torchaudio MelSpectrogram (HTK, no norm) + AmplitudeToDB(top_db=None)",
+            }
+        )
         return out
 
     # -- weights ----------------------------------------------------------------------
@@ -107,8 +111,9 @@ class LaionClapFusion(LaionClapBackbone):
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("state_dict",), what=what, allow_pickle=self.allow_pickle)
         net = build_on_meta(self.build_network)
-        converted = convert_laion_clap_fusion_state_dict(state, self.config, source=str(path),
-                                                         expected=state_shapes(net))
+        converted = convert_laion_clap_fusion_state_dict(
+            state, self.config, source=str(path), expected=state_shapes(net)
+        )
         return self._install(materialize(net, converted, path, what), self._official_identity(path))
 
     def state_dict_official(self) -> dict[str, torch.Tensor]:

@@ -91,7 +91,9 @@ class MsClapBackbone(ClapBackbone):
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=what, source=self.checkpoint_source)
         state = read_state_dict(path, ("model",), what=what, allow_pickle=self.allow_pickle)
         net = build_on_meta(self.build_network)  # built once: its shapes check the conversion
-        converted, deviation = convert_ms_clap_state_dict(state, self.config, source=str(path), expected=state_shapes(net))
+        converted, deviation = convert_ms_clap_state_dict(
+            state, self.config, source=str(path), expected=state_shapes(net)
+        )
         bad = {k: v for k, v in deviation.items() if not v <= FRONTEND_TOLERANCE}
         if bad:
             warnings.warn(

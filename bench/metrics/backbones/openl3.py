@@ -96,8 +96,9 @@ class OpenL3Backbone(AudioBackbone):
     config: ClassVar[OpenL3Config] = OPENL3_MEL256_ENV_512
     what: ClassVar[str] = "OpenL3 mel256/env/512 (torchopenl3)"
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None,
-                 config: OpenL3Config | None = None):
+    def __init__(
+        self, device: str | torch.device = "cpu", batch_size: int | None = None, config: OpenL3Config | None = None
+    ):
         super().__init__(device, batch_size)
         if config is not None:  # narrower convolutions for tests; official files need the default
             self.config = config
@@ -186,7 +187,9 @@ class OpenL3StableAudio(OpenL3Backbone):
         "stable-audio-openl3",
         "stable-audio-metrics src/openl3_fd.py extract_embeddings: peak -1 dBFS over both channels, soxr HQ to "
         "44.1 kHz, L / R (mono used twice), openl3's resampy kaiser_best to 48 kHz",
-        "native", False, "soxr-hq",
+        "native",
+        False,
+        "soxr-hq",
     )
 
     def derive_native(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -51,13 +51,19 @@ WINDOW_SAMPLES = 10 * SAMPLE_RATE  # the 10-s window every protocol feeds PaSST
 # stable-audio-metrics src/passt_kld.py return_probabilities: librosa.load(path, sr=32000, mono=True)
 # (channel mean, then librosa's soxr HQ + fix_length); the -1 dBFS peak gain comes after, in `prepare`.
 STABLE_AUDIO_PASST_INPUT = InputPath(
-    "librosa-load", "stable-audio-metrics src/passt_kld.py return_probabilities: librosa.load(path, sr=32000)",
-    "mean", False, "librosa-soxr-hq",
+    "librosa-load",
+    "stable-audio-metrics src/passt_kld.py return_probabilities: librosa.load(path, sr=32000)",
+    "mean",
+    False,
+    "librosa-soxr-hq",
 )
 # av-benchmark av_bench/data/audio_dataset.py AudioDataset.read_from_file: torchaudio.load, mean over
 # channels, minus the clip's mean, torchaudio.transforms.Resample(sr, 32000) with its defaults.
 AV_BENCHMARK_INPUT = InputPath(
-    "av-benchmark", "av-benchmark av_bench/data/audio_dataset.py AudioDataset.read_from_file", "mean", True,
+    "av-benchmark",
+    "av-benchmark av_bench/data/audio_dataset.py AudioDataset.read_from_file",
+    "mean",
+    True,
     "torchaudio-transforms",
 )
 
@@ -123,8 +129,9 @@ class PasstBackbone(AudioBackbone):
     config: ClassVar[PasstConfig] = PASST_S_SWA_P16_128_AP476
     what: ClassVar[str] = "PaSST-S (passt-s-f128-p16-s10-ap.476-swa)"
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None,
-                 config: PasstConfig | None = None):
+    def __init__(
+        self, device: str | torch.device = "cpu", batch_size: int | None = None, config: PasstConfig | None = None
+    ):
         super().__init__(device, batch_size)
         if config is not None:  # a smaller architecture for tests; official files need the default
             self.config = config
@@ -199,10 +206,12 @@ class PasstBackbone(AudioBackbone):
         for i in range(len(waveforms)):
             rows = owner_arr == i
             # collect="mean": the windows' mean (one window: itself), float32 like the reference
-            results.append({
-                "embedding": embedding[rows].mean(axis=0, dtype=np.float32),
-                "logits": logits[rows].mean(axis=0, dtype=np.float32),
-            })
+            results.append(
+                {
+                    "embedding": embedding[rows].mean(axis=0, dtype=np.float32),
+                    "logits": logits[rows].mean(axis=0, dtype=np.float32),
+                }
+            )
         return results
 
 
@@ -225,8 +234,13 @@ class PasstAvBenchmark(PasstBackbone):
     name = "passt-s-ap476-av-benchmark"
     input_path = AV_BENCHMARK_INPUT
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None,
-                 config: PasstConfig | None = None, audio_length: float = 10.0):
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+        config: PasstConfig | None = None,
+        audio_length: float = 10.0,
+    ):
         super().__init__(device, batch_size, config)
         if not audio_length > 0:
             raise ValueError(f"{self.name}: audio_length must be > 0 s, got {audio_length}")

@@ -16,8 +16,16 @@ __version__ = "0.0.0+genau-parity-standin"
 IS_STANDIN = True
 
 
-def load(uri, frame_offset: int = 0, num_frames: int = -1, normalize: bool = True,
-         channels_first: bool = True, format=None, buffer_size: int = 4096, backend=None):
+def load(
+    uri,
+    frame_offset: int = 0,
+    num_frames: int = -1,
+    normalize: bool = True,
+    channels_first: bool = True,
+    format=None,
+    buffer_size: int = 4096,
+    backend=None,
+):
     """Decode with libsndfile. Like torchaudio's default (`normalize=True`), integer PCM is
     returned as float32 scaled by 1/2**(bits-1) (libsndfile does the same scaling)."""
     if not normalize:

@@ -1,7 +1,7 @@
 """Band-limited sinc resampling as torchaudio computes it (stand-in; see ../README.md).
 
 Follows the operation order of torchaudio's `_get_sinc_resample_kernel` (float32 bits matter):
-tested equal to a transcription of torchaudio's code in tests/test_resamplers.py.
+tested equal to a transcription of torchaudio's code in tests/genau_core/audio/test_resamplers.py.
 
 Algorithm (torchaudio docs, :cite:`RESAMPLE`): reduce both rates by their gcd to (o, n);
 cut-off f_c = min(o, n) * rolloff; the output sample j of each of the n phases is
@@ -23,10 +23,16 @@ import torch.nn.functional as F
 __all__ = ["resample", "sinc_resample_kernel"]
 
 
-def sinc_resample_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: int = 6,
-                         rolloff: float = 0.99, resampling_method: str = "sinc_interp_hann",
-                         beta: Optional[float] = None, dtype: Optional[torch.dtype] = None,
-                         device=None):
+def sinc_resample_kernel(
+    orig_freq: int,
+    new_freq: int,
+    lowpass_filter_width: int = 6,
+    rolloff: float = 0.99,
+    resampling_method: str = "sinc_interp_hann",
+    beta: Optional[float] = None,
+    dtype: Optional[torch.dtype] = None,
+    device=None,
+):
     if resampling_method not in ("sinc_interp_hann", "sinc_interp_kaiser"):
         raise ValueError(f"invalid resampling method {resampling_method!r}")
     if lowpass_filter_width <= 0:
@@ -36,8 +42,10 @@ def sinc_resample_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: in
     cutoff = min(o, n) * rolloff
     width = math.ceil(lowpass_filter_width * o / cutoff)
     # input offsets (in units of input periods) covered by one phase filter
-    offsets = torch.arange(-width, width + o, dtype=dtype if dtype is not None else torch.float64,
-                           device=device)[None, None] / o
+    offsets = (
+        torch.arange(-width, width + o, dtype=dtype if dtype is not None else torch.float64, device=device)[None, None]
+        / o
+    )
     # one row per output phase j = 0..n-1 (time of output sample j is j/n)
     phases = torch.arange(0, -n, -1, dtype=dtype, device=device)[:, None, None] / n
     arg = (phases + offsets) * cutoff
@@ -55,18 +63,24 @@ def sinc_resample_kernel(orig_freq: int, new_freq: int, lowpass_filter_width: in
     return kernel, width, o, n
 
 
-def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6,
-             rolloff: float = 0.99, resampling_method: str = "sinc_interp_hann",
-             beta: Optional[float] = None) -> torch.Tensor:
+def resample(
+    waveform: torch.Tensor,
+    orig_freq: int,
+    new_freq: int,
+    lowpass_filter_width: int = 6,
+    rolloff: float = 0.99,
+    resampling_method: str = "sinc_interp_hann",
+    beta: Optional[float] = None,
+) -> torch.Tensor:
     if orig_freq <= 0 or new_freq <= 0:
         raise ValueError("sample rates must be positive")
     if orig_freq == new_freq:
         return waveform
     if not waveform.is_floating_point():
         raise TypeError("resample expects a floating point waveform")
-    kernel, width, o, n = sinc_resample_kernel(orig_freq, new_freq, lowpass_filter_width, rolloff,
-                                               resampling_method, beta, waveform.dtype,
-                                               waveform.device)
+    kernel, width, o, n = sinc_resample_kernel(
+        orig_freq, new_freq, lowpass_filter_width, rolloff, resampling_method, beta, waveform.dtype, waveform.device
+    )
     return _apply(waveform, kernel, width, o, n)
 
 
