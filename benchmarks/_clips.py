@@ -28,6 +28,27 @@ def make_clips(folder: Path, n: int, *, seed: int = 0, seconds: float = 10.0, sr
     return out
 
 
+def make_stereo_clips(
+    folder: Path, n: int, *, seed: int = 0, seconds: float = 10.0, sr: int = 44_100
+) -> dict[str, Path]:
+    """Stereo clips at 44.1 kHz (as a native-rate run of Stable Audio Open / TangoFlux stores them): the
+    mono clip of `make_clips` at this rate on the left, a delayed, quieter copy plus noise on the right."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mono = make_clips(folder / ".mono", n, seed=seed, seconds=seconds, sr=sr)
+    rng = np.random.default_rng(seed + 1000)
+    out = {}
+    for cid, src in mono.items():
+        import soundfile as sf
+
+        left = sf.read(str(src), dtype="float32")[0]
+        right = 0.6 * np.roll(left, 441) + 0.02 * rng.standard_normal(len(left)).astype(np.float32)
+        path = folder / f"{cid}.wav"
+        if not path.exists():
+            write_wav(path, np.stack([left, right.astype(np.float32)]), sr)
+        out[cid] = path
+    return out
+
+
 CAPTIONS = [
     "a steady tone with some hiss",
     "noise with regular clicks",

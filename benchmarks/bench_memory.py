@@ -6,6 +6,11 @@ are a few KB per clip. Backbones: PANNs Cnn14 + VGGish + LAION-CLAP (random weig
 size), i.e. the 16 kHz and 48 kHz paths.
 
     python benchmarks/bench_memory.py --sizes 8 32 96 [--markdown]
+    python benchmarks/bench_memory.py --protocols all --seconds 4 --sizes 4 16   # the four protocols, one decode
+
+`--protocols`: score those protocols with `score_protocols` (every backbone of every protocol, random
+weights) instead of the five genau metrics; `--seconds`: clip length (stereo 44.1 kHz clips with
+--protocols, as a native-rate run stores them).
 """
 
 from __future__ import annotations
@@ -23,18 +28,25 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {here!r})
 from pathlib import Path
-from _clips import make_clips, prompts_for
+from _clips import make_clips, make_stereo_clips, prompts_for
 from bench.allocator import keep_large_blocks_in_heap
 from bench.metrics.cache import EmbeddingCache
-from bench.metrics.suite import ScoreConfig, score
+from bench.metrics.suite import ScoreConfig, score, score_protocols
 keep_large_blocks_in_heap()  # as `bench score` / `bench run` do
 tmp = Path({tmp!r})
-gen = make_clips(tmp / "gen", {n}, seed=1)
-ref = make_clips(tmp / "ref", {n}, seed=2)
-cfg = ScoreConfig(metrics=["FD", "IS", "KL_softmax", "FAD", "CLAP_LAION"], weights="random", bootstrap=0,
-progress=False)
+protocols = {protocols!r}
+if protocols:
+    gen = make_stereo_clips(tmp / "gen", {n}, seed=1, seconds={seconds})
+    ref = make_stereo_clips(tmp / "ref", {n}, seed=2, seconds={seconds})
+    cfg = ScoreConfig(weights="random", bootstrap=0, progress=False, protocols=protocols)
+else:
+    gen = make_clips(tmp / "gen", {n}, seed=1, seconds={seconds})
+    ref = make_clips(tmp / "ref", {n}, seed=2, seconds={seconds})
+    cfg = ScoreConfig(metrics=["FD", "IS", "KL_softmax", "FAD", "CLAP_LAION"], weights="random", bootstrap=0,
+                      progress=False)
 t = time.perf_counter()
-res = score(gen, ref, prompts_for(gen), cfg, EmbeddingCache(enabled=False))
+run = score_protocols if protocols else score
+res = run(gen, ref, prompts_for(gen), cfg, EmbeddingCache(enabled=False))
 print(json.dumps({{"n": {n}, "seconds": time.perf_counter() - t, "peak_rss_mb":
 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
@@ -44,12 +56,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 96])
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--protocols", default="", help="comma-separated protocols, or 'all' (default: the genau metrics)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="clip length")
     args = ap.parse_args()
+    from bench.metrics.protocols import PROTOCOLS
+
+    protocols = list(PROTOCOLS) if args.protocols == "all" else [p for p in args.protocols.split(",") if p]
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run(
-                [sys.executable, "-c", CHILD.format(here=str(HERE), tmp=tmp, n=n)],
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD.format(here=str(HERE), tmp=tmp, n=n, protocols=protocols, seconds=args.seconds),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -60,7 +81,7 @@ def main() -> int:
     per_clip = growth / max(rows[-1]["n"] - rows[0]["n"], 1)
     print(
         f"growth {growth:.0f} MB from {rows[0]['n']} to {rows[-1]['n']} clips ({per_clip:.2f} MB per extra clip; one "
-        "10 s clip at 48 kHz is 1.9 MB)"
+        f"{args.seconds:g} s clip at 48 kHz is {args.seconds * 48000 * 4 / 1e6:.1f} MB)"
     )
     if args.markdown:
         print("| clips per side | peak RSS (MB) | time (s) |\n|---|---|---|")

@@ -124,7 +124,7 @@ def load_checkpoint(
             with torch.serialization.safe_globals(_numpy_safe_globals()):
                 return torch.load(path, map_location="cpu", mmap=mmap, **kwargs)
         except Exception as e:  # torch raises several types for foreign / corrupt / unsafe files
-            errors.append(f"{type(e).__name__}: {e}")
+            errors.append(" ".join(f"{type(e).__name__}: {e}".split()))  # one line: torch's messages span several
     if pickle_hint is None:
         pickle_hint = (
             "" if allow_pickle else "(if the file is trusted and pickles other objects, pass allow_pickle=True)"

@@ -6,7 +6,7 @@
 #                 products stay float32, which the peak normalisation relies on), librosa < 0.11, pyloudnorm,
 #                 torchaudio 2.11.1 and torchvision 0.28.0 (--no-deps)
 #   aesthetics  : $ORACLES/aes-venv   torch 2.13.0 CPU + audiobox_aesthetics 0.0.4 (--no-deps) and its imports
-#                 (submitit, huggingface_hub, rich, safetensors, tqdm), torchaudio 2.11.1 (--no-deps)
+#                 (submitit, huggingface_hub, requests, rich, safetensors, tqdm), torchaudio 2.11.1 (--no-deps)
 #
 # Two things do not install as published beside the CPU torch 2.13 build (as in setup_passt_openl3_oracles.sh):
 # - torchaudio / torchvision wheels link CUDA libraries. Their compiled extensions are renamed to
@@ -59,7 +59,7 @@ echo "import torchvision_cpu_schemas" > "$SITE/torchvision_cpu_schemas.pth"
 
 # --- audiobox-aesthetics -------------------------------------------------------------------------
 A="$(venv aes-venv)"
-"$A" -m pip install -q --disable-pip-version-check "torch==2.13.0" numpy tqdm submitit huggingface_hub \
+"$A" -m pip install -q --disable-pip-version-check "torch==2.13.0" numpy tqdm submitit huggingface_hub requests \
   "rich>=13.9.4" "safetensors>=0.5.3" soundfile
 "$A" -m pip install -q --disable-pip-version-check --no-deps "audiobox_aesthetics==0.0.4" "torchaudio==2.11.1"
 disable_so "$A" torchaudio >/dev/null

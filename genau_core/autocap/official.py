@@ -423,7 +423,9 @@ def load_official_autocap(
 
     cfg = config or config_from_official_yaml(files.yaml, bart_dir=files.bart_dir)
     model = AutoCapModel(cfg, build_tokenizer(cfg))
-    state = read_state_dict(files.ckpt, ("state_dict", "model"), what=WHAT, allow_pickle=allow_pickle)
+    state = read_state_dict(
+        files.ckpt, ("state_dict", "model"), what=WHAT, allow_pickle=allow_pickle, inert_objects=True
+    )
     clap_state, clap_source = None, ""
     if cfg.use_clap and not any(k.startswith(("clap_model.model.", "module.clap_model.model.")) for k in state):
         clap_path = find_checkpoint(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.checkpoints import cache_root, sha256_file, sha256_files
+from genau_core.checkpoints import cache_root, sha256_file, sha256_files
 from genau_core.checkpoint_io import CheckpointFormatError, build_from_state, parameters_on_meta
 from genau_core.tokenizers import trim_right_padding
 
@@ -76,3 +76,35 @@ def test_sha256_files_in_parallel_keeps_every_memo_entry(tmp_path, monkeypatch):
     memo = json.loads((cache_root() / "sha256-memo.json").read_text())
     assert len(memo) == 5 and sorted(memo.values()) == sorted(digests.values())
     assert sha256_file(files[0]) == digests[files[0].resolve()]
+
+
+class _TrainingCallback:
+    """Stands for a Lightning callback pickled into a training checkpoint; unpickling it must run nothing."""
+
+    ran = []
+
+    def __setstate__(self, state):
+        _TrainingCallback.ran.append(state)
+
+
+def test_training_objects_need_inert_reading_and_run_no_code(tmp_path, monkeypatch):
+    """One reader for every checkpoint: weights-only refuses a pickled object (naming the switches); with
+    inert_objects the tensors load and the object's code never runs; GENAU_BENCH_ALLOW_PICKLE is the
+    baselines' switch for plain pickle."""
+    from genau_core.baselines._state import read_checkpoint
+    from genau_core.checkpoint_io import read_state_dict
+
+    callback = _TrainingCallback()
+    callback.__dict__["monitor"] = "val_loss"
+    path = tmp_path / "release.ckpt"
+    weight = torch.arange(6.0).reshape(2, 3)
+    torch.save({"state_dict": {"w": weight}, "callbacks": {"cb": callback}, "epoch": 3}, path)
+    with pytest.raises(CheckpointFormatError, match=r"release\.ckpt: cannot read .*allow_pickle=True"):
+        read_state_dict(path, ("state_dict",), what="a release")
+    state = read_state_dict(path, ("state_dict",), what="a release", inert_objects=True)
+    assert list(state) == ["w"] and torch.equal(state["w"], weight) and _TrainingCallback.ran == []
+    monkeypatch.delenv("GENAU_BENCH_ALLOW_PICKLE", raising=False)
+    assert torch.equal(read_checkpoint(path, what="a baseline")["w"], weight) and _TrainingCallback.ran == []
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointFormatError, match=r"junk\.ckpt: cannot read .*GENAU_BENCH_ALLOW_PICKLE=1"):
+        read_checkpoint(tmp_path / "junk.ckpt", what="a baseline")
