@@ -60,7 +60,7 @@ from genau_core.networks.htsat import (
     relative_position_index,
     split_htsat_state_dict,
 )
-from genau_core.networks.stft import dft_kernels, slaney_mel_matrix
+from genau_core.networks.stft import FRONTEND_TOLERANCE, dft_kernels, slaney_mel_matrix
 from genau_core.networks.laion_clap import (
     HTSAT_BASE,
     HTSAT_TINY,
@@ -118,7 +118,6 @@ HTSAT_FRONTEND_NAMES = {
     "audio_feats_extractor.mel_trans.stft.conv_imag.weight": "spectrogram_extractor.stft.conv_imag.weight",
     "audio_feats_extractor.log_trans.melW": "logmel_extractor.melW",
 }
-FRONTEND_TOLERANCE = 1e-4
 _QF_LAYER_RE = re.compile(r"audio_Qformer\.bert\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)")
 _TOP_RE = re.compile(r"(.+)\.(weight|bias)")
 

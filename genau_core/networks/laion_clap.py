@@ -55,15 +55,12 @@ from genau_core.networks.htsat import (
     split_htsat_state_dict,
 )
 from genau_core.networks.stft import (
+    FRONTEND_TOLERANCE,
     LogMelFilterBank,
     PowerSpectrogram,
     dft_kernels,
     slaney_mel_matrix,
 )
-
-# Stored front-end tensors may differ from ours by float32 rounding (other librosa / numpy
-# versions); anything larger means the file was made for another STFT or mel configuration.
-FRONTEND_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,6 @@ from genau_core.networks.stft import (
     slaney_mel_matrix,
 )
 
-FRONTEND_TOLERANCE = 1e-4
-
 
 # -- configuration ---------------------------------------------------------------------------
 @dataclass(frozen=True)

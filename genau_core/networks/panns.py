@@ -34,6 +34,7 @@ from torch import nn
 
 from genau_core.checkpoint_io import CheckpointFormatError, read_state_dict
 from genau_core.networks.stft import (
+    FRONTEND_TOLERANCE,
     LogMelFilterBank,
     PowerSpectrogram,
     frontend_deviation,
@@ -52,10 +53,6 @@ class Cnn14Config:
 
 
 CNN14_16K = Cnn14Config()
-
-# Stored front-end tensors may differ from ours by float32 rounding (old librosa / numpy);
-# anything larger means the file was made for another STFT or mel configuration.
-FRONTEND_TOLERANCE = 1e-4
 
 
 def _init_layer(layer: nn.Module) -> None:

@@ -54,6 +54,9 @@ def group_by_length(clips: Sequence[np.ndarray], batch_size: int) -> list[list[i
 # window and four mel matrices. Other configurations call librosa. tests/genau_core/networks/test_librosa_tables.py
 # checks every stored array equals what the installed librosa returns, bit for bit;
 # `python -m genau_core.networks.stft` rewrites the file.
+# A checkpoint's stored front-end tensors (STFT kernels, mel matrices) may differ from ours by float32 rounding
+# (other librosa / numpy versions); anything larger means the file was made for another STFT or mel configuration.
+FRONTEND_TOLERANCE = 1e-4
 LIBROSA_TABLES = Path(__file__).with_name("librosa_tables.npz")
 TABLE_WINDOWS = (512, 1024)
 TABLE_MELS = (  # (sample_rate, n_fft, n_mels, fmin, fmax): Cnn14 16 kHz, MS-CLAP 2022 / 2023, LAION-CLAP

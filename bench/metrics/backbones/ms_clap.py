@@ -20,7 +20,6 @@ from genau_core.checkpoint_io import (
     state_shapes,
 )
 from genau_core.networks.ms_clap import (
-    FRONTEND_TOLERANCE,
     MS_CLAP_2022,
     MS_CLAP_2023,
     MsClapConfig,
@@ -32,6 +31,7 @@ from genau_core.networks.ms_clap import (
     save_ms_clap_checkpoint,
     to_ms_clap_state_dict,
 )
+from genau_core.networks.stft import FRONTEND_TOLERANCE
 from genau_core.tokenizers import batches_by_length, check_texts, trim_right_padding
 
 
