@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from genau_core.errors import CheckpointNotFound
-from genau_core.files import file_sha256
+from genau_core.files import atomic_write_text, file_sha256
 
 _MEMO_LOCK = threading.Lock()
 
@@ -80,10 +80,7 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 22) -> str:
         memo = _read_memo(memo_file)
         memo[key] = digest
         try:
-            memo_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(memo))
-            os.replace(tmp, memo_file)
+            atomic_write_text(memo_file, json.dumps(memo), clean=False)
         except OSError:
             pass
     return digest

@@ -95,13 +95,14 @@ def atomic_path(path: str | Path, *, suffix: str = "", clean: bool = True) -> It
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | Path, data: bytes, *, clean: bool = True) -> None:
+    """`clean=False` for writers of many files into one folder (clips): no folder scan per file."""
+    with atomic_path(path, clean=clean) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_text(path: str | Path, text: str, *, clean: bool = True) -> None:
+    with atomic_path(path, clean=clean) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

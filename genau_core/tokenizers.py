@@ -122,7 +122,7 @@ def _train_byte_level_bpe(corpus: Sequence[str], n_merged: int) -> tuple[dict[st
     return vocab, merges
 
 
-def build_test_roberta_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
+def bpe_roberta_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
     """A RobertaTokenizer (byte-level BPE) with RoBERTa's special ids; vocab size is
     256 byte symbols + `n_merged` merges + 5 specials."""
     from transformers import RobertaTokenizer
@@ -137,7 +137,7 @@ def build_test_roberta_tokenizer(corpus: Iterable[str] | None = None, *, n_merge
     return tok
 
 
-def build_test_gpt2_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
+def bpe_gpt2_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: int = 120):
     """A GPT2Tokenizer (byte-level BPE): '!' is id 0 as in GPT-2, `<|endoftext|>` is the last id."""
     from transformers import GPT2Tokenizer
 
@@ -150,7 +150,7 @@ def build_test_gpt2_tokenizer(corpus: Iterable[str] | None = None, *, n_merged: 
     return tok
 
 
-def build_test_bert_tokenizer(corpus: Iterable[str] | None = None):
+def wordpiece_bert_tokenizer(corpus: Iterable[str] | None = None):
     """A BertTokenizer (uncased WordPiece) with `[PAD]`=0. The vocabulary is built, not
     trained (WordPiece training breaks frequency ties differently from run to run): the
     specials, every character alone and as a `##` continuation, then every whole word."""

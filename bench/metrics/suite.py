@@ -237,9 +237,9 @@ def _in_process_tokenizer(official_name: str):
     from genau_core import tokenizers as T
 
     builders = {
-        "roberta": T.build_test_roberta_tokenizer,
-        "gpt2": T.build_test_gpt2_tokenizer,
-        "bert": T.build_test_bert_tokenizer,
+        "roberta": T.bpe_roberta_tokenizer,
+        "gpt2": T.bpe_gpt2_tokenizer,
+        "bert": T.wordpiece_bert_tokenizer,
     }
     for family, build in builders.items():
         if family in official_name:

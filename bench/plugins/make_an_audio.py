@@ -268,9 +268,9 @@ def tiny_clap_text_config():
 
 
 def tiny_bert_tokenizer(vocab_size: int):
-    from genau_core.tokenizers import build_test_bert_tokenizer
+    from genau_core.tokenizers import wordpiece_bert_tokenizer
 
-    tok = build_test_bert_tokenizer()
+    tok = wordpiece_bert_tokenizer()
     if len(tok) > vocab_size:
         raise RuntimeError(f"tiny BERT tokenizer has {len(tok)} entries, the tiny BERT only {vocab_size}")
     return tok

@@ -33,10 +33,10 @@ def clip(seconds: float, rate: int, seed: int) -> np.ndarray:
 
 def test_tokenizer():
     try:
-        from genau_core.tokenizers import build_test_roberta_tokenizer
+        from genau_core.tokenizers import bpe_roberta_tokenizer
     except ImportError:  # trees before the layer move (issue 16)
-        from bench.metrics.backbones._tokenizers import build_test_roberta_tokenizer
-    return build_test_roberta_tokenizer()
+        from bench.metrics.backbones._tokenizers import build_test_roberta_tokenizer as bpe_roberta_tokenizer
+    return bpe_roberta_tokenizer()
 
 
 def snapshot() -> dict[str, np.ndarray]:
@@ -65,10 +65,11 @@ def snapshot() -> dict[str, np.ndarray]:
 
 def _ms_tokenizer(name: str):
     try:
-        from genau_core import tokenizers as T
-    except ImportError:
-        from bench.metrics.backbones import _tokenizers as T
-    return T.build_test_bert_tokenizer() if name == "ms-clap-2022" else T.build_test_gpt2_tokenizer()
+        from genau_core.tokenizers import bpe_gpt2_tokenizer, wordpiece_bert_tokenizer
+    except ImportError:  # trees before the layer move (issue 16)
+        from bench.metrics.backbones._tokenizers import build_test_bert_tokenizer as wordpiece_bert_tokenizer
+        from bench.metrics.backbones._tokenizers import build_test_gpt2_tokenizer as bpe_gpt2_tokenizer
+    return wordpiece_bert_tokenizer() if name == "ms-clap-2022" else bpe_gpt2_tokenizer()
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from genau_core.audio.resamplers import resample
 from genau_core.errors import GenauBenchError
+from genau_core.files import atomic_write_bytes
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -90,13 +91,7 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write a float waveform atomically (temp file + rename): a killed run leaves no partial clip."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(wav_bytes(audio, sample_rate))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, wav_bytes(audio, sample_rate), clean=False)
 
 
 class DuplicateClipError(GenauBenchError, ValueError):

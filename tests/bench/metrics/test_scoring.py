@@ -393,12 +393,12 @@ class _MsClapStyleOfficial(_OfficialTextSpectral):
 
 def test_refused_tokenizer_is_refused_with_a_warm_cache(monkeypatch, clips, tmp_path):
     """Issue 15 item 3: a tokenizer that a fresh run refuses is refused when every embedding is cached."""
-    from genau_core.tokenizers import build_test_gpt2_tokenizer
+    from genau_core.tokenizers import bpe_gpt2_tokenizer
 
     name = "fake-msclap-official"
     monkeypatch.setitem(registry.BACKBONES, name, f"{__name__}:_MsClapStyleOfficial")
     good, bad = tmp_path / "good", tmp_path / "bad"
-    tok = build_test_gpt2_tokenizer()
+    tok = bpe_gpt2_tokenizer()
     tok.save_pretrained(good)
     tok.save_pretrained(bad)
     _swap_token_ids(bad, "!", tok.convert_ids_to_tokens(5))

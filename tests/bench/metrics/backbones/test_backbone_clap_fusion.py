@@ -36,12 +36,12 @@ from genau_core.networks.laion_clap_fusion import (
     fusion_config,
     fusion_features,
 )
-from genau_core.tokenizers import build_test_roberta_tokenizer
+from genau_core.tokenizers import bpe_roberta_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_test_roberta_tokenizer()
+    return bpe_roberta_tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -45,18 +45,18 @@ class Case:
 def _laion(fusion: bool = False) -> dict:
     from genau_core.networks.laion_clap import tiny_laion_clap_config
     from genau_core.networks.laion_clap_fusion import fusion_config
-    from genau_core.tokenizers import build_test_roberta_tokenizer
+    from genau_core.tokenizers import bpe_roberta_tokenizer
 
-    tok = build_test_roberta_tokenizer()
+    tok = bpe_roberta_tokenizer()
     cfg = tiny_laion_clap_config(len(tok))  # 1-s clips, 16 mels, 3 Swin stages, 2-layer RoBERTa; 512-d output
     return {"config": fusion_config(cfg) if fusion else cfg, "tokenizer": tok}
 
 
 def _ms_clap(version: str) -> dict:
     from genau_core.networks.ms_clap import tiny_ms_clap_config
-    from genau_core.tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
+    from genau_core.tokenizers import wordpiece_bert_tokenizer, bpe_gpt2_tokenizer
 
-    tok = build_test_bert_tokenizer() if version == "2022" else build_test_gpt2_tokenizer()
+    tok = wordpiece_bert_tokenizer() if version == "2022" else bpe_gpt2_tokenizer()
     return {"config": tiny_ms_clap_config(version, len(tok)), "tokenizer": tok}
 
 

@@ -23,14 +23,14 @@ from genau_core.networks.laion_clap import (
     tiny_laion_clap_config,
     to_laion_clap_state_dict,
 )
-from genau_core.tokenizers import build_test_roberta_tokenizer
+from genau_core.tokenizers import bpe_roberta_tokenizer
 
 SR = 48000
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_test_roberta_tokenizer()
+    return bpe_roberta_tokenizer()
 
 
 @pytest.fixture(scope="module")

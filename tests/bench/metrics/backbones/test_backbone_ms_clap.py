@@ -23,7 +23,7 @@ from genau_core.networks.ms_clap import (
     to_ms_clap_state_dict,
 )
 from genau_core.networks.stft import slaney_mel_matrix
-from genau_core.tokenizers import build_test_bert_tokenizer, build_test_gpt2_tokenizer
+from genau_core.tokenizers import wordpiece_bert_tokenizer, bpe_gpt2_tokenizer
 
 SR = 44100
 TEXTS = ["a dog barks loudly", "rain on a roof", "a man speaks " * 8]  # the last is longer than text_len
@@ -32,7 +32,7 @@ TEXTS = ["a dog barks loudly", "rain on a roof", "a man speaks " * 8]  # the las
 @pytest.fixture(scope="module", params=["2022", "2023"])
 def setup(request):
     version = request.param
-    tok = build_test_bert_tokenizer() if version == "2022" else build_test_gpt2_tokenizer()
+    tok = wordpiece_bert_tokenizer() if version == "2022" else bpe_gpt2_tokenizer()
     cfg = tiny_ms_clap_config(version, len(tok))
     cls = MsClap2022 if version == "2022" else MsClap2023
     return version, cls, cfg, tok, cls(config=cfg, tokenizer=tok).init_random(0)
@@ -218,7 +218,7 @@ def test_bad_checkpoints_are_clear_errors(setup, tmp_path):
     assert str(path) in msg and "caption_encoder.head.weight" in msg and "text_projection.linear1.weight" in msg
     # a file of the other version is refused, not half-loaded as msclap's strict=False would
     other_version = "2023" if version == "2022" else "2022"
-    other_tok = build_test_gpt2_tokenizer() if other_version == "2023" else build_test_bert_tokenizer()
+    other_tok = bpe_gpt2_tokenizer() if other_version == "2023" else wordpiece_bert_tokenizer()
     other_cfg = tiny_ms_clap_config(other_version, len(other_tok))
     other = (MsClap2023 if other_version == "2023" else MsClap2022)(config=other_cfg, tokenizer=other_tok)
     good = model.save_official(tmp_path / "good.pth")
