@@ -191,6 +191,21 @@ class _VocodedConfig(Protocol):
     vocoder: BigVGANConfig
 
 
+class ModuleBundle:
+    """A model made of named torch modules (`modules()`): moved and counted together."""
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+    def to(self, device):
+        for m in self.modules().values():
+            m.to(device).eval()
+        return self
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for m in self.modules().values() for p in m.parameters())
+
+
 ConfigT = TypeVar("ConfigT", bound=_VocodedConfig)
 ModelT = TypeVar("ModelT", bound=_ReleasedModel)
 

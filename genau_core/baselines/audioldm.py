@@ -36,6 +36,7 @@ from typing import Sequence
 
 import torch
 
+from genau_core.baselines._common import ModuleBundle
 from genau_core.errors import MissingFileError
 
 OFFICIAL_ETA = 1.0  # audioldm/ldm.py LatentDiffusion.generate_sample(ddim_eta=1.0)
@@ -59,7 +60,7 @@ def latent_frames(duration_s: float, *, mel_frames_per_s: float, vae_scale: int,
 
 
 @dataclass
-class AudioLDMModel:
+class AudioLDMModel(ModuleBundle):
     """The components of a diffusers AudioLDM folder and the official sampling loop."""
 
     tokenizer: object
@@ -100,14 +101,6 @@ class AudioLDMModel:
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return dict(text_encoder=self.text_encoder, unet=self.unet, vae=self.vae, vocoder=self.vocoder)
-
-    def to(self, device) -> AudioLDMModel:
-        for m in self.modules().values():
-            m.to(device).eval()
-        return self
-
-    def parameter_count(self) -> int:
-        return sum(p.numel() for m in self.modules().values() for p in m.parameters())
 
     @property
     def device(self) -> torch.device:

@@ -20,8 +20,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from genau_core.networks.ms_clap import BertTextConfig, MsProjection
 from genau_core.baselines._state import CheckpointMappingError, load_strict
+from genau_core.networks.ms_clap import BertTextConfig, MsProjection
 
 
 @dataclass(frozen=True)

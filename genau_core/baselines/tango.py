@@ -50,7 +50,7 @@ import torch
 
 from genau_core.audio.hifigan import HiFiGANConfig  # AudioLDM's 16 kHz / 64-mel vocoder by default
 from genau_core.baselines import ldm_keys
-from genau_core.baselines._common import T5_LARGE_ENCODER_CONFIG
+from genau_core.baselines._common import T5_LARGE_ENCODER_CONFIG, ModuleBundle
 from genau_core.baselines._state import CheckpointMappingError, fold_weight_norm, load_strict
 from genau_core.checkpoint_io import read_state_dict
 
@@ -329,7 +329,7 @@ def map_hifigan_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 @dataclass
-class TangoModel:
+class TangoModel(ModuleBundle):
     config: TangoConfig
     tokenizer: object
     text_encoder: torch.nn.Module
@@ -350,14 +350,6 @@ class TangoModel:
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return dict(text_encoder=self.text_encoder, unet=self.unet, vae=self.vae, vocoder=self.vocoder)
-
-    def to(self, device) -> TangoModel:
-        for m in self.modules().values():
-            m.to(device).eval()
-        return self
-
-    def parameter_count(self) -> int:
-        return sum(p.numel() for m in self.modules().values() for p in m.parameters())
 
     def load_official_state_dicts(
         self, main_sd: Mapping[str, torch.Tensor], vae_sd: Mapping[str, torch.Tensor]
