@@ -11,6 +11,13 @@ size), i.e. the 16 kHz and 48 kHz paths.
 `--protocols`: score those protocols with `score_protocols` (every backbone of every protocol, random
 weights) instead of the five genau metrics; `--seconds`: clip length (stereo 44.1 kHz clips with
 --protocols, as a native-rate run stores them).
+
+`--curve N`: one process instead, the generated side of N batches of `--batch-files` clips through
+every backbone of `--protocols` (the embedder `score_protocols` uses), printing the resident memory now and
+the peak so far after each batch. A fresh process per size cannot tell a warm-up (the heap reaching its
+working size in the first batches) from growth; the curve can: flat means the peak stops moving.
+
+    python benchmarks/bench_memory.py --protocols all --seconds 2 --curve 8 --batch-files 16
 """
 
 from __future__ import annotations
@@ -51,6 +58,77 @@ print(json.dumps({{"n": {n}, "seconds": time.perf_counter() - t, "peak_rss_mb":
 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
+CURVE = r"""
+import json, sys, tempfile, time
+sys.path.insert(0, {here!r})
+from pathlib import Path
+from _clips import make_stereo_clips
+from bench.allocator import keep_large_blocks_in_heap
+from bench.metrics.cache import EmbeddingCache
+from bench.metrics.suite import LazyBackbone, ScoreConfig, _Embedder
+keep_large_blocks_in_heap()  # as `bench score` / `bench run` do
+def rss_mb():  # (now, peak since the last reset) of this process, from the kernel
+    st = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    return int(st["VmRSS"].split()[0]) / 1024, int(st["VmHWM"].split()[0]) / 1024
+def reset_peak():  # Linux: writing 5 to clear_refs resets VmHWM to the current resident size
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+step, batches = {batch_files}, {batches}
+gen = make_stereo_clips(Path({tmp!r}) / "gen", step * batches, seed=1, seconds={seconds})
+cfg = ScoreConfig(weights="random", bootstrap=0, progress=False, protocols={protocols!r}, batch_files=step)
+names = sorted({{name for _, _, name in cfg.entries()}})
+embedder = _Embedder({{name: LazyBackbone(name, cfg) for name in names}}, cfg, EmbeddingCache(enabled=False))
+files = sorted(str(p) for p in gen.values())
+t, so_far = time.perf_counter(), 0.0
+for i in range(batches):
+    reset_peak()
+    embedder.embed(files[i * step : (i + 1) * step], "gen")
+    now, peak = rss_mb()
+    so_far = max(so_far, peak)
+    print(json.dumps({{"batch": i + 1, "clips": (i + 1) * step, "rss_mb": now, "batch_peak_mb": peak,
+                      "peak_rss_mb": so_far, "seconds": time.perf_counter() - t, "networks": len(names)}}), flush=True)
+"""
+
+
+def curve(args, protocols: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        code = CURVE.format(
+            here=str(HERE),
+            tmp=tmp,
+            protocols=protocols,
+            seconds=args.seconds,
+            batch_files=args.batch_files,
+            batches=args.curve,
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        rows = []
+        for line in proc.stdout:
+            rows.append(json.loads(line))
+            r = rows[-1]
+            print(
+                f"batch {r['batch']:3d} ({r['clips']:4d} clips, {r['networks']} networks): resident after "
+                f"{r['rss_mb']:.0f} MB, peak in the batch {r['batch_peak_mb']:.0f} MB, peak so far "
+                f"{r['peak_rss_mb']:.0f} MB, {r['seconds']:.0f} s",
+                flush=True,
+            )
+        if proc.wait() != 0:
+            raise SystemExit(f"the measuring process failed (exit {proc.returncode})")
+    if len(rows) >= 3:
+        moved = rows[-1]["peak_rss_mb"] - rows[1]["peak_rss_mb"]
+        print(
+            f"peak from batch 2 to batch {rows[-1]['batch']}: {moved:+.0f} MB "
+            f"(batch 1 builds the networks; the heap reaches its working size over the first batches)"
+        )
+    if args.markdown:
+        print("| batch | clips | resident after (MB) | peak in the batch (MB) | peak so far (MB) | time (s) |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['batch']} | {r['clips']} | {r['rss_mb']:.0f} | {r['batch_peak_mb']:.0f} | "
+                f"{r['peak_rss_mb']:.0f} | {r['seconds']:.0f} |"
+            )
+    return 0
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,10 +136,16 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--protocols", default="", help="comma-separated protocols, or 'all' (default: the genau metrics)")
     ap.add_argument("--seconds", type=float, default=10.0, help="clip length")
+    ap.add_argument("--curve", type=int, default=0, metavar="N", help="one process, N batches: memory after each")
+    ap.add_argument("--batch-files", type=int, default=16, help="clips per batch with --curve (bench's default: 16)")
     args = ap.parse_args()
     from bench.metrics.protocols import PROTOCOLS
 
     protocols = list(PROTOCOLS) if args.protocols == "all" else [p for p in args.protocols.split(",") if p]
+    if args.curve:
+        if not protocols:
+            ap.error("--curve needs --protocols")
+        return curve(args, protocols)
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:

@@ -140,12 +140,20 @@ class OpenL3AudioNet(nn.Module):
             setattr(self, f"batch_normalization_{i + 1}", nn.BatchNorm2d(channels[i], eps=1e-3, momentum=0.99))
         self.audio_embedding_layer = nn.Conv2d(channels[7], channels[8], 3, padding=1)
 
+    def conv_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """conv2d_i -> batch_normalization_{i+1} -> ReLU."""
+        return F.relu(getattr(self, f"batch_normalization_{i + 1}")(getattr(self, f"conv2d_{i}")(x)))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The 2x2 max pooling after conv blocks 2, 4 and 6."""
+        return F.max_pool2d(x, kernel_size=2, stride=2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.batch_normalization_1(self.speclayer(x))
         for i in range(1, 8):
-            x = F.relu(getattr(self, f"batch_normalization_{i + 1}")(getattr(self, f"conv2d_{i}")(x)))
+            x = self.conv_block(i, x)
             if i in (2, 4, 6):
-                x = F.max_pool2d(x, kernel_size=2, stride=2)
+                x = self.pool(x)
         x = self.audio_embedding_layer(x)
         x = F.max_pool2d(x, kernel_size=self.config.pool, stride=self.config.pool)
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)

@@ -204,11 +204,69 @@ class StridedMaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or not _fast_path(x) or not _is_plain_2x2(self):
             return super().forward(x)
-        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor mode drops an odd last row
-        top, bottom = x[..., 0:h:2, :w], x[..., 1:h:2, :w]
-        return torch.maximum(
-            torch.maximum(top[..., 0::2], top[..., 1::2]), torch.maximum(bottom[..., 0::2], bottom[..., 1::2])
+        return max_pool_2x2(x)
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """`F.max_pool2d(x, 2, 2)` of a (B, C, H, W) tensor as the maximum of four strided views (exact)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor mode drops an odd last row
+    top, bottom = x[..., 0:h:2, :w], x[..., 1:h:2, :w]
+    return torch.maximum(
+        torch.maximum(top[..., 0::2], top[..., 1::2]), torch.maximum(bottom[..., 0::2], bottom[..., 1::2])
+    )
+
+
+def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """An inference copy of `conv` followed by eval-mode `bn`, as one convolution: weight * a and
+    bias * a + (beta - mean * a) with a = gamma / sqrt(var + eps), the affine map BatchNorm's eval
+    kernel applies. Same class (and kernel algorithm) as `conv`; `conv` and `bn` are not changed.
+    Made outside inference mode (even when called inside it), so the copies carry the version counter
+    that `FastConv2d`'s Winograd weight cache reads."""
+    with torch.inference_mode(False), torch.no_grad():
+        gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+        beta = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_var)
+        a = gamma / torch.sqrt(bn.running_var + bn.eps)
+        shift = beta - bn.running_mean * a
+        bias = shift if conv.bias is None else conv.bias * a + shift
+        folded = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            True,
+            conv.padding_mode,
+            device="meta",
         )
+        folded.weight = nn.Parameter(conv.weight * a.reshape(-1, 1, 1, 1), requires_grad=False)
+        folded.bias = nn.Parameter(bias, requires_grad=False)
+    folded.__class__ = type(conv)
+    if isinstance(conv, FastConv2d):
+        folded.algorithm = conv.algorithm
+    return folded
+
+
+class BatchNormFolder:
+    """The folded copies (`fold_batch_norm`) of a network's (conv, BatchNorm) pairs, made on first use
+    and remade when any of their tensors is replaced or changed in place (a checkpoint load). Held
+    outside the module tree: not in the state dict, not moved by `.to()` (a move changes the key)."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[tuple, nn.Conv2d]] = {}
+
+    def __call__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+        tensors = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+        key = tuple(None if t is None else (t.data_ptr(), t._version) for t in tensors) + (bn.eps,)
+        hit = self._made.get(id(conv))
+        if hit is None or hit[0] != key:
+            hit = self._made[id(conv)] = (key, fold_batch_norm(conv, bn))
+        return hit[1]
+
+    def clear(self) -> None:
+        """Drop every folded copy (the network is moved or released)."""
+        self._made.clear()
 
 
 def _pair(v) -> tuple:

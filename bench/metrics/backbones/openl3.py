@@ -26,9 +26,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench.audio import InputPath
 from bench.checkpoints import find_checkpoint
+from bench.metrics.backbones._cpu_kernels import BatchNormFolder, FastConv2d, _fast_path, max_pool_2x2
 from bench.metrics.backbones.base import AudioBackbone
 from bench.metrics.backbones.passt import stable_audio_metrics_peak_normalize
 from genau_core.checkpoint_io import build_from_state, read_state_dict
@@ -42,6 +44,36 @@ from genau_core.networks.openl3 import (
     openl3_state_from_official,
     openl3_state_to_official,
 )
+
+
+class FoldedOpenL3AudioNet(OpenL3AudioNet):
+    """`OpenL3AudioNet` whose CPU float32 inference with the fast kernels (`_cpu_kernels`: its convolutions
+    swapped for `FastConv2d`) folds each eval-mode BatchNorm into the convolution before it, applies ReLU in
+    place and pools 2x2 by strided maxima. The same function up to float32 rounding (9e-7 relative on the
+    embeddings; stable-audio-metrics' FD parity stays at 4.6e-5). Measured per 10-s stereo file (42 windows, 2 idle
+    cores): 5.26 -> 5.02 s under `bench`'s allocator policy, 7.63 -> 5.86 s under glibc's defaults (the BatchNorm
+    pass was mostly page faults). State dict, modules and every other path are `OpenL3AudioNet`'s."""
+
+    def __init__(self, config: OpenL3Config = OPENL3_MEL256_ENV_512):
+        super().__init__(config)
+        self._folder = BatchNormFolder()
+
+    def _apply(self, fn, *args, **kwargs):
+        self._folder.clear()  # `.to()` (and `release`, which moves to "meta"): the copies go with the weights
+        return super()._apply(fn, *args, **kwargs)
+
+    def _folding(self, conv: torch.nn.Module, x: torch.Tensor) -> bool:
+        return not self.training and isinstance(conv, FastConv2d) and _fast_path(x, conv.weight)
+
+    def conv_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        conv = getattr(self, f"conv2d_{i}")
+        if not self._folding(conv, x):
+            return super().conv_block(i, x)
+        return F.relu_(self._folder(conv, getattr(self, f"batch_normalization_{i + 1}"))(x))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool_2x2(x) if self._folding(self.conv2d_1, x) else super().pool(x)
+
 
 STABLE_AUDIO_EVAL_RATE = 44100  # stable-audio-metrics' "samplingrate" in its AudioCaps / MusicCaps runs
 STABLE_AUDIO_HOP_S = 0.5
@@ -104,15 +136,19 @@ class OpenL3Backbone(AudioBackbone):
             self.config = config
 
     # -- weights ---------------------------------------------------------------------
+    def new_network(self) -> FoldedOpenL3AudioNet:
+        """The network this backbone runs, untrained (torchopenl3's layout and keys)."""
+        return FoldedOpenL3AudioNet(self.config)
+
     def load(self, checkpoint: str | Path | None = None) -> OpenL3Backbone:
         path = find_checkpoint(self.checkpoint_filename, checkpoint, what=self.what, source=self.checkpoint_source)
         state = openl3_state_from_official(read_state_dict(path, ("state_dict",), what=self.what))
-        net = build_from_state(lambda: OpenL3AudioNet(self.config), state, path, self.what)
+        net = build_from_state(self.new_network, state, path, self.what)
         return self._install(net, self._official_identity(path))
 
     def init_random(self, seed: int = 0) -> OpenL3Backbone:
         torch.manual_seed(seed)
-        return self._install(OpenL3AudioNet(self.config), self._random_identity(seed))
+        return self._install(self.new_network(), self._random_identity(seed))
 
     def state_dict_official(self) -> OrderedDict[str, torch.Tensor]:
         """The weights under torchopenl3's key names (CPU tensors), front-end buffers included."""

@@ -60,7 +60,7 @@ def _backbone(config=TINY, seed: int = 0) -> OpenL3Backbone:
     torch.manual_seed(seed)
     b = OpenL3Backbone(config=config)
     calibration = torch.from_numpy(np.stack([_tone(1, 48000, s) for s in range(4)]))[:, None]
-    net = _calibrate(OpenL3AudioNet(config), calibration)
+    net = _calibrate(b.new_network(), calibration)
     return b._install(net, b._random_identity(seed))
 
 
@@ -347,3 +347,21 @@ def test_stable_audio_chain_stays_in_float64_until_the_network(monkeypatch):
     monkeypatch.setattr(mod, "openl3_resample", spy)
     x = stable_audio_metrics_openl3_input(np.stack([_tone(0.3, 48000, 1), _tone(0.3, 48000, 2)], axis=1), 48000)
     assert seen == [np.float64, np.float64] and x.dtype == np.float32
+
+
+def test_folded_inference_equals_the_network_and_is_released(tiny):
+    """The backbone's network folds BatchNorm into the convolutions on CPU with the fast kernels: the same
+    embeddings as torchopenl3's layer order (OpenL3AudioNet under PyTorch's kernels) up to float32 rounding."""
+    plain = OpenL3AudioNet(TINY)
+    plain.load_state_dict(tiny.model.state_dict())
+    windows = torch.from_numpy(np.stack([_tone(1, 48000, s) for s in (5, 6, 7)]))[:, None]
+    with torch.inference_mode():
+        got, want = tiny.model(windows), plain.eval()(windows)
+    assert tiny.model._folder._made, "the fast path did not fold"
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-5
+    copy = _backbone()
+    with torch.inference_mode():
+        copy.model(windows)
+    assert copy.model._folder._made
+    copy.model.to("meta")  # LazyBackbone.release: the folded copies go with the weights
+    assert not copy.model._folder._made

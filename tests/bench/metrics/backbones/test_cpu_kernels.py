@@ -108,6 +108,32 @@ def test_winograd_weight_follows_weight_changes_and_module_moves():
     assert conv.winograd_weight.device.type == "meta"
 
 
+@pytest.mark.parametrize("c_in,c_out", [(8, 16), (256, 512)])  # channels-last and Winograd
+def test_fold_batch_norm_equals_conv_then_batch_norm(c_in, c_out):
+    torch.manual_seed(0)
+    conv, bn = _swapped(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out, eps=1e-3)))
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 2), bn.bias.uniform_(-1, 1)
+    bn.eval()
+    before = {k: v.clone() for k, v in {**conv.state_dict(), **bn.state_dict()}.items()}
+    x = torch.randn(2, c_in, 6, 10).contiguous(memory_format=torch.channels_last)
+    folder = K.BatchNormFolder()
+    with torch.inference_mode():
+        folded = folder(conv, bn)
+        assert type(folded) is type(conv) and folded.algorithm == conv.algorithm
+        assert _rel(folded(x), bn(conv(x))) < 1e-5
+        assert folder(conv, bn) is folded  # made once
+    assert all(torch.equal(v, {**conv.state_dict(), **bn.state_dict()}[k]) for k, v in before.items())
+    with torch.no_grad():
+        bn.running_var.mul_(4.0)  # in place (a checkpoint load): the folded copy must be remade
+    with torch.inference_mode():
+        assert folder(conv, bn) is not folded
+        assert _rel(folder(conv, bn)(x), bn(conv(x))) < 1e-5
+    folder.clear()
+    assert not folder._made
+
+
 def test_max_pool_is_bit_identical():
     pool = _swapped(nn.Sequential(nn.MaxPool2d(2, 2)))[0]
     assert type(pool) is K.StridedMaxPool2d
@@ -115,6 +141,7 @@ def test_max_pool_is_bit_identical():
         x = torch.randn(*shape).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             assert torch.equal(pool(x), F.max_pool2d(x, 2, 2))
+            assert torch.equal(K.max_pool_2x2(x), F.max_pool2d(x, 2, 2))
     # Other pooling shapes are left to PyTorch.
     other = _swapped(nn.Sequential(nn.MaxPool2d(3, 2)))[0]
     assert type(other) is nn.MaxPool2d
