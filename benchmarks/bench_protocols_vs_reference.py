@@ -68,7 +68,8 @@ W = HERE / ".work"
 OUR_PY = REPO / ".venv" / "bin" / "python"
 ORACLES = Path(os.environ.get("ORACLES", "/work/oracles"))
 RUNNER = HERE / "parity" / "protocols_reference_timing.py"
-NOTES_MARKER = "<!-- analysis below: written by hand, kept when the script rewrites the file -->"
+from bench_vs_reference import write_keeping_notes  # noqa: E402  (same folder)
+
 THREE = "stable-audio,av-benchmark,aesthetics"
 FOUR = "genau,stable-audio,av-benchmark,aesthetics"
 
@@ -501,10 +502,7 @@ def main() -> int:
         )
     (WORK / "results.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
     text = write_results(args, runs)
-    results = Path(args.results)
-    if results.exists() and NOTES_MARKER in results.read_text():  # keep the hand-written analysis
-        text += "\n" + NOTES_MARKER + results.read_text().split(NOTES_MARKER, 1)[1]
-    results.write_text(text)
+    write_keeping_notes(Path(args.results), text)
     print(text)
     return 0
 

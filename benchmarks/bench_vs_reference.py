@@ -106,6 +106,13 @@ def make_clips(root: Path, n: int, ref_rate: int, seed: int = 2024) -> dict:
     return info
 
 
+def write_keeping_notes(results: Path, text: str) -> None:
+    """Write a generated RESULTS file, keeping the hand-written analysis after NOTES_MARKER."""
+    if results.exists() and NOTES_MARKER in results.read_text():
+        text += "\n" + NOTES_MARKER + results.read_text().split(NOTES_MARKER, 1)[1]
+    results.write_text(text)
+
+
 # ============================================================================ our side (child)
 class _Stages:
     """Exclusive wall time per stage (time spent in a nested timed call is not counted twice)."""
@@ -508,10 +515,7 @@ def main() -> int:
         f"{time.perf_counter() - T_START:.0f} s."
     )
     text = "\n".join(L) + "\n"
-    results = Path(args.results)
-    if results.exists() and NOTES_MARKER in results.read_text():  # keep the hand-written analysis
-        text += "\n" + NOTES_MARKER + results.read_text().split(NOTES_MARKER, 1)[1]
-    results.write_text(text)
+    write_keeping_notes(Path(args.results), text)
     print(text)
     return 0
 

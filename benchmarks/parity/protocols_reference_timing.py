@@ -64,25 +64,9 @@ SAM_MIRROR = Path(os.environ.get("SAM_MIRROR", "/work/.mirror/Stability-AI+stabl
 AVB_CHECKOUT = REPO / "benchmarks" / ".work" / "av-benchmark"
 sys.path.insert(0, str(HERE))
 
-STAGES: dict[str, float] = {}
+from _stages import STAGES, stage, timed  # noqa: E402
+
 TOOLS = ("sam-openl3", "sam-passt", "sam-clap", "avb", "aes")
-
-
-@contextlib.contextmanager
-def stage(name: str):
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGES[name] = STAGES.get(name, 0.0) + time.perf_counter() - t0
-
-
-def timed(name: str, fn):
-    def wrapper(*a, **k):
-        with stage(name):
-            return fn(*a, **k)
-
-    return wrapper
 
 
 def sam_source(tmp: Path) -> tuple[Path, str]:

@@ -37,7 +37,6 @@ import time
 T_START = time.perf_counter()  # before the heavy imports: import time is part of the run
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -52,24 +51,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-STAGES: dict[str, float] = {}
-
-
-@contextlib.contextmanager
-def stage(name: str):
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGES[name] = STAGES.get(name, 0.0) + time.perf_counter() - t0
-
-
-def timed(name: str, fn):
-    def wrapper(*a, **k):
-        with stage(name):
-            return fn(*a, **k)
-
-    return wrapper
+from _stages import STAGES, stage, timed  # noqa: E402
 
 
 def main(argv=None) -> None:
