@@ -51,12 +51,10 @@ T_START = time.perf_counter()
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -68,7 +66,7 @@ W = HERE / ".work"
 OUR_PY = REPO / ".venv" / "bin" / "python"
 ORACLES = Path(os.environ.get("ORACLES", "/work/oracles"))
 RUNNER = HERE / "parity" / "protocols_reference_timing.py"
-from bench_vs_reference import write_keeping_notes  # noqa: E402  (same folder)
+from bench_vs_reference import _Stages, instrument_suite, spawn_timed, write_keeping_notes  # noqa: E402  (same folder)
 
 THREE = "stable-audio,av-benchmark,aesthetics"
 FOUR = "genau,stable-audio,av-benchmark,aesthetics"
@@ -175,36 +173,16 @@ def run_ours(a) -> None:
     import io
     import resource
 
-    sys.path.insert(0, str(HERE))
-    from bench_vs_reference import _Stages
-
     st = _Stages()
     t0 = time.perf_counter()
     import torch
 
     torch.set_num_threads(a.threads)
     import bench.cli
-    import bench.metrics.cache as C
-    import bench.metrics.suite as S
+    import bench.metrics.suite  # noqa: F401  (timed as an import)
 
     st.t["import torch + bench"] = time.perf_counter() - t0
-    for fn in ("sha256_file", "sha256_files"):
-        if hasattr(S, fn):
-            setattr(S, fn, st.wrap("sha256 of checkpoint files (cold memo)", getattr(S, fn)))
-    S.build_backbone = st.wrap(lambda name, cfg, *x: f"build + load checkpoint: {name}", S.build_backbone)
-    for fn, label in (
-        ("read_audio_channels", "decode (soundfile, once per clip)"),
-        ("content_hash", "content hash of audio files"),
-    ):
-        setattr(S, fn, st.wrap(label, getattr(S, fn)))
-    # every derived input, the shared derive_input and a backbone's own derive_native (OpenL3's resampy)
-    S._Embedder._input = st.wrap("derive inputs (each tool's channels + resampler)", S._Embedder._input)
-    spec_of = S.metric_spec  # each metric's compute function, from the registry
-    S.metric_spec = lambda name: dataclasses.replace(spec_of(name), compute=st.wrap("metrics", spec_of(name).compute))
-    S.LazyBackbone.embed = st.wrap(lambda self, w: f"forward audio: {self.name}", S.LazyBackbone.embed)
-    S.LazyBackbone.embed_text = st.wrap(lambda self, t, c: f"forward text: {self.name}", S.LazyBackbone.embed_text)
-    S.LazyBackbone.prepare = st.wrap("prepare (crop/pad/normalise)", S.LazyBackbone.prepare)
-    C.EmbeddingCache.put = st.wrap("cache write", C.EmbeddingCache.put)
+    instrument_suite(st)
     protocols = a.protocols.split(",")
     rec_path = Path(a.out).with_suffix(".record.json")
     argv = ["score", "--gen", a.gen, "--ref", a.ref, "--prompts", a.prompts, "--protocols", a.protocols,
@@ -221,7 +199,7 @@ def run_ours(a) -> None:
     t1 = time.perf_counter()
     with contextlib.redirect_stdout(log):
         rc = bench.cli.main(argv)
-    st.t["CLI + other (metric math, records, tokenizers, ...)"] = (time.perf_counter() - t1) - sum(
+    st.t["CLI + other (records, tokenizers, ...)"] = (time.perf_counter() - t1) - sum(
         v for k, v in st.t.items() if k != "import torch + bench"
     )
     data = json.loads(rec_path.read_text())
@@ -256,21 +234,7 @@ def _env(args) -> dict:
 
 
 def _spawn(cmd: list[str], cwd: Path, env: dict, tag: str, out: Path) -> dict:
-    out.unlink(missing_ok=True)
-    log = open(WORK / f"{tag}.log", "w")
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    log.close()
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0 or not out.exists():
-        tail = (WORK / f"{tag}.log").read_text()[-5000:]
-        raise SystemExit(f"{tag} failed (rc {rc}); log tail:\n{tail}")
-    res = json.loads(out.read_text())
-    res.update(wall_s=wall, peak_rss_mb=ru.ru_maxrss / 1024, user_s=ru.ru_utime, sys_s=ru.ru_stime, tag=tag)
-    print(f"[bench_protocols_vs_reference] {tag}: {wall:.1f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
-    return res
+    return spawn_timed(cmd, cwd, env, WORK / f"{tag}.log", out, tag, "bench_protocols_vs_reference")
 
 
 def launch_ours(args, protocols: str, tag: str) -> dict:

@@ -138,6 +138,27 @@ class _Stages:
         return wrapper
 
 
+def instrument_suite(st: _Stages) -> None:
+    """Wrap the scoring suite's internals (bench.metrics.suite, the embedding cache) in `st`'s stage timers,
+    exclusive of each other: checkpoint hashing, building, decoding, every derived input (the shared
+    derive_input and a backbone's own derive_native), forwards, metric computation, cache writes."""
+    import bench.metrics.cache as C
+    import bench.metrics.suite as S
+
+    for fn in ("sha256_file", "sha256_files"):
+        setattr(S, fn, st.wrap("sha256 of checkpoint files (cold memo)", getattr(S, fn)))
+    S.build_backbone = st.wrap(lambda name, cfg, *x: f"build + load checkpoint: {name}", S.build_backbone)
+    S.read_audio_channels = st.wrap("decode (soundfile, once per clip)", S.read_audio_channels)
+    S.content_hash = st.wrap("content hash of audio files", S.content_hash)
+    S._Embedder._input = st.wrap("derive inputs (each tool's channels + resampler)", S._Embedder._input)
+    spec_of = S.metric_spec  # each metric's compute function (bootstrap included), from the registry
+    S.metric_spec = lambda name: dataclasses.replace(spec_of(name), compute=st.wrap("metrics", spec_of(name).compute))
+    S.LazyBackbone.embed = st.wrap(lambda self, w: f"forward audio: {self.name}", S.LazyBackbone.embed)
+    S.LazyBackbone.embed_text = st.wrap(lambda self, t, c: f"forward text: {self.name}", S.LazyBackbone.embed_text)
+    S.LazyBackbone.prepare = st.wrap("prepare (crop/pad/normalise)", S.LazyBackbone.prepare)
+    C.EmbeddingCache.put = st.wrap("cache write", C.EmbeddingCache.put)
+
+
 def run_ours(a) -> None:
     """bench score, in-process, with stage timers wrapped around the suite's internals."""
     import contextlib
@@ -150,24 +171,10 @@ def run_ours(a) -> None:
 
     torch.set_num_threads(a.threads)
     import bench.cli
-    import bench.metrics.cache as C
-    import bench.metrics.suite as S
+    import bench.metrics.suite  # noqa: F401  (timed as an import)
 
     st.t["import torch + bench"] = time.perf_counter() - t0
-    S.sha256_file = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_file)
-    S.sha256_files = st.wrap("sha256 of checkpoint files (cold memo)", S.sha256_files)
-    S.build_backbone = st.wrap(lambda name, cfg: f"build + load checkpoint: {name}", S.build_backbone)
-    S.read_audio_channels = st.wrap("decode (soundfile)", S.read_audio_channels)
-    S.derive_input = st.wrap("derive inputs (each tool's resampler)", S.derive_input)
-    S.LazyBackbone.embed = st.wrap(lambda self, w: f"forward audio: {self.name}", S.LazyBackbone.embed)
-    S.LazyBackbone.embed_text = st.wrap(lambda self, t, c: f"forward text: {self.name}", S.LazyBackbone.embed_text)
-    S.LazyBackbone.prepare = st.wrap("prepare (crop/pad)", S.LazyBackbone.prepare)
-    S.content_hash = st.wrap("content hash of audio files", S.content_hash)
-    C.EmbeddingCache.put = st.wrap("cache write", C.EmbeddingCache.put)
-    spec_of = S.metric_spec  # each metric's compute function (bootstrap included), from the registry
-    S.metric_spec = lambda name: dataclasses.replace(
-        spec_of(name), compute=st.wrap("metrics (+ bootstrap)", spec_of(name).compute)
-    )
+    instrument_suite(st)
     argv = [
         "score",
         "--gen",
@@ -228,7 +235,6 @@ GLIBC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": s
 
 def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False, extra_env: dict | None = None) -> dict:
     out = WORK / f"{tag}.json"
-    out.unlink(missing_ok=True)
     env = dict(
         os.environ,
         OMP_NUM_THREADS=str(args.threads),
@@ -291,21 +297,28 @@ def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False,
         ]
         if profile:
             cmd.append("--profile")
-    log = open(WORK / f"{tag}.log", "w")
     print(f"[bench_vs_reference] {tag}: {side} (bootstrap {bootstrap}) ...", flush=True)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    log.close()
-    shutil.rmtree(tmp, ignore_errors=True)
-    if p.returncode != 0 or not out.exists():
-        tail = (WORK / f"{tag}.log").read_text()[-4000:]
-        raise SystemExit(f"{tag}: {side} failed (rc {p.returncode}); log tail:\n{tail}")
+    try:
+        return spawn_timed(cmd, cwd, env, WORK / f"{tag}.log", out, tag, "bench_vs_reference")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def spawn_timed(cmd: list[str], cwd: Path, env: dict, log_path: Path, out: Path, tag: str, who: str) -> dict:
+    """Run one side as a child process; -> the JSON it wrote to `out` plus the child's wall time, peak RSS and
+    CPU times (os.wait4's rusage of that child alone). A failure ends the benchmark with the log's tail."""
+    out.unlink(missing_ok=True)
+    with open(log_path, "w") as log:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0 or not out.exists():
+        raise SystemExit(f"{tag} failed (rc {rc}); log tail:\n{log_path.read_text()[-5000:]}")
     res = json.loads(out.read_text())
     res.update(wall_s=wall, peak_rss_mb=ru.ru_maxrss / 1024, user_s=ru.ru_utime, sys_s=ru.ru_stime, tag=tag)
-    print(f"[bench_vs_reference] {tag}: {wall:.1f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+    print(f"[{who}] {tag}: {wall:.1f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
     return res
 
 

@@ -139,14 +139,11 @@ class OpenL3AudioNet(nn.Module):
             setattr(self, f"conv2d_{i}", nn.Conv2d(channels[i - 1], channels[i], 3, padding=1))
             setattr(self, f"batch_normalization_{i + 1}", nn.BatchNorm2d(channels[i], eps=1e-3, momentum=0.99))
         self.audio_embedding_layer = nn.Conv2d(channels[7], channels[8], 3, padding=1)
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)  # after conv blocks 2, 4 and 6 (no state-dict keys)
 
     def conv_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """conv2d_i -> batch_normalization_{i+1} -> ReLU."""
         return F.relu(getattr(self, f"batch_normalization_{i + 1}")(getattr(self, f"conv2d_{i}")(x)))
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """The 2x2 max pooling after conv blocks 2, 4 and 6."""
-        return F.max_pool2d(x, kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.batch_normalization_1(self.speclayer(x))
