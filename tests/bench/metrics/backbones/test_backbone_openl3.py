@@ -302,6 +302,23 @@ def test_shapes_and_mono_as_fake_stereo(tiny):
     # seeds and batch independence: tests/bench/metrics/backbones/test_backbone_contract.py, for every backbone
 
 
+def test_equal_channels_are_embedded_once(tiny, monkeypatch):
+    """A (2, n) input whose channels are equal (a mono source after the stable-audio derivation, or a dual-mono
+    file) runs the network on one channel's windows and gives the mono input's frames, L = R exactly."""
+    mono = _tone(2.2, 48000, 1)
+    seen = []
+    real = tiny.embed_windows
+    monkeypatch.setattr(tiny, "embed_windows", lambda w: seen.append(len(w)) or real(w))
+    dual, single = tiny.embed([np.stack([mono, mono])])[0]["frames"], tiny.embed([mono])[0]["frames"]
+    assert seen == [5, 5]  # 5 windows each time, not 10 for the dual-mono clip
+    np.testing.assert_array_equal(dual, single)
+    np.testing.assert_array_equal(dual[:, :16], dual[:, 16:])
+    other = mono.copy()
+    other[100] += 1e-6  # one differing sample: both channels embedded
+    tiny.embed([np.stack([mono, other])])
+    assert seen[-1] == 10
+
+
 @pytest.mark.parametrize("seconds,sr,channels", [(1.6, 44100, 2), (1.3, 48000, 2), (1.1, 16000, 1), (0.6, 22050, 2)])
 def test_stable_audio_metrics_pipeline_matches_transcription(tiny, seconds, sr, channels):
     native = np.stack([_tone(seconds, sr, c + 1) * (0.5 + 0.2 * c) for c in range(channels)])  # (channels, n)
@@ -347,6 +364,25 @@ def test_stable_audio_chain_stays_in_float64_until_the_network(monkeypatch):
     monkeypatch.setattr(mod, "openl3_resample", spy)
     x = stable_audio_metrics_openl3_input(np.stack([_tone(0.3, 48000, 1), _tone(0.3, 48000, 2)], axis=1), 48000)
     assert seen == [np.float64, np.float64] and x.dtype == np.float32
+
+
+def test_channels_resampled_side_by_side_are_bit_identical_and_mono_once(monkeypatch):
+    """Stereo: the two channels go through resampy in two threads, with the same samples as one after the
+    other. Mono: resampled once and used for both channels (as the reference's fake stereo)."""
+    import soxr
+
+    import bench.metrics.backbones.openl3 as mod
+
+    stereo = np.stack([_tone(0.4, 44100, 1), _tone(0.4, 44100, 2) * 0.5], axis=1)
+    x = soxr.resample(mod.stable_audio_metrics_peak_normalize(stereo.astype(np.float32)), 44100, 44100)
+    serial = np.stack([openl3_resample(x[:, c], 44100) for c in range(2)]).astype(np.float32)
+    np.testing.assert_array_equal(stable_audio_metrics_openl3_input(stereo, 44100), serial)
+    calls = []
+    real = mod.openl3_resample
+    monkeypatch.setattr(mod, "openl3_resample", lambda c, sr: calls.append(len(c)) or real(c, sr))
+    mono = stable_audio_metrics_openl3_input(stereo[:, 0], 44100)
+    assert len(calls) == 1 and mono.shape[0] == 2
+    np.testing.assert_array_equal(mono[0], mono[1])
 
 
 def test_folded_inference_equals_the_network_and_is_released(tiny):
