@@ -29,18 +29,20 @@ parity_passt/ckpt, parity_openl3/ckpt, parity_clap_fusion/ckpt, parity_aesthetic
 Each side in its own subprocess(es), wall clock of the whole subprocess (interpreter start, imports, model building,
 checkpoint loading, decoding, resampling, forwards, metrics), the same thread count (OMP/MKL/torch = --threads),
 peak RSS from os.wait4's rusage; the sides alternate which goes first over --rounds (the machine is shared).
-Clips: --n generated + --n reference clips, 10 s, 44.1 kHz stereo float32 (benchmarks/_clips.py make_stereo_clips,
-as a native-rate run of Stable Audio Open stores them), paired by name, one caption per clip.
+Clips: --n generated + --n reference clips, paired by name, one caption per clip. --clips stereo44 (default): 10 s,
+44.1 kHz stereo float32 (benchmarks/_clips.py make_stereo_clips, as a native-rate run of Stable Audio Open stores
+them). --clips mono16: 10 s, 16 kHz mono (make_clips, as today's 16 kHz mono models store them; every tool converts
+them itself, and stable-audio-metrics fakes stereo for OpenL3 by embedding the one channel twice).
 
     bash benchmarks/parity/setup_oracle.sh && bash benchmarks/parity/setup_passt_openl3_oracles.sh
     bash benchmarks/parity/setup_clap_fusion_aesthetics_oracles.sh
     bash benchmarks/parity/setup_av_benchmark_oracle.sh
     .venv/bin/python benchmarks/parity/make_fixture.py && .oracle-venv/bin/python benchmarks/parity/oracle_side.py
     .venv/bin/python benchmarks/parity/{passt,openl3,clap_fusion,aesthetics}_parity.py   # (one by one) the weights
-    .venv/bin/python benchmarks/bench_protocols_vs_reference.py [--n 16] [--rounds 2] [--four-rounds 1]
+    .venv/bin/python benchmarks/bench_protocols_vs_reference.py [--n 16] [--rounds 2] [--four-rounds 1] [--clips mono16]
 
-Writes benchmarks/RESULTS.protocols_reference.md (the hand-written analysis after NOTES_MARKER is kept) and
-benchmarks/.work/bench_protocols_ref/results.json.
+Writes benchmarks/RESULTS.protocols_reference.md (RESULTS.protocols_reference.mono16.md for --clips mono16; the
+hand-written analysis after NOTES_MARKER is kept) and results.json in the clips' folder under benchmarks/.work/.
 """
 
 from __future__ import annotations
@@ -61,7 +63,18 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-WORK = HERE / ".work" / "bench_protocols_ref"
+WORK = HERE / ".work" / "bench_protocols_ref"  # --clips stereo44; main() points it at the chosen kind's folder
+# --clips: what the two sides score. stereo44 is what a native-rate run of Stable Audio Open / TangoFlux stores;
+# mono16 what today's 16 kHz mono models store (AudioLDM, Tango, GenAU, ...), which every reference tool upmixes or
+# resamples itself. (description, work folder, RESULTS file)
+CLIP_KINDS = {
+    "stereo44": ("10 s, 44.1 kHz stereo float32", WORK, HERE / "RESULTS.protocols_reference.md"),
+    "mono16": (
+        "10 s, 16 kHz mono float32",
+        HERE / ".work" / "bench_protocols_ref_mono16",
+        HERE / "RESULTS.protocols_reference.mono16.md",
+    ),
+}
 W = HERE / ".work"
 OUR_PY = REPO / ".venv" / "bin" / "python"
 ORACLES = Path(os.environ.get("ORACLES", "/work/oracles"))
@@ -137,20 +150,26 @@ PAIRS = [
 
 
 # ============================================================================ fixture
-def make_clips(root: Path, n: int) -> dict:
-    """n generated + n reference clips, 10 s, 44.1 kHz stereo float32, same names; one caption per clip."""
+def make_clips(root: Path, n: int, kind: str = "stereo44") -> dict:
+    """n generated + n reference clips of `kind` (CLIP_KINDS), same names; one caption per clip."""
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(REPO))
+    from _clips import make_clips as make_mono_clips
     from _clips import make_stereo_clips, prompts_for
 
-    spec = {"n": n, "seconds": 10.0, "sr": 44100, "channels": 2, "seeds": [1, 2]}
+    if kind == "mono16":
+        spec = {"n": n, "seconds": 10.0, "sr": 16000, "channels": 1, "seeds": [1, 2]}
+        make = make_mono_clips
+    else:
+        spec = {"n": n, "seconds": 10.0, "sr": 44100, "channels": 2, "seeds": [1, 2]}
+        make = make_stereo_clips
     marker = root / "fixture.json"
     if marker.exists() and json.loads(marker.read_text()).get("spec") == spec:
         return json.loads(marker.read_text())
     for d in ("gen", "ref"):
         shutil.rmtree(root / d, ignore_errors=True)
-    gen = make_stereo_clips(root / "gen", n, seed=1, seconds=10.0)
-    make_stereo_clips(root / "ref", n, seed=2, seconds=10.0)
+    gen = make(root / "gen", n, seed=1, seconds=10.0)
+    make(root / "ref", n, seed=2, seconds=10.0)
     for d in ("gen", "ref"):
         shutil.rmtree(root / d / ".mono", ignore_errors=True)  # make_stereo_clips' mono sources: not scored
     caps = prompts_for(gen)
@@ -318,7 +337,7 @@ def write_results(args, runs: list[dict]) -> str:
     L.append(
         f"- Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared with other "
         f"jobs (load average per round); {args.threads} threads per side (OMP/MKL/torch). {args.n} generated + "
-        f"{args.n} reference clips, 10 s, 44.1 kHz stereo float32, one caption per clip; cold cache; bootstrap off.\n"
+        f"{args.n} reference clips, {CLIP_KINDS[args.clips][0]}, one caption per clip; cold cache; bootstrap off.\n"
         "- **Reference** = stable-audio-metrics (`openl3_fd` with torchopenl3 standing in for TF openl3, "
         "`passt_kld`, `clap_score`: three processes, three venvs), then av-benchmark (`extract_text.py` + "
         "`evaluate.py`, `--skip_video_related`, video models inert stand-ins, PyPI packages for its git forks), "
@@ -424,7 +443,8 @@ def main() -> int:
         default=None,
         help="run the four-protocol line in the last N rounds only (default: all)",
     )
-    ap.add_argument("--results", default=str(HERE / "RESULTS.protocols_reference.md"))
+    ap.add_argument("--clips", choices=sorted(CLIP_KINDS), default="stereo44", help="what both sides score")
+    ap.add_argument("--results", help="default: RESULTS.protocols_reference.md (stereo44), .mono16.md (mono16)")
     # child mode (our side)
     ap.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
     ap.add_argument("--gen", help=argparse.SUPPRESS)
@@ -442,8 +462,11 @@ def main() -> int:
     missing += [str(ORACLES / v) for v, _, _ in TOOLS.values() if not (ORACLES / v / "bin" / "python").exists()]
     if missing:
         raise SystemExit("missing (see the module docstring for the setup steps):\n  " + "\n  ".join(missing))
+    global WORK
+    _, WORK, default_results = CLIP_KINDS[args.clips]
+    args.results = args.results or str(default_results)
     WORK.mkdir(parents=True, exist_ok=True)
-    make_clips(WORK, args.n)
+    make_clips(WORK, args.n, args.clips)
     print(f"[bench_protocols_vs_reference] {args.n} clips per side in {WORK}; load average {load_avg()}", flush=True)
     runs = []
     for r in range(args.rounds):

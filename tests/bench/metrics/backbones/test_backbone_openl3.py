@@ -383,6 +383,9 @@ def test_channels_resampled_side_by_side_are_bit_identical_and_mono_once(monkeyp
     mono = stable_audio_metrics_openl3_input(stereo[:, 0], 44100)
     assert len(calls) == 1 and mono.shape[0] == 2
     np.testing.assert_array_equal(mono[0], mono[1])
+    dual = stable_audio_metrics_openl3_input(np.stack([stereo[:, 0], stereo[:, 0]], axis=1), 44100)
+    assert len(calls) == 2  # a dual-mono file: once too, and the same samples as the mono file
+    np.testing.assert_array_equal(dual, mono)
 
 
 def test_folded_inference_equals_the_network_and_is_released(tiny):
