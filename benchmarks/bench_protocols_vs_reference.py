@@ -424,8 +424,9 @@ def write_results(args, runs: list[dict]) -> str:
     L.append(
         f"Command: `.venv/bin/python benchmarks/bench_protocols_vs_reference.py --n {args.n} --rounds {args.rounds}"
         f" --threads {args.threads}{' --no-four' if args.no_four else ''}"
-        f"{f' --four-rounds {args.four_rounds}' if args.four_rounds is not None else ''}`; raw numbers in "
-        f"`benchmarks/.work/bench_protocols_ref/results.json`; total driver time {time.perf_counter() - T_START:.0f} s."
+        f"{f' --four-rounds {args.four_rounds}' if args.four_rounds is not None else ''}"
+        f"{f' --clips {args.clips}' if args.clips != 'stereo44' else ''}`; raw numbers in "
+        f"`{(WORK / 'results.json').relative_to(REPO)}`; total driver time {time.perf_counter() - T_START:.0f} s."
     )
     return "\n".join(L) + "\n"
 
