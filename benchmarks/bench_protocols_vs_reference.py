@@ -79,7 +79,7 @@ W = HERE / ".work"
 OUR_PY = REPO / ".venv" / "bin" / "python"
 ORACLES = Path(os.environ.get("ORACLES", "/work/oracles"))
 RUNNER = HERE / "parity" / "protocols_reference_timing.py"
-from bench_vs_reference import _Stages, instrument_suite, spawn_timed, write_keeping_notes  # noqa: E402  (same folder)
+from bench_vs_reference import finish_ours, run_cli_timed, spawn_timed, start_ours, write_keeping_notes  # noqa: E402
 
 THREE = "stable-audio,av-benchmark,aesthetics"
 FOUR = "genau,stable-audio,av-benchmark,aesthetics"
@@ -188,20 +188,7 @@ def make_clips(root: Path, n: int, kind: str = "stereo44") -> dict:
 # ============================================================================ our side (child)
 def run_ours(a) -> None:
     """bench score --protocols ..., in-process, with stage timers around the suite's internals."""
-    import contextlib
-    import io
-    import resource
-
-    st = _Stages()
-    t0 = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(a.threads)
-    import bench.cli
-    import bench.metrics.suite  # noqa: F401  (timed as an import)
-
-    st.t["import torch + bench"] = time.perf_counter() - t0
-    instrument_suite(st)
+    st = start_ours(a.threads)
     protocols = a.protocols.split(",")
     rec_path = Path(a.out).with_suffix(".record.json")
     argv = ["score", "--gen", a.gen, "--ref", a.ref, "--prompts", a.prompts, "--protocols", a.protocols,
@@ -214,30 +201,16 @@ def run_ours(a) -> None:
         if name in GENAU_ONLY and "genau" not in protocols:
             continue
         argv += ["--tokenizer", f"{name}={TOKENIZERS / tok}"]
-    log = io.StringIO()
-    t1 = time.perf_counter()
-    with contextlib.redirect_stdout(log):
-        rc = bench.cli.main(argv)
-    st.t["CLI + other (records, tokenizers, ...)"] = (time.perf_counter() - t1) - sum(
-        v for k, v in st.t.items() if k != "import torch + bench"
-    )
+    rc, stdout = run_cli_timed(st, argv)
     data = json.loads(rec_path.read_text())
     records = data.get("records", [data])
-    out = {
-        "side": "ours",
+    result = {
         "rc": rc,
         "protocols": a.protocols,
-        "seconds_in_process": time.perf_counter() - T_START,
-        "stages": st.t,
         "metrics": {r["protocol"]["name"]: {m["column"]: m["value"] for m in r["metrics"]} for r in records},
         "n_failed": sum(r["n_failed"] for r in records),
-        "threads": torch.get_num_threads(),
-        "peak_rss_mb_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "stdout": log.getvalue()[-4000:],
     }
-    Path(a.out).write_text(json.dumps(out, indent=1))
-    if os.environ.get("GENAU_BENCH_FAST_EXIT", "1") != "0":  # as the `bench` executable ends after `bench score`
-        bench.cli.exit_without_teardown(0)
+    finish_ours(Path(a.out), result, st, stdout, T_START)
 
 
 # ============================================================================ driver

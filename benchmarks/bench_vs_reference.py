@@ -159,41 +159,38 @@ def instrument_suite(st: _Stages) -> None:
     C.EmbeddingCache.put = st.wrap("cache write", C.EmbeddingCache.put)
 
 
-def run_ours(a) -> None:
-    """bench score, in-process, with stage timers wrapped around the suite's internals."""
-    import contextlib
-    import io
-    import resource
+IMPORT_STAGE = "import torch + bench"
+CLI_STAGE = "CLI + other (records, tokenizers, ...)"
 
+
+def start_ours(threads: int) -> _Stages:
+    """Our side's child, first step: import torch and bench (one timed stage), set the thread count, and wrap the
+    suite's internals in stage timers (`instrument_suite`)."""
     st = _Stages()
     t0 = time.perf_counter()
     import torch
 
-    torch.set_num_threads(a.threads)
-    import bench.cli
+    torch.set_num_threads(threads)
+    import bench.cli  # noqa: F401
     import bench.metrics.suite  # noqa: F401  (timed as an import)
 
-    st.t["import torch + bench"] = time.perf_counter() - t0
+    st.t[IMPORT_STAGE] = time.perf_counter() - t0
     instrument_suite(st)
-    argv = [
-        "score",
-        "--gen",
-        a.gen,
-        "--ref",
-        a.ref,
-        "--prompts",
-        a.prompts,
-        "--bootstrap",
-        str(a.bootstrap),
-        "--out",
-        str(Path(a.out).with_suffix(".record.json")),
-    ]
-    for name, fname in CHECKPOINTS.items():
-        argv += ["--checkpoint", f"{name}={Path(a.ckpt_dir) / fname}"]
+    return st
+
+
+def run_cli_timed(st: _Stages, argv: list[str], profile_to: Path | None = None) -> tuple[int, str]:
+    """`bench.cli.main(argv)` with its stdout captured (and under cProfile, dumped to `profile_to`, if given).
+    The time that no wrapped stage took goes to CLI_STAGE. Returns (exit code, stdout)."""
+    import contextlib
+    import io
+
+    import bench.cli
+
     log = io.StringIO()
     t1 = time.perf_counter()
     prof = None
-    if a.profile:
+    if profile_to is not None:
         import cProfile
 
         prof = cProfile.Profile()
@@ -202,28 +199,47 @@ def run_ours(a) -> None:
         rc = bench.cli.main(argv)
     if prof is not None:
         prof.disable()
-        prof.dump_stats(str(Path(a.out).with_suffix(".pstats")))
-    st.t["CLI + other (tokenizers, records, ...)"] = (time.perf_counter() - t1) - sum(
-        v for k, v in st.t.items() if k != "import torch + bench"
-    )
-    rec = json.loads(Path(a.out).with_suffix(".record.json").read_text())
-    out = {
+        prof.dump_stats(str(profile_to))
+    st.t[CLI_STAGE] = (time.perf_counter() - t1) - sum(v for k, v in st.t.items() if k != IMPORT_STAGE)
+    return rc, log.getvalue()
+
+
+def finish_ours(out: Path, result: dict, st: _Stages, stdout: str, t_start: float) -> None:
+    """Write our child's JSON (`result` plus the stages, threads, peak RSS and the stdout tail) and end the way the
+    `bench` executable ends after `bench score` (bench.cli.console_main): no module teardown, unless
+    GENAU_BENCH_FAST_EXIT=0."""
+    import resource
+
+    import torch
+
+    import bench.cli
+
+    result = {
         "side": "ours",
-        "rc": rc,
-        "seconds_in_process": time.perf_counter() - T_START,
+        **result,
+        "seconds_in_process": time.perf_counter() - t_start,
         "stages": st.t,
-        "metrics": {m["column"]: m["value"] for m in rec["metrics"]},
-        "n_failed": rec["n_failed"],
-        "cache": rec["cache"],
         "threads": torch.get_num_threads(),
         "peak_rss_mb_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "stdout": log.getvalue()[-3000:],
+        "stdout": stdout[-4000:],
     }
-    Path(a.out).write_text(json.dumps(out, indent=1))
-    # End the way the `bench` executable ends after `bench score` (bench.cli.console_main):
-    # no module teardown, unless GENAU_BENCH_FAST_EXIT=0.
+    out.write_text(json.dumps(result, indent=1))
     if os.environ.get("GENAU_BENCH_FAST_EXIT", "1") != "0":
         bench.cli.exit_without_teardown(0)
+
+
+def run_ours(a) -> None:
+    """bench score, in-process, with stage timers wrapped around the suite's internals."""
+    st = start_ours(a.threads)
+    rec_path = Path(a.out).with_suffix(".record.json")
+    argv = ["score", "--gen", a.gen, "--ref", a.ref, "--prompts", a.prompts, "--bootstrap", str(a.bootstrap),
+            "--out", str(rec_path)]  # fmt: skip
+    for name, fname in CHECKPOINTS.items():
+        argv += ["--checkpoint", f"{name}={Path(a.ckpt_dir) / fname}"]
+    rc, stdout = run_cli_timed(st, argv, Path(a.out).with_suffix(".pstats") if a.profile else None)
+    rec = json.loads(rec_path.read_text())
+    result = {"rc": rc, "metrics": {m["column"]: m["value"] for m in rec["metrics"]}, "n_failed": rec["n_failed"]}
+    finish_ours(Path(a.out), {**result, "cache": rec["cache"]}, st, stdout, T_START)
 
 
 # ============================================================================ driver
