@@ -27,6 +27,8 @@ PY="${PYTHON:-python3.11}"
 MIRROR="${AVB_MIRROR:-/work/.mirror/hkchengrex+av-benchmark/repo}"
 CHECKOUT="$ROOT/benchmarks/.work/av-benchmark"
 log() { printf '[setup_av_benchmark_oracle] %s\n' "$*" >&2; }
+# shellcheck source=_oracle_venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_oracle_venv.sh"  # disable_so, torchvision_cpu_schemas
 mkdir -p "$ORACLES"
 
 V="$ORACLES/avb-venv"
@@ -37,20 +39,9 @@ A="$V/bin/python"
   scikit-learn requests pillow safetensors huggingface_hub
 "$A" -m pip install -q --disable-pip-version-check --no-deps "laion-clap==1.1.7" "hear21passt==0.0.26" \
   "msclap==1.3.4" timm "torchlibrosa==0.1.0" wget "torchaudio==2.11.1" "torchvision==0.28.0"
-SITE="$("$A" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-for pkg in torchaudio torchvision; do
-  for so in "$SITE/$pkg"/*.so "$SITE/$pkg"/lib/*.so; do [ -e "$so" ] && mv "$so" "$so.cuda-disabled"; done
-done
-cat > "$SITE/torchvision_cpu_schemas.py" <<'EOF'
-"""av-benchmark oracle venv only: the op schemas torchvision/_meta_registrations.py registers fake kernels for at
-import; its compiled ops (CUDA-linked) are disabled. No op gets a kernel."""
-import torch
-
-_lib = torch.library.Library("torchvision", "DEF")
-_lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-_lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-EOF
-echo "import torchvision_cpu_schemas" > "$SITE/torchvision_cpu_schemas.pth"
+disable_so "$A" torchaudio >/dev/null
+SITE="$(disable_so "$A" torchvision)"
+torchvision_cpu_schemas "$SITE"
 
 # av-benchmark's code, extracted from the mirror (read by the runner from there; git-ignored)
 if [ ! -f "$CHECKOUT/COMMIT" ] || [ "$(cat "$CHECKOUT/COMMIT")" != "$(git --git-dir="$MIRROR" rev-parse HEAD)" ]; then

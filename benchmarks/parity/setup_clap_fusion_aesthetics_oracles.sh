@@ -29,12 +29,8 @@ venv() {  # name -> path of its python, created if needed
   [ -x "$v/bin/python" ] || { log "creating $v"; "$PY" -m venv "$v"; }
   echo "$v/bin/python"
 }
-disable_so() {  # python, package
-  local site
-  site="$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  for so in "$site/$2"/*.so "$site/$2"/lib/*.so; do [ -e "$so" ] && mv "$so" "$so.cuda-disabled"; done
-  echo "$site"
-}
+# shellcheck source=_oracle_venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_oracle_venv.sh"  # disable_so, torchvision_cpu_schemas
 
 # --- LAION-CLAP fusion -------------------------------------------------------------------------
 C="$(venv clap-venv)"
@@ -45,16 +41,7 @@ C="$(venv clap-venv)"
   "torchaudio==2.11.1" "torchvision==0.28.0"
 disable_so "$C" torchaudio >/dev/null
 SITE="$(disable_so "$C" torchvision)"
-cat > "$SITE/torchvision_cpu_schemas.py" <<'EOF'
-"""Parity oracle venv only: the op schemas torchvision/_meta_registrations.py registers fake kernels for at
-import; its compiled ops (CUDA-linked) are disabled. No op gets a kernel."""
-import torch
-
-_lib = torch.library.Library("torchvision", "DEF")
-_lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-_lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-EOF
-echo "import torchvision_cpu_schemas" > "$SITE/torchvision_cpu_schemas.pth"
+torchvision_cpu_schemas "$SITE"
 "$C" -c 'import numpy, torchvision, torchaudio, pyloudnorm; from torchvision.transforms import Resize; print("clap oracle imports ok: numpy", numpy.__version__, "torchvision", torchvision.__version__)'
 
 # --- audiobox-aesthetics -------------------------------------------------------------------------
