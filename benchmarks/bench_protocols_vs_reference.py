@@ -79,7 +79,14 @@ W = HERE / ".work"
 OUR_PY = REPO / ".venv" / "bin" / "python"
 ORACLES = Path(os.environ.get("ORACLES", "/work/oracles"))
 RUNNER = HERE / "parity" / "protocols_reference_timing.py"
-from bench_vs_reference import finish_ours, run_cli_timed, spawn_timed, start_ours, write_keeping_notes  # noqa: E402
+from bench_vs_reference import (  # noqa: E402  (same folder)
+    child_env,
+    finish_ours,
+    run_cli_timed,
+    spawn_timed,
+    start_ours,
+    write_keeping_notes,
+)
 
 THREE = "stable-audio,av-benchmark,aesthetics"
 FOUR = "genau,stable-audio,av-benchmark,aesthetics"
@@ -214,23 +221,12 @@ def run_ours(a) -> None:
 
 
 # ============================================================================ driver
-def _env(args) -> dict:
-    return dict(
-        os.environ,
-        OMP_NUM_THREADS=str(args.threads),
-        MKL_NUM_THREADS=str(args.threads),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-
-
 def _spawn(cmd: list[str], cwd: Path, env: dict, tag: str, out: Path) -> dict:
     return spawn_timed(cmd, cwd, env, WORK / f"{tag}.log", out, tag, "bench_protocols_vs_reference")
 
 
 def launch_ours(args, protocols: str, tag: str) -> dict:
-    env = _env(args)
+    env = child_env(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix=f"protoref_{tag}_"))
     env["GENAU_BENCH_CACHE"] = str(tmp / "cache")  # cold: embedding cache and checkpoint hash memo
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -259,7 +255,7 @@ def launch_reference(args, tag: str) -> dict:
         cwd = Path(tempfile.mkdtemp(prefix=f"protoref_{tag}_{tool}_"))
         print(f"[bench_protocols_vs_reference] {tag}: {tool} ...", flush=True)
         try:
-            tools[tool] = _spawn(cmd, cwd, _env(args), f"{tag}_{tool}", out)
+            tools[tool] = _spawn(cmd, cwd, child_env(args.threads), f"{tag}_{tool}", out)
         finally:
             shutil.rmtree(cwd, ignore_errors=True)
     return {

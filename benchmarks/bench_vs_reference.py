@@ -249,18 +249,23 @@ def run_ours(a) -> None:
 GLIBC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
-def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False, extra_env: dict | None = None) -> dict:
-    out = WORK / f"{tag}.json"
-    env = dict(
+def child_env(threads: int, **extra: str) -> dict:
+    """The environment of every timed child, ours or a reference tool's: the same thread count for OpenMP / MKL
+    (torch reads them), hub access off (everything is local), and `extra` on top."""
+    return dict(
         os.environ,
-        OMP_NUM_THREADS=str(args.threads),
-        MKL_NUM_THREADS=str(args.threads),
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
-        PYTHONDONTWRITEBYTECODE="0",
-        **(extra_env or {}),
+        **extra,
     )
+
+
+def launch(side: str, args, tag: str, bootstrap: int = 0, profile: bool = False, extra_env: dict | None = None) -> dict:
+    out = WORK / f"{tag}.json"
+    env = child_env(args.threads, PYTHONDONTWRITEBYTECODE="0", **(extra_env or {}))
     tmp = Path(tempfile.mkdtemp(prefix=f"benchref_{tag}_"))
     if side == "reference":
         cmd = [
